@@ -1,0 +1,29 @@
+# libtorch-env.sh points the Go build at a libtorch other than Debian's:
+# $LIBTORCH if set, else third_party/libtorch (an official zip unpacked
+# there, or the include/ and lib/ folders of a PyTorch wheel). Source it:
+#
+#   . scripts/libtorch-env.sh && go build ./...
+#
+# It sets the libtorch_env build tag, so the default Debian flags in
+# torch/cgo.go are dropped, and links libtorch_cuda with --no-as-needed when
+# the libtorch has it: without that the linker drops the library and CUDA is
+# silently missing.
+_ft_root="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
+LIBTORCH="${LIBTORCH:-$_ft_root/third_party/libtorch}"
+if [ ! -f "$LIBTORCH/lib/libc10.so" ]; then
+  echo "libtorch-env: no libtorch at $LIBTORCH (expected lib/libc10.so); set LIBTORCH" >&2
+  return 1 2>/dev/null || exit 1
+fi
+# The C++ ABI must match the library's: official builds before 2.7 came in
+# both flavours.
+if nm -DC "$LIBTORCH/lib/libc10.so" | grep -q '__cxx11'; then _ft_abi=1; else _ft_abi=0; fi
+export LIBTORCH
+export CGO_CXXFLAGS="-I$LIBTORCH/include -I$LIBTORCH/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=$_ft_abi"
+_ft_libs="-L$LIBTORCH/lib -Wl,-rpath,$LIBTORCH/lib"
+if [ -f "$LIBTORCH/lib/libtorch_cuda.so" ]; then
+  _ft_libs="$_ft_libs -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
+fi
+export CGO_LDFLAGS="$_ft_libs -ltorch -ltorch_cpu -lc10"
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=libtorch_env"
+export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+unset _ft_root _ft_abi _ft_libs

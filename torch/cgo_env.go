@@ -1,0 +1,11 @@
+//go:build libtorch_env
+
+package torch
+
+// With the libtorch_env build tag every compiler and linker flag comes from
+// CGO_CXXFLAGS and CGO_LDFLAGS, as set by scripts/libtorch-env.sh for the
+// libtorch it finds.
+
+// #cgo CXXFLAGS: -std=c++17 -O2 -Wno-unused-parameter -Wno-deprecated-declarations
+// #cgo LDFLAGS: -lstdc++
+import "C"

@@ -1,0 +1,439 @@
+// shim.cpp implements shim.h over ATen's dispatcher. It is the only C++
+// translation unit of the bindings: one boxed entry point reaches every
+// ATen operator by name, so adding an op needs Go code only.
+#include "shim.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+char *dup_message(const std::string &s) {
+  char *m = static_cast<char *>(std::malloc(s.size() + 1));
+  if (m != nullptr) {
+    std::memcpy(m, s.data(), s.size());
+    m[s.size()] = '\0';
+  }
+  return m;
+}
+
+// guard runs f and turns any C++ exception into a message; a C++ exception
+// must never unwind into Go.
+template <typename F> char *guard(F f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error &e) {
+    return dup_message(e.what_without_backtrace());
+  } catch (const std::exception &e) {
+    return dup_message(e.what());
+  } catch (...) {
+    return dup_message("unknown C++ exception");
+  }
+}
+
+at::Tensor &T(ft_tensor t) {
+  if (t == nullptr) {
+    throw std::invalid_argument("null tensor handle");
+  }
+  return *static_cast<at::Tensor *>(t);
+}
+
+ft_tensor wrap(at::Tensor t) { return new at::Tensor(std::move(t)); }
+
+at::Generator &G(ft_generator g) {
+  if (g == nullptr) {
+    throw std::invalid_argument("null generator handle");
+  }
+  return *static_cast<at::Generator *>(g);
+}
+
+struct Cursor {
+  const int64_t *ints;
+  const double *doubles;
+  const ft_tensor *tensors;
+  const char *bytes;
+  const ft_generator *generators;
+  int64_t next_int() { return *ints++; }
+  double next_double() { return *doubles++; }
+  ft_tensor next_tensor() { return *tensors++; }
+};
+
+c10::IValue decode(uint8_t tag, Cursor &c) {
+  switch (tag) {
+  case FT_ARG_NONE:
+    return c10::IValue();
+  case FT_ARG_TENSOR:
+    return c10::IValue(T(c.next_tensor()));
+  case FT_ARG_INT:
+    return c10::IValue(c.next_int());
+  case FT_ARG_DOUBLE:
+    return c10::IValue(c.next_double());
+  case FT_ARG_BOOL:
+    return c10::IValue(c.next_int() != 0);
+  case FT_ARG_INT_LIST: {
+    int64_t n = c.next_int();
+    std::vector<int64_t> v(c.ints, c.ints + n);
+    c.ints += n;
+    return c10::IValue(v);
+  }
+  case FT_ARG_DOUBLE_LIST: {
+    int64_t n = c.next_int();
+    std::vector<double> v(c.doubles, c.doubles + n);
+    c.doubles += n;
+    return c10::IValue(v);
+  }
+  case FT_ARG_TENSOR_LIST: {
+    int64_t n = c.next_int();
+    c10::List<at::Tensor> l;
+    l.reserve(n);
+    for (int64_t i = 0; i < n; i++) {
+      l.push_back(T(c.next_tensor()));
+    }
+    return c10::IValue(l);
+  }
+  case FT_ARG_OPT_TENSOR_LIST: {
+    int64_t n = c.next_int();
+    c10::List<c10::optional<at::Tensor>> l;
+    l.reserve(n);
+    for (int64_t i = 0; i < n; i++) {
+      ft_tensor t = c.next_tensor();
+      if (t == nullptr) {
+        l.push_back(c10::nullopt);
+      } else {
+        l.push_back(T(t));
+      }
+    }
+    return c10::IValue(l);
+  }
+  case FT_ARG_DEVICE: {
+    int64_t type = c.next_int();
+    int64_t index = c.next_int();
+    return c10::IValue(c10::Device(static_cast<c10::DeviceType>(type),
+                                   static_cast<c10::DeviceIndex>(index)));
+  }
+  case FT_ARG_STRING: {
+    int64_t n = c.next_int();
+    std::string s(c.bytes, c.bytes + n);
+    c.bytes += n;
+    return c10::IValue(s);
+  }
+  case FT_ARG_GENERATOR:
+    return c10::IValue(G(c.generators[c.next_int()]));
+  }
+  throw std::invalid_argument("unknown argument tag " + std::to_string(tag));
+}
+
+void put_tensor(at::Tensor t, int32_t cap, ft_tensor *out, int32_t *n,
+                std::vector<ft_tensor> &extra) {
+  ft_tensor h = wrap(std::move(t));
+  if (*n < cap) {
+    out[*n] = h;
+  } else {
+    extra.push_back(h);
+  }
+  (*n)++;
+}
+
+} // namespace
+
+extern "C" {
+
+char *ft_op_find(const char *name, const char *overload, ft_op *out) {
+  return guard([&] {
+    auto h = c10::Dispatcher::singleton().findSchema({name, overload});
+    if (!h.has_value()) {
+      std::string full = name;
+      if (overload[0] != '\0') {
+        full += std::string(".") + overload;
+      }
+      throw std::invalid_argument("operator " + full +
+                                  " is not in this libtorch");
+    }
+    *out = new c10::OperatorHandle(*h);
+  });
+}
+
+char *ft_op_schema(ft_op op, char **out) {
+  return guard([&] {
+    std::ostringstream s;
+    s << static_cast<c10::OperatorHandle *>(op)->schema();
+    *out = dup_message(s.str());
+  });
+}
+
+char *ft_op_call(ft_op op, int32_t ntags, const uint8_t *tags,
+                 const int64_t *ints, const double *doubles,
+                 const ft_tensor *tensors, const char *bytes,
+                 const ft_generator *generators, int32_t discard,
+                 int32_t out_cap, uint8_t *out_tags, int64_t *out_ints,
+                 double *out_doubles, int32_t *nout, int32_t tensor_cap,
+                 ft_tensor *out_tensors, int32_t *ntensors,
+                 ft_tensor **overflow) {
+  return guard([&] {
+    auto &handle = *static_cast<c10::OperatorHandle *>(op);
+    const auto &schema = handle.schema();
+    const auto &formals = schema.arguments();
+    if (static_cast<size_t>(ntags) > formals.size()) {
+      throw std::invalid_argument(schema.name() + ": " +
+                                  std::to_string(ntags) +
+                                  " arguments given, schema takes " +
+                                  std::to_string(formals.size()));
+    }
+    Cursor c{ints, doubles, tensors, bytes, generators};
+    torch::jit::Stack stack;
+    stack.reserve(formals.size());
+    for (int32_t i = 0; i < ntags; i++) {
+      c10::IValue v = decode(tags[i], c);
+      const auto &formal = formals[i];
+      if (!v.type()->isSubtypeOf(*formal.type())) {
+        throw std::invalid_argument(
+            schema.name() + ": argument '" + formal.name() + "' expects " +
+            formal.type()->str() + ", got " + v.type()->str());
+      }
+      stack.push_back(std::move(v));
+    }
+    for (size_t i = ntags; i < formals.size(); i++) {
+      if (!formals[i].default_value().has_value()) {
+        throw std::invalid_argument(schema.name() + ": argument '" +
+                                    formals[i].name() + "' is required");
+      }
+      stack.push_back(*formals[i].default_value());
+    }
+    handle.callBoxed(&stack);
+    *nout = 0;
+    *ntensors = 0;
+    *overflow = nullptr;
+    if (discard) {
+      return;
+    }
+    std::vector<ft_tensor> extra;
+    for (auto &v : stack) {
+      if (*nout >= out_cap) {
+        throw std::length_error(schema.name() + ": too many results");
+      }
+      int32_t k = (*nout)++;
+      out_ints[k] = 0;
+      out_doubles[k] = 0;
+      if (v.isTensor()) {
+        at::Tensor t = v.toTensor();
+        if (!t.defined()) {
+          out_tags[k] = FT_OUT_NONE;
+          continue;
+        }
+        out_tags[k] = FT_OUT_TENSOR;
+        put_tensor(std::move(t), tensor_cap, out_tensors, ntensors, extra);
+      } else if (v.isTensorList()) {
+        out_tags[k] = FT_OUT_TENSOR_LIST;
+        auto l = v.toTensorList();
+        out_ints[k] = static_cast<int64_t>(l.size());
+        for (size_t j = 0; j < l.size(); j++) {
+          put_tensor(l.get(j), tensor_cap, out_tensors, ntensors, extra);
+        }
+      } else if (v.isBool()) {
+        out_tags[k] = FT_OUT_BOOL;
+        out_ints[k] = v.toBool() ? 1 : 0;
+      } else if (v.isInt()) {
+        out_tags[k] = FT_OUT_INT;
+        out_ints[k] = v.toInt();
+      } else if (v.isDouble()) {
+        out_tags[k] = FT_OUT_DOUBLE;
+        out_doubles[k] = v.toDouble();
+      } else if (v.isNone()) {
+        out_tags[k] = FT_OUT_NONE;
+      } else {
+        throw std::invalid_argument(schema.name() +
+                                    ": unsupported result type " +
+                                    v.type()->str());
+      }
+    }
+    if (!extra.empty()) {
+      *overflow = static_cast<ft_tensor *>(
+          std::malloc(extra.size() * sizeof(ft_tensor)));
+      std::memcpy(*overflow, extra.data(), extra.size() * sizeof(ft_tensor));
+    }
+  });
+}
+
+void ft_tensor_free(ft_tensor t) { delete static_cast<at::Tensor *>(t); }
+
+char *ft_tensor_from_data(const void *data, int64_t nbytes, int8_t dtype,
+                          const int64_t *shape, int32_t ndim, ft_tensor *out) {
+  return guard([&] {
+    auto opts = at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype));
+    at::Tensor t = at::empty(at::IntArrayRef(shape, ndim), opts);
+    int64_t want = t.numel() * static_cast<int64_t>(t.element_size());
+    if (want != nbytes) {
+      throw std::invalid_argument("data has " + std::to_string(nbytes) +
+                                  " bytes, shape needs " +
+                                  std::to_string(want));
+    }
+    if (nbytes > 0) {
+      std::memcpy(t.data_ptr(), data, nbytes);
+    }
+    *out = wrap(std::move(t));
+  });
+}
+
+char *ft_tensor_copy_to(ft_tensor t, void *data, int64_t nbytes,
+                        int8_t dtype) {
+  return guard([&] {
+    at::Tensor src = T(t).detach().to(at::kCPU,
+                                      static_cast<at::ScalarType>(dtype))
+                         .contiguous();
+    int64_t have = src.numel() * static_cast<int64_t>(src.element_size());
+    if (have != nbytes) {
+      throw std::invalid_argument("tensor has " + std::to_string(have) +
+                                  " bytes, destination " +
+                                  std::to_string(nbytes));
+    }
+    if (nbytes > 0) {
+      std::memcpy(data, src.data_ptr(), nbytes);
+    }
+  });
+}
+
+char *ft_tensor_info(ft_tensor t, int8_t *dtype, int32_t *ndim,
+                     int64_t *shape, int32_t cap, int32_t *device_type,
+                     int32_t *device_index, int32_t *requires_grad,
+                     int32_t *defined) {
+  return guard([&] {
+    const at::Tensor &x = T(t);
+    *defined = x.defined() ? 1 : 0;
+    if (!x.defined()) {
+      return;
+    }
+    *dtype = static_cast<int8_t>(x.scalar_type());
+    *ndim = static_cast<int32_t>(x.dim());
+    for (int32_t i = 0; i < *ndim && i < cap; i++) {
+      shape[i] = x.size(i);
+    }
+    *device_type = static_cast<int32_t>(x.device().type());
+    *device_index = x.device().index();
+    *requires_grad = x.requires_grad() ? 1 : 0;
+  });
+}
+
+char *ft_tensor_shallow_copy(ft_tensor t, ft_tensor *out) {
+  return guard([&] { *out = wrap(T(t)); });
+}
+
+char *ft_tensor_set_requires_grad(ft_tensor t, int32_t on) {
+  return guard([&] { T(t).set_requires_grad(on != 0); });
+}
+
+char *ft_tensor_grad(ft_tensor t, ft_tensor *out) {
+  return guard([&] {
+    at::Tensor g = T(t).grad();
+    *out = g.defined() ? wrap(std::move(g)) : nullptr;
+  });
+}
+
+char *ft_tensor_set_grad(ft_tensor t, ft_tensor grad) {
+  return guard([&] {
+    if (grad == nullptr) {
+      T(t).mutable_grad() = at::Tensor();
+    } else {
+      T(t).mutable_grad() = T(grad);
+    }
+  });
+}
+
+char *ft_tensor_backward(ft_tensor t, ft_tensor grad, int32_t retain_graph) {
+  return guard([&] {
+    at::Tensor g = grad == nullptr ? at::Tensor() : T(grad);
+    T(t).backward(g, retain_graph != 0, false);
+  });
+}
+
+char *ft_tensor_is_contiguous(ft_tensor t, int32_t memory_format,
+                              int32_t *out) {
+  return guard([&] {
+    *out = T(t).is_contiguous(static_cast<at::MemoryFormat>(memory_format));
+  });
+}
+
+char *ft_tensor_data_ptr(ft_tensor t, void **out) {
+  return guard([&] { *out = T(t).data_ptr(); });
+}
+
+char *ft_tensor_is_leaf(ft_tensor t, int32_t *out) {
+  return guard([&] { *out = T(t).is_leaf() ? 1 : 0; });
+}
+
+int32_t ft_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
+
+void ft_set_grad_enabled(int32_t on) { at::GradMode::set_enabled(on != 0); }
+
+void ft_manual_seed(uint64_t seed) { at::manual_seed(seed); }
+
+char *ft_generator_new(uint64_t seed, ft_generator *out) {
+  return guard([&] {
+    *out = new at::Generator(at::make_generator<at::CPUGeneratorImpl>(seed));
+  });
+}
+
+void ft_generator_free(ft_generator g) {
+  delete static_cast<at::Generator *>(g);
+}
+
+char *ft_generator_set_seed(ft_generator g, uint64_t seed) {
+  return guard([&] {
+    std::lock_guard<std::mutex> lock(G(g).mutex());
+    G(g).set_current_seed(seed);
+  });
+}
+
+char *ft_generator_get_state(ft_generator g, ft_tensor *out) {
+  return guard([&] {
+    std::lock_guard<std::mutex> lock(G(g).mutex());
+    *out = wrap(G(g).get_state());
+  });
+}
+
+char *ft_generator_set_state(ft_generator g, ft_tensor state) {
+  return guard([&] {
+    std::lock_guard<std::mutex> lock(G(g).mutex());
+    G(g).set_state(T(state));
+  });
+}
+
+void ft_set_num_threads(int32_t n) { at::set_num_threads(n); }
+
+int32_t ft_get_num_threads(void) { return at::get_num_threads(); }
+
+int32_t ft_cuda_is_available(void) {
+  return at::detail::getCUDAHooks().hasCUDA() ? 1 : 0;
+}
+
+int32_t ft_cuda_device_count(void) {
+  return at::detail::getCUDAHooks().getNumGPUs();
+}
+
+char *ft_version(char **out) {
+  return guard([&] {
+    std::string v = TORCH_VERSION;
+    auto &hooks = at::detail::getCUDAHooks();
+    if (hooks.hasCUDA()) {
+      v += " cuda";
+      if (hooks.hasCuDNN()) {
+        v += " cudnn " + std::to_string(hooks.versionCuDNN());
+      }
+    } else {
+      v += " cpu";
+    }
+    *out = dup_message(v);
+  });
+}
+
+} // extern "C"
