@@ -205,3 +205,16 @@ func (t *Tensor) MaximumInto(other, out *Tensor) error {
 func (t *Tensor) Lerp_(end *Tensor, weight float64) error {
 	return opLerp.inplace(newArgs().T(t).T(end).Double(weight))
 }
+
+var opAddScalarInplace = newOp("aten::add_", "Scalar")
+
+// AddScalar_ adds v to t in place.
+func (t *Tensor) AddScalar_(v float64) error {
+	return opAddScalarInplace.inplace(newArgs().T(t).Double(v))
+}
+
+// AddInt_ adds the integer v to t in place; unlike AddScalar_ it keeps an
+// integer tensor's type (a counter, say).
+func (t *Tensor) AddInt_(v int64) error {
+	return opAddScalarInplace.inplace(newArgs().T(t).Int(v))
+}

@@ -1,119 +1,22 @@
-package torch
+package torch_test
 
 import (
-	"encoding/json"
-	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 
+	"github.com/finetune-go/finetune/internal/testref"
+	. "github.com/finetune-go/finetune/torch"
 	"github.com/stretchr/testify/require"
 )
 
-// refPython is Debian's interpreter, which has python3-torch 1.13: the same
-// libtorch these bindings link. Another python3 may come first on PATH.
-const refPython = "/usr/bin/python3"
-
-type fixtureTensor struct {
-	Shape []int64   `json:"shape"`
-	DType string    `json:"dtype"`
-	Data  []float64 `json:"data"`
-}
-
 type fixtureCase struct {
-	Name    string           `json:"name"`
-	Seed    *uint64          `json:"seed"`
-	Inputs  []*fixtureTensor `json:"inputs"`
-	Outputs []*fixtureTensor `json:"outputs"`
-	Cots    []*fixtureTensor `json:"cots"`
-	Grads   []*fixtureTensor `json:"grads"`
-	State   []*fixtureTensor `json:"state"`
-	StateAt []int            `json:"state_index"`
-}
-
-var (
-	fixtureOnce  sync.Once
-	fixtureCases map[string]fixtureCase
-	fixtureErr   error
-)
-
-// loadOpFixtures runs scripts/fixtures/torch_ops.py once per test binary.
-func loadOpFixtures(t *testing.T) map[string]fixtureCase {
-	t.Helper()
-	fixtureOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "torch-fixtures")
-		if err != nil {
-			fixtureErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "ops.json")
-		cmd := exec.Command(refPython, "../scripts/fixtures/torch_ops.py", out)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			fixtureErr = &Error{Op: "fixtures", Msg: err.Error() + ": " + string(msg)}
-			return
-		}
-		raw, err := os.ReadFile(out)
-		if err != nil {
-			fixtureErr = err
-			return
-		}
-		var f struct {
-			Cases []fixtureCase `json:"cases"`
-		}
-		if fixtureErr = json.Unmarshal(raw, &f); fixtureErr != nil {
-			return
-		}
-		fixtureCases = map[string]fixtureCase{}
-		for _, c := range f.Cases {
-			fixtureCases[c.Name] = c
-		}
-	})
-	require.NoError(t, fixtureErr, "making reference values with Debian's python3-torch")
-	return fixtureCases
-}
-
-func (f *fixtureTensor) tensor(t *testing.T) *Tensor {
-	t.Helper()
-	switch f.DType {
-	case "float32":
-		v := make([]float32, len(f.Data))
-		for i, x := range f.Data {
-			v[i] = float32(x)
-		}
-		return Must(FromSlice(v, f.Shape...))
-	case "int64":
-		v := make([]int64, len(f.Data))
-		for i, x := range f.Data {
-			v[i] = int64(x)
-		}
-		return Must(FromSlice(v, f.Shape...))
-	case "bool":
-		v := make([]bool, len(f.Data))
-		for i, x := range f.Data {
-			v[i] = x != 0
-		}
-		return Must(FromSlice(v, f.Shape...))
-	}
-	t.Fatalf("fixture dtype %q", f.DType)
-	return nil
-}
-
-// requireClose checks got against want with PyTorch's float32 tolerance.
-func requireClose(t *testing.T, want *fixtureTensor, got *Tensor, what string) {
-	t.Helper()
-	require.NotNil(t, got, what)
-	require.Equal(t, want.Shape, got.Shape(), "%s: shape", what)
-	vals := Must(got.Float64s())
-	require.Len(t, vals, len(want.Data), what)
-	for i, w := range want.Data {
-		g := vals[i]
-		if math.Abs(g-w) > 1e-6+1e-5*math.Abs(w) {
-			t.Fatalf("%s: element %d = %v, PyTorch %v", what, i, g, w)
-		}
-	}
+	Name    string            `json:"name"`
+	Seed    *uint64           `json:"seed"`
+	Inputs  []*testref.Tensor `json:"inputs"`
+	Outputs []*testref.Tensor `json:"outputs"`
+	Cots    []*testref.Tensor `json:"cots"`
+	Grads   []*testref.Tensor `json:"grads"`
+	State   []*testref.Tensor `json:"state"`
+	StateAt []int             `json:"state_index"`
 }
 
 type opFunc func(in []*Tensor) ([]*Tensor, error)
@@ -205,7 +108,14 @@ var parityOps = map[string]opFunc{
 // TestOpParity checks every op family's values and gradients against
 // PyTorch on the same inputs.
 func TestOpParity(t *testing.T) {
-	cases := loadOpFixtures(t)
+	var f struct {
+		Cases []fixtureCase `json:"cases"`
+	}
+	testref.JSON(t, "torch_ops.py", &f)
+	cases := map[string]fixtureCase{}
+	for _, c := range f.Cases {
+		cases[c.Name] = c
+	}
 	for name := range cases {
 		require.Contains(t, parityOps, name, "fixture case without a Go counterpart")
 	}
@@ -221,7 +131,7 @@ func TestOpParity(t *testing.T) {
 			}
 			in := make([]*Tensor, len(c.Inputs))
 			for i, f := range c.Inputs {
-				in[i] = f.tensor(t)
+				in[i] = f.Torch(t)
 				if f.DType == "float32" && !stateful[i] && c.Grads[i] != nil {
 					require.NoError(t, in[i].SetRequiresGrad(true))
 				}
@@ -234,11 +144,11 @@ func TestOpParity(t *testing.T) {
 			require.Len(t, out, len(c.Outputs))
 			var loss *Tensor
 			for i, want := range c.Outputs {
-				requireClose(t, want, out[i], "output")
+				testref.RequireClose(t, want, out[i], 1e-5, 1e-6, "output")
 				if c.Cots[i] == nil || !out[i].RequiresGrad() {
 					continue
 				}
-				term := Must(Must(out[i].Mul(c.Cots[i].tensor(t))).Sum())
+				term := Must(Must(out[i].Mul(c.Cots[i].Torch(t))).Sum())
 				if loss == nil {
 					loss = term
 				} else {
@@ -252,10 +162,10 @@ func TestOpParity(t *testing.T) {
 				if want == nil {
 					continue
 				}
-				requireClose(t, want, Must(in[i].Grad()), "gradient")
+				testref.RequireClose(t, want, Must(in[i].Grad()), 1e-5, 1e-6, "gradient")
 			}
 			for i, want := range c.State {
-				requireClose(t, want, in[c.StateAt[i]], "state after call")
+				testref.RequireClose(t, want, in[c.StateAt[i]], 1e-5, 1e-6, "state after call")
 			}
 		})
 	}

@@ -10,6 +10,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/version.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -56,6 +57,20 @@ at::Generator &G(ft_generator g) {
     throw std::invalid_argument("null generator handle");
   }
   return *static_cast<at::Generator *>(g);
+}
+
+// Intra-op parallelism is an OpenMP setting of each OS thread, and Go
+// moves goroutines between threads, so the requested count is applied
+// lazily on whichever thread runs an operator.
+std::atomic<int> wanted_threads{0};
+thread_local int applied_threads = 0;
+
+void sync_threads() {
+  int want = wanted_threads.load(std::memory_order_relaxed);
+  if (want > 0 && applied_threads != want) {
+    at::set_num_threads(want);
+    applied_threads = want;
+  }
 }
 
 struct Cursor {
@@ -181,6 +196,7 @@ char *ft_op_call(ft_op op, int32_t ntags, const uint8_t *tags,
                  ft_tensor *out_tensors, int32_t *ntensors,
                  ft_tensor **overflow) {
   return guard([&] {
+    sync_threads();
     auto &handle = *static_cast<c10::OperatorHandle *>(op);
     const auto &schema = handle.schema();
     const auto &formals = schema.arguments();
@@ -351,6 +367,7 @@ char *ft_tensor_set_grad(ft_tensor t, ft_tensor grad) {
 
 char *ft_tensor_backward(ft_tensor t, ft_tensor grad, int32_t retain_graph) {
   return guard([&] {
+    sync_threads();
     at::Tensor g = grad == nullptr ? at::Tensor() : T(grad);
     T(t).backward(g, retain_graph != 0, false);
   });
@@ -408,9 +425,15 @@ char *ft_generator_set_state(ft_generator g, ft_tensor state) {
   });
 }
 
-void ft_set_num_threads(int32_t n) { at::set_num_threads(n); }
+void ft_set_num_threads(int32_t n) {
+  wanted_threads.store(n, std::memory_order_relaxed);
+  sync_threads();
+}
 
-int32_t ft_get_num_threads(void) { return at::get_num_threads(); }
+int32_t ft_get_num_threads(void) {
+  sync_threads();
+  return at::get_num_threads();
+}
 
 int32_t ft_cuda_is_available(void) {
   return at::detail::getCUDAHooks().hasCUDA() ? 1 : 0;

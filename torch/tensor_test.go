@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -129,8 +130,14 @@ func TestNumThreads(t *testing.T) {
 	SetNumThreads(2)
 	require.Equal(t, 2, NumThreads())
 	done := make(chan int)
-	go func() { done <- NumThreads() }()
-	require.Equal(t, 2, <-done, "the thread count is process-wide, not per OS thread")
+	go func() {
+		// A fresh OS thread starts with OpenMP's default count.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		_ = Must(Must(Ones([]int64{4})).Sum())
+		done <- NumThreads()
+	}()
+	require.Equal(t, 2, <-done, "the thread count must hold on every OS thread")
 }
 
 func TestShapeHelpers(t *testing.T) {

@@ -1,0 +1,45 @@
+package nn
+
+import (
+	"math"
+
+	"github.com/finetune-go/finetune/torch"
+)
+
+// Initialisers follow torch.nn.init, drawing from libtorch's default
+// generator in the same order as PyTorch's constructors, so the same
+// torch.ManualSeed gives the same initial weights.
+
+// KaimingUniformBound is the bound of torch.nn.init.kaiming_uniform_ with
+// leaky_relu slope a, computed with PyTorch's sequence of float operations.
+func KaimingUniformBound(a float64, fanIn int64) float64 {
+	gain := math.Sqrt(2.0 / (1 + a*a))
+	std := gain / math.Sqrt(float64(fanIn))
+	return math.Sqrt(3.0) * std
+}
+
+// KaimingNormalStd is the standard deviation of kaiming_normal_ with the
+// ReLU gain, over fan (fan_in or fan_out).
+func KaimingNormalStd(fan int64) float64 {
+	return math.Sqrt(2.0) / math.Sqrt(float64(fan))
+}
+
+// defaultLinearInit is reset_parameters of nn.Linear and nn.Conv2d:
+// kaiming_uniform_(a=√5) for the weight, U(-1/√fan_in, 1/√fan_in) for the
+// bias.
+func defaultLinearInit(weight, bias *torch.Tensor, fanIn int64) error {
+	return torch.NoGrad(func() error {
+		b := KaimingUniformBound(math.Sqrt(5), fanIn)
+		if err := weight.Uniform_(-b, b, nil); err != nil {
+			return err
+		}
+		if bias == nil {
+			return nil
+		}
+		bb := 0.0
+		if fanIn > 0 {
+			bb = 1 / math.Sqrt(float64(fanIn))
+		}
+		return bias.Uniform_(-bb, bb, nil)
+	})
+}

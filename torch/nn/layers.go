@@ -1,0 +1,131 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/finetune-go/finetune/torch"
+)
+
+// ReLU is torch.nn.ReLU.
+type ReLU struct {
+	Base
+	Inplace bool
+}
+
+// NewReLU returns a ReLU; inplace overwrites its input.
+func NewReLU(inplace bool) *ReLU { return &ReLU{Base: Base{training: true}, Inplace: inplace} }
+
+// Forward returns max(x, 0).
+func (m *ReLU) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	if m.Inplace {
+		return x, x.Relu_()
+	}
+	return x.Relu()
+}
+
+// Dropout is torch.nn.Dropout: active only in training mode.
+type Dropout struct {
+	Base
+	P float64
+}
+
+// NewDropout returns a dropout layer with drop probability p.
+func NewDropout(p float64) (*Dropout, error) {
+	if p < 0 || p > 1 {
+		return nil, fmt.Errorf("nn: Dropout: probability must be in [0, 1], got %v", p)
+	}
+	return &Dropout{Base: Base{training: true}, P: p}, nil
+}
+
+// Forward zeroes elements with probability P in training mode.
+func (m *Dropout) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	return torch.Dropout(x, m.P, m.training)
+}
+
+// MaxPool2d is torch.nn.MaxPool2d.
+type MaxPool2d struct {
+	Base
+	Options torch.MaxPool2dOptions
+}
+
+// NewMaxPool2d returns a max pooling layer.
+func NewMaxPool2d(o torch.MaxPool2dOptions) *MaxPool2d {
+	return &MaxPool2d{Base: Base{training: true}, Options: o}
+}
+
+// Forward pools x (N, C, H, W).
+func (m *MaxPool2d) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	return torch.MaxPool2d(x, m.Options)
+}
+
+// AdaptiveAvgPool2d is torch.nn.AdaptiveAvgPool2d.
+type AdaptiveAvgPool2d struct {
+	Base
+	H, W int64
+}
+
+// NewAdaptiveAvgPool2d averages to an output of h×w.
+func NewAdaptiveAvgPool2d(h, w int64) *AdaptiveAvgPool2d {
+	return &AdaptiveAvgPool2d{Base: Base{training: true}, H: h, W: w}
+}
+
+// Forward pools x (N, C, H, W) to (N, C, h, w).
+func (m *AdaptiveAvgPool2d) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	return torch.AdaptiveAvgPool2d(x, m.H, m.W)
+}
+
+// Flatten is torch.nn.Flatten: it merges dimensions Start..End.
+type Flatten struct {
+	Base
+	Start, End int64
+}
+
+// NewFlatten returns PyTorch's default Flatten (dimensions 1..-1).
+func NewFlatten() *Flatten { return &Flatten{Base: Base{training: true}, Start: 1, End: -1} }
+
+// Forward flattens x.
+func (m *Flatten) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	return x.Flatten(m.Start, m.End)
+}
+
+// Identity is torch.nn.Identity: it returns its input.
+type Identity struct{ Base }
+
+// NewIdentity returns an Identity.
+func NewIdentity() *Identity { return &Identity{Base{training: true}} }
+
+// Forward returns x.
+func (m *Identity) Forward(x *torch.Tensor) (*torch.Tensor, error) { return x, nil }
+
+// Sequential is torch.nn.Sequential: children "0", "1", ... applied in
+// order.
+type Sequential struct{ Base }
+
+// NewSequential chains layers.
+func NewSequential(layers ...Layer) *Sequential {
+	s := &Sequential{Base{training: true}}
+	for _, l := range layers {
+		s.Append(l)
+	}
+	return s
+}
+
+// Append adds a layer at the end.
+func (s *Sequential) Append(l Layer) {
+	s.children = append(s.children, Named[Module]{fmt.Sprint(len(s.children)), l})
+}
+
+// Forward applies each layer in turn.
+func (s *Sequential) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	for _, c := range s.children {
+		l, ok := c.Value.(Layer)
+		if !ok {
+			return nil, fmt.Errorf("nn: Sequential: child %s (%T) has no Forward", c.Name, c.Value)
+		}
+		var err error
+		if x, err = l.Forward(x); err != nil {
+			return nil, fmt.Errorf("nn: Sequential: %s: %w", c.Name, err)
+		}
+	}
+	return x, nil
+}
