@@ -202,11 +202,15 @@ func FromSlice[T Element](data []T, shape ...int64) (*Tensor, error) {
 		p = unsafe.Pointer(&data[0])
 	}
 	var z T
-	return fromData(p, int64(len(data))*int64(unsafe.Sizeof(z)), dtypeOf[T](), shape, int64(len(data)))
+	if len(shape) == 0 {
+		shape = []int64{int64(len(data))}
+	}
+	return fromData(p, int64(len(data))*int64(unsafe.Sizeof(z)), dtypeOf[T](), shape)
 }
 
 // FromBytes makes a CPU tensor of the given type and shape from the raw,
-// contiguous, little-endian bytes in data.
+// contiguous, little-endian bytes in data. The shape is taken literally:
+// no sizes make a 0-d tensor.
 func FromBytes(data []byte, dtype DType, shape ...int64) (*Tensor, error) {
 	if dtype.Size() == 0 {
 		return nil, fmt.Errorf("torch: FromBytes: unsupported dtype %v", dtype)
@@ -215,17 +219,17 @@ func FromBytes(data []byte, dtype DType, shape ...int64) (*Tensor, error) {
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
 	}
-	return fromData(p, int64(len(data)), dtype, shape, int64(len(data)/dtype.Size()))
+	if shape == nil {
+		shape = []int64{}
+	}
+	return fromData(p, int64(len(data)), dtype, shape)
 }
 
-func fromData(p unsafe.Pointer, nbytes int64, dtype DType, shape []int64, n int64) (*Tensor, error) {
-	if len(shape) == 0 {
-		shape = []int64{n}
-	}
+func fromData(p unsafe.Pointer, nbytes int64, dtype DType, shape []int64) (*Tensor, error) {
 	if len(shape) > maxDims {
 		return nil, fmt.Errorf("torch: %d dimensions, at most %d supported", len(shape), maxDims)
 	}
-	var cshape [maxDims]C.int64_t
+	var cshape [maxDims + 1]C.int64_t
 	for i, s := range shape {
 		cshape[i] = C.int64_t(s)
 	}

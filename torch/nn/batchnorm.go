@@ -31,7 +31,7 @@ func DefaultBatchNorm(n int64) BatchNormConfig {
 // uses the running ones. The mode is the module's own (SetTraining, Train,
 // TrainWhere), independent of whether its parameters require grad.
 type BatchNorm struct {
-	Base
+	ModuleBase
 	Config  BatchNormConfig
 	inputND []int
 	kind    string

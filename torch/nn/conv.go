@@ -20,7 +20,7 @@ type Conv2dConfig struct {
 // Conv2d is torch.nn.Conv2d: parameters "weight" (out, in/groups, kH, kW)
 // and, with Bias, "bias" (out).
 type Conv2d struct {
-	Base
+	ModuleBase
 	Config Conv2dConfig
 	opts   torch.Conv2dOptions
 }

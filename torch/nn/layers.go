@@ -8,12 +8,14 @@ import (
 
 // ReLU is torch.nn.ReLU.
 type ReLU struct {
-	Base
+	ModuleBase
 	Inplace bool
 }
 
 // NewReLU returns a ReLU; inplace overwrites its input.
-func NewReLU(inplace bool) *ReLU { return &ReLU{Base: Base{training: true}, Inplace: inplace} }
+func NewReLU(inplace bool) *ReLU {
+	return &ReLU{ModuleBase: ModuleBase{training: true}, Inplace: inplace}
+}
 
 // Forward returns max(x, 0).
 func (m *ReLU) Forward(x *torch.Tensor) (*torch.Tensor, error) {
@@ -25,7 +27,7 @@ func (m *ReLU) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 
 // Dropout is torch.nn.Dropout: active only in training mode.
 type Dropout struct {
-	Base
+	ModuleBase
 	P float64
 }
 
@@ -34,7 +36,7 @@ func NewDropout(p float64) (*Dropout, error) {
 	if p < 0 || p > 1 {
 		return nil, fmt.Errorf("nn: Dropout: probability must be in [0, 1], got %v", p)
 	}
-	return &Dropout{Base: Base{training: true}, P: p}, nil
+	return &Dropout{ModuleBase: ModuleBase{training: true}, P: p}, nil
 }
 
 // Forward zeroes elements with probability P in training mode.
@@ -44,13 +46,13 @@ func (m *Dropout) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 
 // MaxPool2d is torch.nn.MaxPool2d.
 type MaxPool2d struct {
-	Base
+	ModuleBase
 	Options torch.MaxPool2dOptions
 }
 
 // NewMaxPool2d returns a max pooling layer.
 func NewMaxPool2d(o torch.MaxPool2dOptions) *MaxPool2d {
-	return &MaxPool2d{Base: Base{training: true}, Options: o}
+	return &MaxPool2d{ModuleBase: ModuleBase{training: true}, Options: o}
 }
 
 // Forward pools x (N, C, H, W).
@@ -60,13 +62,13 @@ func (m *MaxPool2d) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 
 // AdaptiveAvgPool2d is torch.nn.AdaptiveAvgPool2d.
 type AdaptiveAvgPool2d struct {
-	Base
+	ModuleBase
 	H, W int64
 }
 
 // NewAdaptiveAvgPool2d averages to an output of h×w.
 func NewAdaptiveAvgPool2d(h, w int64) *AdaptiveAvgPool2d {
-	return &AdaptiveAvgPool2d{Base: Base{training: true}, H: h, W: w}
+	return &AdaptiveAvgPool2d{ModuleBase: ModuleBase{training: true}, H: h, W: w}
 }
 
 // Forward pools x (N, C, H, W) to (N, C, h, w).
@@ -76,12 +78,14 @@ func (m *AdaptiveAvgPool2d) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 
 // Flatten is torch.nn.Flatten: it merges dimensions Start..End.
 type Flatten struct {
-	Base
+	ModuleBase
 	Start, End int64
 }
 
 // NewFlatten returns PyTorch's default Flatten (dimensions 1..-1).
-func NewFlatten() *Flatten { return &Flatten{Base: Base{training: true}, Start: 1, End: -1} }
+func NewFlatten() *Flatten {
+	return &Flatten{ModuleBase: ModuleBase{training: true}, Start: 1, End: -1}
+}
 
 // Forward flattens x.
 func (m *Flatten) Forward(x *torch.Tensor) (*torch.Tensor, error) {
@@ -89,21 +93,21 @@ func (m *Flatten) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 }
 
 // Identity is torch.nn.Identity: it returns its input.
-type Identity struct{ Base }
+type Identity struct{ ModuleBase }
 
 // NewIdentity returns an Identity.
-func NewIdentity() *Identity { return &Identity{Base{training: true}} }
+func NewIdentity() *Identity { return &Identity{ModuleBase{training: true}} }
 
 // Forward returns x.
 func (m *Identity) Forward(x *torch.Tensor) (*torch.Tensor, error) { return x, nil }
 
 // Sequential is torch.nn.Sequential: children "0", "1", ... applied in
 // order.
-type Sequential struct{ Base }
+type Sequential struct{ ModuleBase }
 
 // NewSequential chains layers.
 func NewSequential(layers ...Layer) *Sequential {
-	s := &Sequential{Base{training: true}}
+	s := &Sequential{ModuleBase{training: true}}
 	for _, l := range layers {
 		s.Append(l)
 	}

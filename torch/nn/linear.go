@@ -9,7 +9,7 @@ import (
 // Linear is torch.nn.Linear: y = x·weightᵀ + bias, with "weight"
 // (out, in) and, if bias, "bias" (out).
 type Linear struct {
-	Base
+	ModuleBase
 	In, Out int64
 }
 

@@ -6,11 +6,11 @@ import (
 	"github.com/finetune-go/finetune/torch"
 )
 
-// Module is a node of a network. Its Base holds, in registration order, the
+// Module is a node of a network. Its ModuleBase holds, in registration order, the
 // parameters, buffers and children that make up its state-dict keys, and
 // its own training flag.
 type Module interface {
-	Base() *Base
+	Base() *ModuleBase
 }
 
 // Layer is a Module with a one-tensor forward pass.
@@ -25,30 +25,30 @@ type Named[T any] struct {
 	Value T
 }
 
-// Base is embedded in every module. Its zero value is a module in eval
+// ModuleBase is embedded in every module. Its zero value is a module in eval
 // mode with nothing registered; constructors register state and switch to
 // training mode, as a new PyTorch module starts in training mode.
-type Base struct {
+type ModuleBase struct {
 	training bool
 	params   []Named[*torch.Tensor]
 	buffers  []Named[*torch.Tensor]
 	children []Named[Module]
 }
 
-// Base returns b itself; embedding Base makes a struct a Module.
-func (b *Base) Base() *Base { return b }
+// Base returns b itself; embedding ModuleBase makes a struct a Module.
+func (b *ModuleBase) Base() *ModuleBase { return b }
 
 // Training reports whether this module (not its children) is in training
 // mode.
-func (b *Base) Training() bool { return b.training }
+func (b *ModuleBase) Training() bool { return b.training }
 
 // SetTraining sets this module's mode only; Train sets a whole subtree.
-func (b *Base) SetTraining(on bool) { b.training = on }
+func (b *ModuleBase) SetTraining(on bool) { b.training = on }
 
 // RegisterParameter adds a trainable tensor under name. The tensor is
 // taken out of any scope (it lives as long as the module) and set to
 // require grad.
-func (b *Base) RegisterParameter(name string, t *torch.Tensor) error {
+func (b *ModuleBase) RegisterParameter(name string, t *torch.Tensor) error {
 	if err := b.checkName(name); err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func (b *Base) RegisterParameter(name string, t *torch.Tensor) error {
 
 // RegisterBuffer adds a state tensor that is saved but not trained
 // (running statistics, say).
-func (b *Base) RegisterBuffer(name string, t *torch.Tensor) error {
+func (b *ModuleBase) RegisterBuffer(name string, t *torch.Tensor) error {
 	if err := b.checkName(name); err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func (b *Base) RegisterBuffer(name string, t *torch.Tensor) error {
 }
 
 // RegisterModule adds a child module under name.
-func (b *Base) RegisterModule(name string, m Module) error {
+func (b *ModuleBase) RegisterModule(name string, m Module) error {
 	if err := b.checkName(name); err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (b *Base) RegisterModule(name string, m Module) error {
 	return nil
 }
 
-func (b *Base) checkName(name string) error {
+func (b *ModuleBase) checkName(name string) error {
 	if name == "" {
 		return fmt.Errorf("nn: empty name")
 	}
@@ -106,25 +106,25 @@ func (b *Base) checkName(name string) error {
 }
 
 // Parameters returns this module's own parameters, in registration order.
-func (b *Base) Parameters() []Named[*torch.Tensor] { return b.params }
+func (b *ModuleBase) Parameters() []Named[*torch.Tensor] { return b.params }
 
 // Buffers returns this module's own buffers, in registration order.
-func (b *Base) Buffers() []Named[*torch.Tensor] { return b.buffers }
+func (b *ModuleBase) Buffers() []Named[*torch.Tensor] { return b.buffers }
 
 // Children returns this module's direct submodules, in registration order.
-func (b *Base) Children() []Named[Module] { return b.children }
+func (b *ModuleBase) Children() []Named[Module] { return b.children }
 
 // Parameter returns the own parameter called name, or nil.
-func (b *Base) Parameter(name string) *torch.Tensor { return lookup(b.params, name) }
+func (b *ModuleBase) Parameter(name string) *torch.Tensor { return lookup(b.params, name) }
 
 // Buffer returns the own buffer called name, or nil.
-func (b *Base) Buffer(name string) *torch.Tensor { return lookup(b.buffers, name) }
+func (b *ModuleBase) Buffer(name string) *torch.Tensor { return lookup(b.buffers, name) }
 
 // Child returns the direct submodule called name, or nil.
-func (b *Base) Child(name string) Module { return lookup(b.children, name) }
+func (b *ModuleBase) Child(name string) Module { return lookup(b.children, name) }
 
 // replace swaps the tensor registered as name (a parameter or a buffer).
-func (b *Base) replace(name string, t *torch.Tensor) bool {
+func (b *ModuleBase) replace(name string, t *torch.Tensor) bool {
 	for _, list := range [][]Named[*torch.Tensor]{b.params, b.buffers} {
 		for i := range list {
 			if list[i].Name == name {

@@ -1,0 +1,77 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/tensorfile"
+)
+
+var fileDTypes = map[tensorfile.DType]torch.DType{
+	tensorfile.F64: torch.Float64, tensorfile.F32: torch.Float32, tensorfile.F16: torch.Float16,
+	tensorfile.BF16: torch.BFloat16, tensorfile.I64: torch.Int64, tensorfile.I32: torch.Int32,
+	tensorfile.I16: torch.Int16, tensorfile.I8: torch.Int8, tensorfile.U8: torch.Uint8,
+	tensorfile.Bool: torch.Bool,
+}
+
+// ReadStateDict reads the tensors of a .pth/.pt file written by torch.save
+// or of a .safetensors file, in the file's order. The tensors are on the
+// CPU and owned by the caller (or the current scope).
+func ReadStateDict(path string) ([]Named[*torch.Tensor], error) {
+	entries, err := tensorfile.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Named[*torch.Tensor], 0, len(entries))
+	for _, e := range entries {
+		dt, ok := fileDTypes[e.DType]
+		if !ok {
+			return nil, fmt.Errorf("nn: %s: %s has unsupported dtype %s", path, e.Name, e.DType)
+		}
+		t, err := torch.FromBytes(e.Data, dt, e.Shape...)
+		if err != nil {
+			return nil, fmt.Errorf("nn: %s: %s: %w", path, e.Name, err)
+		}
+		out = append(out, Named[*torch.Tensor]{e.Name, t})
+	}
+	return out, nil
+}
+
+// LoadFile reads a weights file and loads it into m (see LoadStateDict).
+// Errors name the file.
+func LoadFile(m Module, path string, opts LoadOptions) (LoadReport, error) {
+	s := torch.NewScope()
+	defer s.Close()
+	entries, err := ReadStateDict(path)
+	if err != nil {
+		return LoadReport{}, err
+	}
+	r, err := LoadStateDict(m, entries, opts)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// WriteSafetensors writes entries to path atomically in the safetensors
+// format, with string metadata.
+func WriteSafetensors(path string, entries []Named[*torch.Tensor], metadata map[string]string) error {
+	files := make([]tensorfile.Tensor, 0, len(entries))
+	for _, e := range entries {
+		var fdt tensorfile.DType
+		for k, v := range fileDTypes {
+			if v == e.Value.DType() {
+				fdt = k
+			}
+		}
+		if fdt == "" {
+			return fmt.Errorf("nn: %s: %s has unsupported dtype %v", path, e.Name, e.Value.DType())
+		}
+		raw, err := e.Value.Bytes()
+		if err != nil {
+			return fmt.Errorf("nn: %s: %s: %w", path, e.Name, err)
+		}
+		files = append(files, tensorfile.Tensor{Name: e.Name, DType: fdt, Shape: e.Value.Shape(), Data: raw})
+	}
+	return tensorfile.WriteSafetensors(path, files, metadata)
+}
