@@ -119,3 +119,49 @@ func RequireEqual(t testing.TB, want *Tensor, got *torch.Tensor, what string) {
 	t.Helper()
 	RequireClose(t, want, got, 0, 0, what)
 }
+
+var (
+	dirsMu sync.Mutex
+	dirs   = map[string]*cachedDir{}
+)
+
+type cachedDir struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Dir runs scripts/fixtures/<script> once per test binary with a fresh
+// folder as its argument and returns that folder. Call Cleanup from
+// TestMain to remove the folders when the tests end.
+func Dir(t testing.TB, script string) string {
+	t.Helper()
+	dirsMu.Lock()
+	c, ok := dirs[script]
+	if !ok {
+		c = &cachedDir{}
+		dirs[script] = c
+	}
+	dirsMu.Unlock()
+	c.once.Do(func() {
+		if c.path, c.err = os.MkdirTemp("", "testref-"); c.err != nil {
+			return
+		}
+		if msg, err := exec.Command(Python, Script(script), c.path).CombinedOutput(); err != nil {
+			c.err = fmt.Errorf("%s %s: %w\n%s", Python, script, err, msg)
+		}
+	})
+	require.NoError(t, c.err, "making reference files with Debian's python3-torch")
+	return c.path
+}
+
+// Cleanup removes the folders Dir made.
+func Cleanup() {
+	dirsMu.Lock()
+	defer dirsMu.Unlock()
+	for _, c := range dirs {
+		if c.path != "" {
+			os.RemoveAll(c.path)
+		}
+	}
+}

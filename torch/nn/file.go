@@ -56,6 +56,24 @@ func LoadFile(m Module, path string, opts LoadOptions) (LoadReport, error) {
 // WriteSafetensors writes entries to path atomically in the safetensors
 // format, with string metadata.
 func WriteSafetensors(path string, entries []Named[*torch.Tensor], metadata map[string]string) error {
+	files, err := fileTensors(entries, true)
+	if err != nil {
+		return fmt.Errorf("nn: %s: %w", path, err)
+	}
+	return tensorfile.WriteSafetensors(path, files, metadata)
+}
+
+// SafetensorsSize returns the exact size in bytes of the file
+// WriteSafetensors would write for entries and metadata.
+func SafetensorsSize(entries []Named[*torch.Tensor], metadata map[string]string) (int64, error) {
+	files, err := fileTensors(entries, false)
+	if err != nil {
+		return 0, fmt.Errorf("nn: %w", err)
+	}
+	return tensorfile.SafetensorsSize(files, metadata)
+}
+
+func fileTensors(entries []Named[*torch.Tensor], withData bool) ([]tensorfile.Tensor, error) {
 	files := make([]tensorfile.Tensor, 0, len(entries))
 	for _, e := range entries {
 		var fdt tensorfile.DType
@@ -65,13 +83,17 @@ func WriteSafetensors(path string, entries []Named[*torch.Tensor], metadata map[
 			}
 		}
 		if fdt == "" {
-			return fmt.Errorf("nn: %s: %s has unsupported dtype %v", path, e.Name, e.Value.DType())
+			return nil, fmt.Errorf("%s has unsupported dtype %v", e.Name, e.Value.DType())
 		}
-		raw, err := e.Value.Bytes()
-		if err != nil {
-			return fmt.Errorf("nn: %s: %s: %w", path, e.Name, err)
+		f := tensorfile.Tensor{Name: e.Name, DType: fdt, Shape: e.Value.Shape()}
+		if withData {
+			raw, err := e.Value.Bytes()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", e.Name, err)
+			}
+			f.Data = raw
 		}
-		files = append(files, tensorfile.Tensor{Name: e.Name, DType: fdt, Shape: e.Value.Shape(), Data: raw})
+		files = append(files, f)
 	}
-	return tensorfile.WriteSafetensors(path, files, metadata)
+	return files, nil
 }

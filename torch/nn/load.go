@@ -52,6 +52,13 @@ type LoadOptions struct {
 	// SkipMismatched leaves entries whose shape differs at their current
 	// value (a new classifier, say) instead of failing.
 	SkipMismatched bool
+	// SkipMismatchedIf, when set, limits SkipMismatched to the keys it
+	// accepts; other mismatches fail the load.
+	SkipMismatchedIf func(key string) bool
+}
+
+func (o LoadOptions) skips(key string) bool {
+	return o.SkipMismatched && (o.SkipMismatchedIf == nil || o.SkipMismatchedIf(key))
 }
 
 // LoadStateDict copies the values of entries into m's parameters and
@@ -95,8 +102,8 @@ func LoadStateDict(m Module, entries []Named[*torch.Tensor], opts LoadOptions) (
 	if len(r.Unexpected) > 0 && !opts.AllowUnexpected {
 		problems = append(problems, "unexpected keys "+strings.Join(r.Unexpected, ", "))
 	}
-	if len(r.Mismatched) > 0 && !opts.SkipMismatched {
-		for _, mm := range r.Mismatched {
+	for _, mm := range r.Mismatched {
+		if !opts.skips(mm.Key) {
 			problems = append(problems, fmt.Sprintf("%s has shape %v in the file but %v in the model", mm.Key, mm.Have, mm.Want))
 		}
 	}

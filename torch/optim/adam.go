@@ -128,8 +128,8 @@ func (r adam) update(g *ParamGroup, p, grad *torch.Tensor, s *paramState) error 
 	}
 
 	step := float64(s.step)
-	stepSize := g.LR / (1 - math.Pow(beta1, step))
-	bias2Sqrt := math.Sqrt(1 - math.Pow(beta2, step))
+	stepSize := g.LR / (1 - pow(beta1, step))
+	bias2Sqrt := math.Sqrt(1 - pow(beta2, step))
 
 	second := s.expAvgSq
 	if g.AMSGrad {

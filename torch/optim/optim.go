@@ -112,7 +112,9 @@ func (o *optimizer) check() error {
 }
 
 // Step updates every parameter that has a gradient, group by group, with
-// the group's current hyper-parameters.
+// the group's current hyper-parameters; parameters whose Grad is nil are
+// skipped, their state untouched. It first validates the groups and
+// returns an error without changing anything if one is invalid.
 func (o *optimizer) Step() error {
 	if err := o.check(); err != nil {
 		return err

@@ -169,7 +169,7 @@ func WriteSafetensors(path string, tensors []Tensor, metadata map[string]string)
 }
 
 func writeSafetensors(path string, tensors []Tensor, metadata map[string]string) (err error) {
-	header, err := encodeHeader(tensors, metadata)
+	header, err := encodeHeader(tensors, metadata, true)
 	if err != nil {
 		return err
 	}
@@ -210,9 +210,25 @@ func writeSafetensors(path string, tensors []Tensor, metadata map[string]string)
 	return nil
 }
 
+// SafetensorsSize returns the exact size of the file WriteSafetensors would
+// write for tensors and metadata; the tensors' Data is not needed.
+func SafetensorsSize(tensors []Tensor, metadata map[string]string) (int64, error) {
+	header, err := encodeHeader(tensors, metadata, false)
+	if err != nil {
+		return 0, err
+	}
+	size := int64(8 + len(header))
+	for _, t := range tensors {
+		n, _ := byteSize(t.Shape, t.DType)
+		size += n
+	}
+	return size, nil
+}
+
 // encodeHeader returns the safetensors header for tensors laid out in order,
-// padded with spaces to a multiple of 8 bytes.
-func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) {
+// padded with spaces to a multiple of 8 bytes. With checkData, each
+// tensor's Data must have the size its shape and dtype give.
+func encodeHeader(tensors []Tensor, metadata map[string]string, checkData bool) ([]byte, error) {
 	header := make(map[string]any, len(tensors)+1)
 	if len(metadata) > 0 {
 		header[metadataKey] = metadata
@@ -231,7 +247,7 @@ func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) 
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
-		if int64(len(t.Data)) != size {
+		if checkData && int64(len(t.Data)) != size {
 			return nil, fmt.Errorf("tensor %q: has %d bytes of data, but shape %v of %s needs %d", t.Name, len(t.Data), t.Shape, t.DType, size)
 		}
 		shape := t.Shape

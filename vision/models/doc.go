@@ -1,0 +1,12 @@
+// Package models builds torchvision's ResNet family — resnet18, resnet34,
+// resnet50, resnet101, resnet152, wide_resnet50_2 and resnext50_32x4d —
+// with torchvision's module tree, state-dict keys and initialisation, and
+// loads torchvision's ImageNet weights.
+//
+// Weights are given by path (.pth, .pt, .safetensors) or by name
+// (IMAGENET1K_V1, IMAGENET1K_V2, or BestAlias for the best published).
+// A name resolves to torchvision's file in torch hub's cache, so a user of
+// torchvision already has it; a missing file is downloaded and checked
+// against the hash prefix in its name. A classifier of another size than
+// the file's is the usual fine-tuning case and is reported, not refused.
+package models
