@@ -1,4 +1,4 @@
-//go:build libtorch_env
+//go:build libtorch_env && !shim_shared
 
 package torch
 

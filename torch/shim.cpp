@@ -1,3 +1,5 @@
+//go:build !shim_shared
+
 // shim.cpp implements shim.h over ATen's dispatcher. It is the only C++
 // translation unit of the bindings: one boxed entry point reaches every
 // ATen operator by name, so adding an op needs Go code only.
@@ -6,8 +8,10 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <atomic>
@@ -158,6 +162,58 @@ void put_tensor(at::Tensor t, int32_t cap, ft_tensor *out, int32_t *n,
     extra.push_back(h);
   }
   (*n)++;
+}
+
+// libtorch 2.4 replaced the per-device autocast functions (set_enabled for
+// CUDA, set_cpu_enabled, ...) by functions taking the device type.
+#if TORCH_VERSION_MAJOR > 2 ||                                                 \
+    (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool autocast_is_enabled(c10::DeviceType d) {
+  return at::autocast::is_autocast_enabled(d);
+}
+void autocast_set_enabled(c10::DeviceType d, bool on) {
+  at::autocast::set_autocast_enabled(d, on);
+}
+at::ScalarType autocast_dtype(c10::DeviceType d) {
+  return at::autocast::get_autocast_dtype(d);
+}
+void autocast_set_dtype(c10::DeviceType d, at::ScalarType t) {
+  at::autocast::set_autocast_dtype(d, t);
+}
+#else
+bool autocast_is_enabled(c10::DeviceType d) {
+  return d == c10::DeviceType::CUDA ? at::autocast::is_enabled()
+                                    : at::autocast::is_cpu_enabled();
+}
+void autocast_set_enabled(c10::DeviceType d, bool on) {
+  if (d == c10::DeviceType::CUDA) {
+    at::autocast::set_enabled(on);
+  } else {
+    at::autocast::set_cpu_enabled(on);
+  }
+}
+at::ScalarType autocast_dtype(c10::DeviceType d) {
+  return d == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
+                                    : at::autocast::get_autocast_cpu_dtype();
+}
+void autocast_set_dtype(c10::DeviceType d, at::ScalarType t) {
+  if (d == c10::DeviceType::CUDA) {
+    at::autocast::set_autocast_gpu_dtype(t);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(t);
+  }
+}
+#endif
+
+// autocast_device checks that autocast supports the device type code.
+c10::DeviceType autocast_device(int32_t code) {
+  auto d = static_cast<c10::DeviceType>(code);
+  if (d != c10::DeviceType::CPU && d != c10::DeviceType::CUDA) {
+    throw std::invalid_argument(
+        "autocast supports cpu and cuda, not device type " +
+        std::to_string(code));
+  }
+  return d;
 }
 
 } // namespace
@@ -456,6 +512,76 @@ char *ft_version(char **out) {
       v += " cpu";
     }
     *out = dup_message(v);
+  });
+}
+
+
+char *ft_autocast_enter(int32_t device_type, int8_t dtype,
+                        int32_t *prev_enabled, int8_t *prev_dtype,
+                        int32_t *prev_cache) {
+  return guard([&] {
+    c10::DeviceType d = autocast_device(device_type);
+    *prev_enabled = autocast_is_enabled(d) ? 1 : 0;
+    *prev_dtype = static_cast<int8_t>(autocast_dtype(d));
+    *prev_cache = at::autocast::is_autocast_cache_enabled() ? 1 : 0;
+    autocast_set_dtype(d, static_cast<at::ScalarType>(dtype));
+    autocast_set_enabled(d, true);
+    at::autocast::increment_nesting();
+    at::autocast::set_autocast_cache_enabled(true);
+  });
+}
+
+char *ft_autocast_exit(int32_t device_type, int32_t prev_enabled,
+                       int8_t prev_dtype, int32_t prev_cache) {
+  return guard([&] {
+    c10::DeviceType d = autocast_device(device_type);
+    if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
+    }
+    autocast_set_enabled(d, prev_enabled != 0);
+    autocast_set_dtype(d, static_cast<at::ScalarType>(prev_dtype));
+    at::autocast::set_autocast_cache_enabled(prev_cache != 0);
+  });
+}
+
+char *ft_autocast_enabled(int32_t device_type, int32_t *out) {
+  return guard([&] {
+    *out = autocast_is_enabled(autocast_device(device_type)) ? 1 : 0;
+  });
+}
+
+void ft_set_cudnn_benchmark(int32_t on) {
+  at::globalContext().setBenchmarkCuDNN(on != 0);
+}
+
+int32_t ft_cudnn_benchmark(void) {
+  return at::globalContext().benchmarkCuDNN() ? 1 : 0;
+}
+
+char *ft_cuda_synchronize(int64_t device_index) {
+  return guard([&] { torch::cuda::synchronize(device_index); });
+}
+
+char *ft_build_info(char **version, int32_t *cuda_built,
+                    int64_t *cuda_version, int64_t *cudnn_version,
+                    int32_t *cuda_available, int32_t *device_count) {
+  return guard([&] {
+    auto &hooks = at::detail::getCUDAHooks();
+    *cuda_built = 0;
+    *cuda_version = 0;
+    *cudnn_version = 0;
+    // Without libtorch_cuda the hooks are the CPU stubs, which throw.
+    try {
+      *cuda_version = hooks.versionCUDART();
+      *cuda_built = 1;
+    } catch (const c10::Error &) {
+    }
+    if (*cuda_built && hooks.compiledWithCuDNN()) {
+      *cudnn_version = hooks.versionCuDNN();
+    }
+    *cuda_available = hooks.hasCUDA() ? 1 : 0;
+    *device_count = hooks.getNumGPUs();
+    *version = dup_message(TORCH_VERSION);
   });
 }
 

@@ -96,6 +96,31 @@ int32_t ft_cuda_is_available(void);
 int32_t ft_cuda_device_count(void);
 char *ft_version(char **out);
 
+/* CUDA, mixed precision and build information. Device types are
+   libtorch's codes (0 CPU, 1 CUDA), dtypes its ScalarType codes. */
+
+/* ft_autocast_enter turns autocast on for device_type with dtype on the
+   calling thread, as entering torch.autocast does, and stores the state it
+   replaced in the prev_ values for ft_autocast_exit. */
+char *ft_autocast_enter(int32_t device_type, int8_t dtype,
+                        int32_t *prev_enabled, int8_t *prev_dtype,
+                        int32_t *prev_cache);
+/* ft_autocast_exit restores the state ft_autocast_enter saved and, when it
+   closes the outermost autocast region, clears the cast cache. */
+char *ft_autocast_exit(int32_t device_type, int32_t prev_enabled,
+                       int8_t prev_dtype, int32_t prev_cache);
+char *ft_autocast_enabled(int32_t device_type, int32_t *out);
+
+void ft_set_cudnn_benchmark(int32_t on);
+int32_t ft_cudnn_benchmark(void);
+char *ft_cuda_synchronize(int64_t device_index);
+/* ft_build_info describes the libtorch in use. cuda_version is CUDART's
+   (12040 for 12.4) and cudnn_version cuDNN's, both 0 when absent;
+   cuda_built is 1 when libtorch's CUDA library is loaded. */
+char *ft_build_info(char **version, int32_t *cuda_built,
+                    int64_t *cuda_version, int64_t *cudnn_version,
+                    int32_t *cuda_available, int32_t *device_count);
+
 #ifdef __cplusplus
 }
 #endif

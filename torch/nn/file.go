@@ -22,6 +22,21 @@ func ReadStateDict(path string) ([]Named[*torch.Tensor], error) {
 	if err != nil {
 		return nil, err
 	}
+	return toTorch(path, entries)
+}
+
+// ReadSafetensors reads a safetensors file's tensors, in file order, and
+// its metadata.
+func ReadSafetensors(path string) ([]Named[*torch.Tensor], map[string]string, error) {
+	entries, md, err := tensorfile.ReadSafetensors(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := toTorch(path, entries)
+	return out, md, err
+}
+
+func toTorch(path string, entries []tensorfile.Tensor) ([]Named[*torch.Tensor], error) {
 	out := make([]Named[*torch.Tensor], 0, len(entries))
 	for _, e := range entries {
 		dt, ok := fileDTypes[e.DType]

@@ -25,10 +25,14 @@ func (m *ReLU) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 	return x.Relu()
 }
 
-// Dropout is torch.nn.Dropout: active only in training mode.
+// Dropout is torch.nn.Dropout: active only in training mode. With a
+// Generator the masks are drawn from it instead of libtorch's default
+// generator, so a training run can save and restore the exact stream
+// (the values then differ from aten::dropout's for the same seed).
 type Dropout struct {
 	ModuleBase
-	P float64
+	P         float64
+	Generator *torch.Generator
 }
 
 // NewDropout returns a dropout layer with drop probability p.
@@ -39,9 +43,29 @@ func NewDropout(p float64) (*Dropout, error) {
 	return &Dropout{ModuleBase: ModuleBase{training: true}, P: p}, nil
 }
 
-// Forward zeroes elements with probability P in training mode.
+// Forward zeroes elements with probability P in training mode and scales
+// the others by 1/(1-P).
 func (m *Dropout) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	return torch.Dropout(x, m.P, m.training)
+	if m.Generator == nil || !m.training || m.P == 0 {
+		return torch.Dropout(x, m.P, m.training)
+	}
+	if m.P == 1 {
+		return x.ZerosLike()
+	}
+	mask, err := x.Detach()
+	if err != nil {
+		return nil, err
+	}
+	if mask, err = mask.ZerosLike(); err != nil {
+		return nil, err
+	}
+	if err := mask.Bernoulli_(1-m.P, m.Generator); err != nil {
+		return nil, err
+	}
+	if err := mask.MulScalar_(1 / (1 - m.P)); err != nil {
+		return nil, err
+	}
+	return x.Mul(mask)
 }
 
 // MaxPool2d is torch.nn.MaxPool2d.

@@ -58,16 +58,31 @@ var _ Decoder = Decode
 //
 // Errors name the file; a decoder panic on malformed input is returned as
 // an error.
-func Decode(path string, maxPixels int) (img *image.NRGBA, err error) {
-	if maxPixels <= 0 {
-		maxPixels = DefaultMaxPixels
+func Decode(path string, maxPixels int) (*image.NRGBA, error) {
+	buf, err := readImage(path)
+	if err != nil {
+		return nil, err
 	}
+	return decodeGo(path, buf, maxPixels)
+}
+
+// readImage reads an image file, refusing an empty one.
+func readImage(path string) ([]byte, error) {
 	buf, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: decode: %w", err)
 	}
 	if len(buf) == 0 {
 		return nil, fmt.Errorf("data: decode %s: empty file", path)
+	}
+	return buf, nil
+}
+
+// decodeGo decodes the contents buf of the file path with Go's decoders,
+// as Decode documents.
+func decodeGo(path string, buf []byte, maxPixels int) (img *image.NRGBA, err error) {
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -81,9 +96,8 @@ func Decode(path string, maxPixels int) (img *image.NRGBA, err error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("data: decode %s: empty %dx%d %s image", path, cfg.Width, cfg.Height, format)
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return nil, fmt.Errorf("data: decode %s: %dx%d %s image has more than %d pixels: %w",
-			path, cfg.Width, cfg.Height, format, maxPixels, ErrTooLarge)
+	if err := checkPixels(path, cfg.Width, cfg.Height, format, maxPixels); err != nil {
+		return nil, err
 	}
 	src, _, err := image.Decode(bytes.NewReader(buf))
 	if err != nil {
@@ -97,6 +111,15 @@ func Decode(path string, maxPixels int) (img *image.NRGBA, err error) {
 		img = orient(img, jpegOrientation(buf))
 	}
 	return img, nil
+}
+
+// checkPixels refuses a width×height image of more than maxPixels pixels.
+func checkPixels(path string, width, height int, format string, maxPixels int) error {
+	if int64(width)*int64(height) > int64(maxPixels) {
+		return fmt.Errorf("data: decode %s: %dx%d %s image has more than %d pixels: %w",
+			path, width, height, format, maxPixels, ErrTooLarge)
+	}
+	return nil
 }
 
 // toRGB converts any decoded image of the given format to an opaque NRGBA

@@ -1,12 +1,11 @@
 package data
 
 import (
+	"encoding/binary"
 	"fmt"
 	"image"
 	"math"
 	"math/rand/v2"
-
-	"github.com/disintegration/imaging"
 )
 
 // Resize scales an image so that its shorter side is Size pixels, keeping
@@ -97,8 +96,8 @@ type RandomResizedCrop struct {
 // Apply crops the region Params draws from r and resizes it.
 func (t RandomResizedCrop) Apply(img *image.NRGBA, r *rand.Rand) *image.NRGBA {
 	b := img.Bounds()
-	region := t.Params(b.Dx(), b.Dy(), r)
-	return resizeBilinear(cropPad(img, region), t.Size, t.Size)
+	region := t.Params(b.Dx(), b.Dy(), r).Add(b.Min) // inside img: no copy needed
+	return resizeBilinear(img.SubImage(region).(*image.NRGBA), t.Size, t.Size)
 }
 
 // Random reports true.
@@ -159,7 +158,7 @@ type HorizontalFlip struct {
 // Apply flips img with probability P.
 func (t HorizontalFlip) Apply(img *image.NRGBA, r *rand.Rand) *image.NRGBA {
 	if r.Float64() < t.P {
-		return imaging.FlipH(img)
+		return flipH(img)
 	}
 	return img
 }
@@ -179,7 +178,7 @@ type VerticalFlip struct {
 // Apply flips img with probability P.
 func (t VerticalFlip) Apply(img *image.NRGBA, r *rand.Rand) *image.NRGBA {
 	if r.Float64() < t.P {
-		return imaging.FlipV(img)
+		return flipV(img)
 	}
 	return img
 }
@@ -188,6 +187,33 @@ func (t VerticalFlip) Apply(img *image.NRGBA, r *rand.Rand) *image.NRGBA {
 func (VerticalFlip) Random() bool { return true }
 
 func (t VerticalFlip) validate() error { return checkProbability("VerticalFlip", t.P) }
+
+// flipH returns a copy of img mirrored left to right, at the origin.
+func flipH(img *image.NRGBA) *image.NRGBA {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		i := img.PixOffset(b.Min.X, b.Min.Y+y)
+		src, out := img.Pix[i:i+4*w], dst.Pix[y*dst.Stride:y*dst.Stride+4*w]
+		for x := range w {
+			binary.NativeEndian.PutUint32(out[4*x:], binary.NativeEndian.Uint32(src[4*(w-1-x):]))
+		}
+	}
+	return dst
+}
+
+// flipV returns a copy of img mirrored top to bottom, at the origin.
+func flipV(img *image.NRGBA) *image.NRGBA {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		i := img.PixOffset(b.Min.X, b.Max.Y-1-y)
+		copy(dst.Pix[y*dst.Stride:y*dst.Stride+4*w], img.Pix[i:i+4*w])
+	}
+	return dst
+}
 
 func checkProbability(name string, p float64) error {
 	if !(p >= 0 && p <= 1) {

@@ -7,13 +7,13 @@ import (
 )
 
 // A Loader turns dataset samples into normalised CHW images: it decodes
-// the file and runs the pipeline. It is the per-sample work of a batching
-// data loader and is safe for concurrent use with one *rand.Rand per
-// goroutine.
+// the file and runs the pipeline, as torchvision does. It is safe for
+// concurrent use with one *rand.Rand per goroutine. A BatchLoader batches
+// its samples, in parallel.
 type Loader struct {
 	Dataset   *Dataset
 	Pipeline  *Pipeline
-	Decode    Decoder // nil means Decode
+	Decode    Decoder // nil means DecodeTurbo (DecodeScaled in a BatchLoader)
 	MaxPixels int     // images over this many pixels are refused; <= 0 means DefaultMaxPixels
 }
 
@@ -30,7 +30,7 @@ func (l *Loader) Load(i int, r *rand.Rand) (CHW, int, error) {
 	s := l.Dataset.Samples[i]
 	decode := l.Decode
 	if decode == nil {
-		decode = Decode
+		decode = DecodeTurbo
 	}
 	maxPixels := l.MaxPixels
 	if maxPixels <= 0 {

@@ -73,13 +73,15 @@ type ResNet struct {
 
 // New builds the architecture called name with a classifier of numClasses
 // outputs, initialised as torchvision initialises it: with the same
-// torch.ManualSeed the weights equal torchvision's.
+// torch.ManualSeed the weights equal torchvision's. With numClasses 0 it
+// builds the backbone alone (FC is nil; Forward is not available, Pooled
+// and Features are), for a head of one's own.
 func New(name string, numClasses int64) (*ResNet, error) {
 	a, err := LookupArch(name)
 	if err != nil {
 		return nil, err
 	}
-	if numClasses <= 0 {
+	if numClasses < 0 {
 		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
 	}
 	s := torch.NewScope()
@@ -99,18 +101,21 @@ func New(name string, numClasses int64) (*ResNet, error) {
 		m.Layer[i] = b.layer(planes, a.Layers[i], stride)
 	}
 	m.AvgPool = nn.NewAdaptiveAvgPool2d(1, 1)
-	if b.err == nil {
+	if b.err == nil && numClasses > 0 {
 		m.FC, b.err = nn.NewLinear(512*b.expansion(), numClasses, true)
 	}
 	if b.err != nil {
 		return nil, fmt.Errorf("models: %s: %w", name, b.err)
 	}
-	for _, c := range []nn.Named[nn.Module]{
+	children := []nn.Named[nn.Module]{
 		{Name: "conv1", Value: m.Conv1}, {Name: "bn1", Value: m.BN1}, {Name: "relu", Value: m.ReLU},
 		{Name: "maxpool", Value: m.MaxPool}, {Name: "layer1", Value: m.Layer[0]}, {Name: "layer2", Value: m.Layer[1]},
 		{Name: "layer3", Value: m.Layer[2]}, {Name: "layer4", Value: m.Layer[3]}, {Name: "avgpool", Value: m.AvgPool},
-		{Name: "fc", Value: m.FC},
-	} {
+	}
+	if m.FC != nil {
+		children = append(children, nn.Named[nn.Module]{Name: "fc", Value: m.FC})
+	}
+	for _, c := range children {
 		if err := m.RegisterModule(c.Name, c.Value); err != nil {
 			return nil, err
 		}
@@ -285,6 +290,9 @@ func (b *Block) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 
 // Forward returns the logits for images x (N, 3, H, W).
 func (m *ResNet) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	if m.FC == nil {
+		return nil, fmt.Errorf("models: %s was built without a classifier: use Pooled or Features", m.Arch.Name)
+	}
 	f, err := m.Features(x, "pool")
 	if err != nil {
 		return nil, err
@@ -362,4 +370,9 @@ func stageIndex(s string) int {
 
 // FeatureDim returns the width of the pooled features: 512 for resnet18
 // and resnet34, 2048 for the bottleneck architectures.
-func (m *ResNet) FeatureDim() int64 { return m.FC.In }
+func (m *ResNet) FeatureDim() int64 {
+	if m.Arch.Bottleneck {
+		return 2048
+	}
+	return 512
+}

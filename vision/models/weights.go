@@ -12,9 +12,11 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
@@ -217,7 +219,8 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // Every backbone tensor must be present with its shape; a classifier of
 // another size than the file's (num_classes ≠ 1000, the usual fine-tuning
 // case) keeps its fresh initialisation and is listed in the report's
-// Mismatched, not an error.
+// Mismatched, not an error. A model built without a classifier ignores the
+// file's.
 func LoadWeights(ctx context.Context, m *ResNet, spec string, hub *Hub) (nn.LoadReport, error) {
 	file := spec
 	if IsWeightsName(spec) {
@@ -232,6 +235,19 @@ func LoadWeights(ctx context.Context, m *ResNet, spec string, hub *Hub) (nn.Load
 			return nn.LoadReport{}, err
 		}
 	}
+	s := torch.NewScope()
+	defer s.Close()
+	entries, err := nn.ReadStateDict(file)
+	if err != nil {
+		return nn.LoadReport{}, err
+	}
 	isHead := func(key string) bool { return strings.HasPrefix(key, "fc.") }
-	return nn.LoadFile(m, file, nn.LoadOptions{SkipMismatched: true, SkipMismatchedIf: isHead})
+	if m.FC == nil {
+		entries = slices.DeleteFunc(entries, func(e nn.Named[*torch.Tensor]) bool { return isHead(e.Name) })
+	}
+	r, err := nn.LoadStateDict(m, entries, nn.LoadOptions{SkipMismatched: true, SkipMismatchedIf: isHead})
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", file, err)
+	}
+	return r, nil
 }

@@ -1,0 +1,476 @@
+package finetune
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is everything a run needs. Each field's key (its mapstructure
+// tag, dotted by nesting) is the same in a YAML/JSON/TOML file, in the
+// environment (FINETUNE_ plus the key in capitals with _ for dots:
+// FINETUNE_TRAIN_LR) and as a flag (--train.lr). The doc tags are the
+// comments of the default config file.
+type Config struct {
+	Data    DataConfig    `mapstructure:"data"`
+	Model   ModelConfig   `mapstructure:"model"`
+	Augment AugmentConfig `mapstructure:"augment"`
+	Train   TrainConfig   `mapstructure:"train"`
+	Stages  []Stage       `mapstructure:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer4 at a tenth of the learning rate (fastai's fine_tune)"`
+	CV      CVConfig      `mapstructure:"cv"`
+	Output  OutputConfig  `mapstructure:"output"`
+	Seed    uint64        `mapstructure:"seed" doc:"one seed fixes data order, augmentation and head initialisation"`
+	Device  string        `mapstructure:"device" doc:"auto (CUDA when available), cpu, cuda or cuda:N"`
+}
+
+// DataConfig says where the images are and how they are batched.
+type DataConfig struct {
+	Train      string  `mapstructure:"train" doc:"folder with one subfolder of images per class (required)"`
+	Val        string  `mapstructure:"val" doc:"validation folder; empty: split val_split of train off, stratified"`
+	Test       string  `mapstructure:"test" doc:"optional test folder, evaluated once at the end"`
+	ValSplit   float64 `mapstructure:"val_split" doc:"fraction of train held out for validation when val is empty"`
+	ImageSize  int     `mapstructure:"image_size" doc:"side of the square crop the network sees"`
+	Resize     int     `mapstructure:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
+	BatchSize  int     `mapstructure:"batch_size" doc:"images per step"`
+	Workers    int     `mapstructure:"workers" doc:"decoding goroutines (0: one per CPU)"`
+	OnBadImage string  `mapstructure:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
+	CacheMB    int     `mapstructure:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
+}
+
+// ModelConfig chooses the backbone, its weights and the head.
+type ModelConfig struct {
+	Arch    string     `mapstructure:"arch" doc:"resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2 or resnext50_32x4d"`
+	Weights string     `mapstructure:"weights" doc:"imagenet (the best published), IMAGENET1K_V1, IMAGENET1K_V2, a .pth/.safetensors path, or none"`
+	Head    HeadConfig `mapstructure:"head"`
+}
+
+// HeadConfig describes the classifier put on the backbone.
+type HeadConfig struct {
+	Pooling   string  `mapstructure:"pooling" doc:"avg, max, avgmax (both, concatenated) or flatten (the whole feature map: large)"`
+	Hidden    []int   `mapstructure:"hidden" doc:"sizes of hidden layers before the classifier, e.g. [512]; empty: one linear layer"`
+	Dropout   float64 `mapstructure:"dropout" doc:"dropout before each linear layer of the head"`
+	BatchNorm bool    `mapstructure:"batchnorm" doc:"BatchNorm1d after each hidden layer"`
+}
+
+// AugmentConfig is the training-time augmentation; evaluation never
+// augments.
+type AugmentConfig struct {
+	Enabled    bool       `mapstructure:"enabled" doc:"augment training images (evaluation images never are)"`
+	Scale      [2]float64 `mapstructure:"scale" doc:"random resized crop: range of the crop's area, as a fraction of the image"`
+	Ratio      [2]float64 `mapstructure:"ratio" doc:"random resized crop: range of the crop's aspect ratio"`
+	HFlip      float64    `mapstructure:"hflip" doc:"probability of a horizontal flip"`
+	VFlip      float64    `mapstructure:"vflip" doc:"probability of a vertical flip"`
+	Rotation   float64    `mapstructure:"rotation" doc:"rotate by a random angle in [-rotation, rotation] degrees (Keras' rotation_range)"`
+	Brightness float64    `mapstructure:"brightness" doc:"colour jitter: brightness factor range 1±brightness"`
+	Contrast   float64    `mapstructure:"contrast" doc:"colour jitter: contrast factor range 1±contrast"`
+	Saturation float64    `mapstructure:"saturation" doc:"colour jitter: saturation factor range 1±saturation"`
+	Hue        float64    `mapstructure:"hue" doc:"colour jitter: hue shift in [-hue, hue] (at most 0.5)"`
+	Mixup      float64    `mapstructure:"mixup" doc:"mixup Beta(α, α) parameter; 0: off"`
+	Cutmix     float64    `mapstructure:"cutmix" doc:"cutmix Beta(α, α) parameter; 0: off"`
+}
+
+// TrainConfig holds the optimisation settings shared by every stage.
+type TrainConfig struct {
+	BatchNorm      string        `mapstructure:"batchnorm" doc:"frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
+	BNAffine       string        `mapstructure:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
+	Optimizer      string        `mapstructure:"optimizer" doc:"adamw, adam or sgd"`
+	LR             float64       `mapstructure:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult)"`
+	WeightDecay    float64       `mapstructure:"weight_decay" doc:"weight decay; never applied to BatchNorm parameters or biases"`
+	Momentum       float64       `mapstructure:"momentum" doc:"SGD momentum"`
+	Nesterov       bool          `mapstructure:"nesterov" doc:"SGD Nesterov momentum"`
+	Schedule       string        `mapstructure:"schedule" doc:"constant, step, cosine (with linear warmup) or onecycle"`
+	WarmupEpochs   float64       `mapstructure:"warmup_epochs" doc:"cosine: epochs of linear warmup"`
+	StepEvery      int           `mapstructure:"step_every" doc:"step schedule: epochs between decays"`
+	StepGamma      float64       `mapstructure:"step_gamma" doc:"step schedule: factor of each decay"`
+	LabelSmoothing float64       `mapstructure:"label_smoothing" doc:"label smoothing of the cross entropy"`
+	ClassWeights   string        `mapstructure:"class_weights" doc:"none or balanced (weights n/(k·n_c) for imbalanced classes)"`
+	GradClip       float64       `mapstructure:"grad_clip" doc:"clip the global gradient norm to this; 0: off"`
+	StepsPerEpoch  int           `mapstructure:"steps_per_epoch" doc:"steps per epoch; 0: ceil(train images / batch_size), one pass"`
+	CacheFeatures  string        `mapstructure:"cache_features" doc:"auto (train the head on backbone features computed once, where that gives the same result), on or off"`
+	EarlyStopping  EarlyStopping `mapstructure:"early_stopping"`
+}
+
+// EarlyStopping stops a stage when the validation metric stops improving;
+// the best epoch's weights are restored at the end.
+type EarlyStopping struct {
+	Metric   string  `mapstructure:"metric" doc:"val_loss or val_accuracy"`
+	Patience int     `mapstructure:"patience" doc:"epochs without improvement before stopping; 0: never stop early"`
+	MinDelta float64 `mapstructure:"min_delta" doc:"smallest change that counts as an improvement"`
+}
+
+// Stage is one step of the recipe.
+type Stage struct {
+	Name           string  `mapstructure:"name"`
+	Epochs         int     `mapstructure:"epochs"`
+	Freeze         string  `mapstructure:"freeze"`
+	BackboneLRMult float64 `mapstructure:"backbone_lr_mult"`
+}
+
+// CVConfig turns on stratified k-fold cross-validation.
+type CVConfig struct {
+	Folds int `mapstructure:"folds" doc:"k for stratified k-fold cross-validation over train (+val); 0: one run"`
+}
+
+// OutputConfig says where results go.
+type OutputConfig struct {
+	Dir         string `mapstructure:"dir" doc:"run folder: metrics.jsonl, the config used, checkpoints, plots"`
+	Checkpoint  string `mapstructure:"checkpoint" doc:"full (the whole model), delta (head, BatchNorm statistics and unfrozen layers only) or both"`
+	Tensorboard bool   `mapstructure:"tensorboard" doc:"also write TensorBoard event files"`
+}
+
+// Defaults returns the configuration a run uses for every key it is not
+// given: a sound run for a user who sets only data.train.
+func Defaults() Config {
+	return Config{
+		Data: DataConfig{ValSplit: 0.2, ImageSize: 224, BatchSize: 32, OnBadImage: "error", CacheMB: 2048},
+		Model: ModelConfig{Arch: "resnet50", Weights: "imagenet",
+			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Dropout: 0.2}},
+		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.35, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
+			HFlip: 0.5, Brightness: 0.2, Contrast: 0.2, Saturation: 0.2},
+		Train: TrainConfig{BatchNorm: "frozen", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
+			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
+			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto",
+			EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
+		Stages: []Stage{
+			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
+			{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1},
+		},
+		Output: OutputConfig{Dir: "runs/latest", Checkpoint: "both"},
+		Seed:   42,
+		Device: "auto",
+	}
+}
+
+// Keys lists every configuration key with its kind and comment, in the
+// order of Config's fields: what flags and the default file are made of.
+type Key struct {
+	Name    string
+	Kind    reflect.Kind
+	Doc     string
+	Default any
+}
+
+// Keys returns the keys of Config.
+func Keys() []Key {
+	var out []Key
+	walkKeys(reflect.ValueOf(Defaults()), "", func(k Key) { out = append(out, k) })
+	return out
+}
+
+func walkKeys(v reflect.Value, prefix string, fn func(Key)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("mapstructure")
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			walkKeys(fv, name, fn)
+			continue
+		}
+		fn(Key{Name: name, Kind: f.Type.Kind(), Doc: f.Tag.Get("doc"), Default: fv.Interface()})
+	}
+}
+
+// NewViper returns a viper instance that knows every key's default and
+// reads FINETUNE_ environment variables. Flags bound to it (see the
+// command-line tool) take precedence over the environment, which takes
+// precedence over a config file.
+func NewViper() *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix("FINETUNE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, k := range Keys() {
+		v.SetDefault(k.Name, k.Default)
+	}
+	return v
+}
+
+// Load decodes v into a Config and validates it. Unknown keys, in a file
+// or anywhere else, are errors naming the key.
+func Load(v *viper.Viper) (Config, error) {
+	var c Config
+	known := map[string]bool{}
+	for _, k := range Keys() {
+		known[k.Name] = true
+	}
+	for _, k := range v.AllKeys() {
+		if !known[k] && !isStageKey(k) {
+			return c, fmt.Errorf("unknown config key %q%s", k, suggest(k, known))
+		}
+	}
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(stageHook, listHook, mapstructure.StringToSliceHookFunc(","))
+	})
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+func isStageKey(k string) bool { return k == "stages" || strings.HasPrefix(k, "stages.") }
+
+// suggest names the known key closest to a typo.
+func suggest(k string, known map[string]bool) string {
+	best, dist := "", 3
+	for name := range known {
+		if d := editDistance(k, name); d < dist {
+			best, dist = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// stageHook decodes the compact form "head:5:all,finetune:15:layer3:0.1"
+// (from a flag or an environment variable) into stages.
+func stageHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf([]Stage{}) {
+		return data, nil
+	}
+	s, ok := data.(string)
+	if !ok {
+		return data, nil
+	}
+	return ParseStages(s)
+}
+
+// listHook accepts "[512, 256]" and "0.08,1" for number lists given as a
+// string (an environment variable or a flag).
+func listHook(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || (to.Kind() != reflect.Slice && to.Kind() != reflect.Array) || to == reflect.TypeOf([]Stage{}) {
+		return data, nil
+	}
+	s = strings.Trim(strings.TrimSpace(s), "[]")
+	if s == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts, nil
+}
+
+// ParseStages parses NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT], comma separated.
+func ParseStages(s string) ([]Stage, error) {
+	var out []Stage
+	for _, item := range strings.Split(s, ",") {
+		f := strings.Split(strings.TrimSpace(item), ":")
+		if len(f) < 3 || len(f) > 4 {
+			return nil, fmt.Errorf("stages: %q: want NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]", item)
+		}
+		epochs, err := strconv.Atoi(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("stages: %q: epochs %q is not a number", item, f[1])
+		}
+		st := Stage{Name: f[0], Epochs: epochs, Freeze: f[2], BackboneLRMult: 0.1}
+		if len(f) == 4 {
+			if st.BackboneLRMult, err = strconv.ParseFloat(f[3], 64); err != nil {
+				return nil, fmt.Errorf("stages: %q: backbone_lr_mult %q is not a number", item, f[3])
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// FreezePoints are the values of a stage's freeze, from nothing frozen to
+// the whole backbone: "layer3" freezes the stem and layer1..layer3.
+var FreezePoints = []string{"none", "stem", "layer1", "layer2", "layer3", "layer4", "all"}
+
+func oneOf(key, value string, allowed ...string) error {
+	if slices.Contains(allowed, value) {
+		return nil
+	}
+	return fmt.Errorf("%s: %q is not one of %s", key, value, strings.Join(allowed, ", "))
+}
+
+// Validate checks every value and names the key of the first bad one.
+func (c Config) Validate() error {
+	var errs []string
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	positive := func(key string, v float64) {
+		if !(v > 0) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Sprintf("%s: must be positive, got %v", key, v))
+		}
+	}
+	fraction := func(key string, v float64, open bool) {
+		if v < 0 || v > 1 || (open && v >= 1) || math.IsNaN(v) {
+			errs = append(errs, fmt.Sprintf("%s: must be in [0, 1%s, got %v", key, map[bool]string{true: ")", false: "]"}[open], v))
+		}
+	}
+	if c.Data.Train == "" {
+		errs = append(errs, "data.train: required: the folder of training images, one subfolder per class")
+	}
+	if c.Data.Val == "" && c.CV.Folds == 0 {
+		if !(c.Data.ValSplit > 0 && c.Data.ValSplit < 1) {
+			errs = append(errs, fmt.Sprintf("data.val_split: must be in (0, 1) when data.val is empty, got %v", c.Data.ValSplit))
+		}
+	}
+	positive("data.image_size", float64(c.Data.ImageSize))
+	positive("data.batch_size", float64(c.Data.BatchSize))
+	if c.Data.Resize != 0 && c.Data.Resize < c.Data.ImageSize {
+		errs = append(errs, fmt.Sprintf("data.resize: %d is smaller than data.image_size %d", c.Data.Resize, c.Data.ImageSize))
+	}
+	if c.Data.Workers < 0 {
+		errs = append(errs, fmt.Sprintf("data.workers: must be 0 or more, got %d", c.Data.Workers))
+	}
+	if c.Data.CacheMB < 0 {
+		errs = append(errs, fmt.Sprintf("data.cache_mb: must be 0 or more, got %d", c.Data.CacheMB))
+	}
+	check(oneOf("data.on_bad_image", c.Data.OnBadImage, "error", "skip"))
+	check(oneOf("model.head.pooling", c.Model.Head.Pooling, "avg", "max", "avgmax", "flatten"))
+	for i, h := range c.Model.Head.Hidden {
+		if h <= 0 {
+			errs = append(errs, fmt.Sprintf("model.head.hidden[%d]: must be positive, got %d", i, h))
+		}
+	}
+	fraction("model.head.dropout", c.Model.Head.Dropout, true)
+	a := c.Augment
+	for _, r := range []struct {
+		key string
+		v   [2]float64
+	}{{"augment.scale", a.Scale}, {"augment.ratio", a.Ratio}} {
+		if !(r.v[0] > 0 && r.v[0] <= r.v[1]) {
+			errs = append(errs, fmt.Sprintf("%s: want 0 < min <= max, got %v", r.key, r.v))
+		}
+	}
+	if a.Scale[1] > 1 {
+		errs = append(errs, fmt.Sprintf("augment.scale: max must be at most 1, got %v", a.Scale[1]))
+	}
+	fraction("augment.hflip", a.HFlip, false)
+	fraction("augment.vflip", a.VFlip, false)
+	if a.Rotation < 0 || a.Rotation > 180 {
+		errs = append(errs, fmt.Sprintf("augment.rotation: must be in [0, 180] degrees, got %v", a.Rotation))
+	}
+	for _, j := range []struct {
+		key string
+		v   float64
+	}{{"augment.brightness", a.Brightness}, {"augment.contrast", a.Contrast}, {"augment.saturation", a.Saturation}, {"augment.mixup", a.Mixup}, {"augment.cutmix", a.Cutmix}} {
+		if j.v < 0 {
+			errs = append(errs, fmt.Sprintf("%s: must be 0 or more, got %v", j.key, j.v))
+		}
+	}
+	if a.Hue < 0 || a.Hue > 0.5 {
+		errs = append(errs, fmt.Sprintf("augment.hue: must be in [0, 0.5], got %v", a.Hue))
+	}
+	t := c.Train
+	check(oneOf("train.batchnorm", t.BatchNorm, "frozen", "train", "adapt", "legacy"))
+	check(oneOf("train.bn_affine", t.BNAffine, "follow", "train", "freeze"))
+	check(oneOf("train.optimizer", t.Optimizer, "adamw", "adam", "sgd"))
+	positive("train.lr", t.LR)
+	if t.WeightDecay < 0 {
+		errs = append(errs, fmt.Sprintf("train.weight_decay: must be 0 or more, got %v", t.WeightDecay))
+	}
+	fraction("train.momentum", t.Momentum, true)
+	check(oneOf("train.schedule", t.Schedule, "constant", "step", "cosine", "onecycle"))
+	if t.WarmupEpochs < 0 {
+		errs = append(errs, fmt.Sprintf("train.warmup_epochs: must be 0 or more, got %v", t.WarmupEpochs))
+	}
+	if t.Schedule == "step" {
+		positive("train.step_every", float64(t.StepEvery))
+		fraction("train.step_gamma", t.StepGamma, false)
+	}
+	fraction("train.label_smoothing", t.LabelSmoothing, true)
+	check(oneOf("train.class_weights", t.ClassWeights, "none", "balanced"))
+	if t.GradClip < 0 {
+		errs = append(errs, fmt.Sprintf("train.grad_clip: must be 0 or more, got %v", t.GradClip))
+	}
+	if t.StepsPerEpoch < 0 {
+		errs = append(errs, fmt.Sprintf("train.steps_per_epoch: must be 0 or more, got %d", t.StepsPerEpoch))
+	}
+	check(oneOf("train.cache_features", t.CacheFeatures, "auto", "on", "off"))
+	check(oneOf("train.early_stopping.metric", t.EarlyStopping.Metric, "val_loss", "val_accuracy"))
+	if t.EarlyStopping.Patience < 0 {
+		errs = append(errs, fmt.Sprintf("train.early_stopping.patience: must be 0 or more, got %d", t.EarlyStopping.Patience))
+	}
+	if len(c.Stages) == 0 {
+		errs = append(errs, "stages: at least one stage is needed")
+	}
+	names := map[string]bool{}
+	for i, s := range c.Stages {
+		key := fmt.Sprintf("stages[%d]", i)
+		if s.Name == "" {
+			errs = append(errs, key+".name: required")
+		} else if names[s.Name] {
+			errs = append(errs, fmt.Sprintf("%s.name: %q used twice", key, s.Name))
+		}
+		names[s.Name] = true
+		positive(key+".epochs", float64(s.Epochs))
+		check(oneOf(key+".freeze", s.Freeze, FreezePoints...))
+		if !(s.BackboneLRMult >= 0) {
+			errs = append(errs, fmt.Sprintf("%s.backbone_lr_mult: must be 0 or more, got %v", key, s.BackboneLRMult))
+		}
+	}
+	if c.CV.Folds == 1 || c.CV.Folds < 0 {
+		errs = append(errs, fmt.Sprintf("cv.folds: want 0 (off) or at least 2, got %d", c.CV.Folds))
+	}
+	if c.Output.Dir == "" {
+		errs = append(errs, "output.dir: required")
+	}
+	check(oneOf("output.checkpoint", c.Output.Checkpoint, "full", "delta", "both"))
+	if c.Device != "auto" && c.Device != "cpu" && c.Device != "cuda" && !strings.HasPrefix(c.Device, "cuda:") {
+		errs = append(errs, fmt.Sprintf("device: %q is not auto, cpu, cuda or cuda:N", c.Device))
+	}
+	if len(errs) > 0 {
+		return &ConfigError{Problems: errs}
+	}
+	return nil
+}
+
+// ConfigError lists every invalid value, each naming its key.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	if len(e.Problems) == 1 {
+		return "config: " + e.Problems[0]
+	}
+	return "config: " + strings.Join(e.Problems, "; ")
+}
+
+// EvalResize is the shorter side images are resized to before the center
+// crop at evaluation.
+func (c Config) EvalResize() int {
+	if c.Data.Resize > 0 {
+		return c.Data.Resize
+	}
+	return c.Data.ImageSize * 8 / 7
+}

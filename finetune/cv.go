@@ -1,0 +1,110 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/data"
+)
+
+// FoldResult is one fold of a cross-validation.
+type FoldResult struct {
+	Fold        int     `json:"fold"`
+	ValAccuracy float64 `json:"val_accuracy"`
+	ValLoss     float64 `json:"val_loss"`
+	BestEpoch   int     `json:"best_epoch"`
+	Gap         float64 `json:"gap"`
+}
+
+// CrossValidate trains cfg.CV.Folds models on stratified folds of the
+// training folder (plus the validation folder, if any, when it has the
+// same classes) and reports each fold and the mean ± standard deviation.
+// Each fold's run folder is output.dir/foldN.
+func CrossValidate(ctx context.Context, cfg Config, opts Options) (*Result, error) {
+	base, err := OpenData(cfg)
+	if err != nil {
+		return nil, err
+	}
+	all := base.TrainSet
+	if cfg.Data.Val != "" {
+		merged := *all
+		merged.Samples = append(append([]data.Sample(nil), all.Samples...), base.ValSet.Samples...)
+		all = &merged
+	}
+	folds, err := data.StratifiedKFold(all.Labels(), cfg.CV.Folds, cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("cv.folds: %w", err)
+	}
+	res := &Result{Classes: base.Classes}
+	var accs []float64
+	for i, f := range folds {
+		d := *base
+		d.TrainSet, d.ValSet, d.Train, d.Val = all, all, f.Train, f.Val
+		if opts.Observer != nil {
+			opts.Observer(Event{Kind: EventFold, Fold: i, Message: fmt.Sprintf("fold %d of %d: %d training, %d validation images",
+				i+1, len(folds), len(f.Train), len(f.Val))})
+		}
+		r, err := trainOn(ctx, cfg, opts, &d, i)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d: %w", i+1, err)
+		}
+		nn.Free(r.Model)
+		res.Folds = append(res.Folds, FoldResult{Fold: i + 1, ValAccuracy: r.Val.Accuracy, ValLoss: r.Val.Loss,
+			BestEpoch: r.Best.GlobalEpoch, Gap: r.Best.Gap})
+		res.History = append(res.History, r.History...)
+		res.Seconds += r.Seconds
+		accs = append(accs, r.Val.Accuracy)
+	}
+	mean, std := meanStd(accs)
+	if opts.Observer != nil {
+		opts.Observer(Event{Kind: EventInfo, Fold: -1, Message: fmt.Sprintf("cross-validation: val accuracy %.4f ± %.4f over %d folds", mean, std, len(accs))})
+	}
+	return res, writeJSON(filepath.Join(cfg.Output.Dir, "cv.json"), map[string]any{
+		"folds": res.Folds, "val_accuracy_mean": mean, "val_accuracy_std": std,
+	})
+}
+
+// CVSummary returns the mean and standard deviation of the folds' val
+// accuracy.
+func (r *Result) CVSummary() (mean, std float64) {
+	accs := make([]float64, len(r.Folds))
+	for i, f := range r.Folds {
+		accs[i] = f.ValAccuracy
+	}
+	return meanStd(accs)
+}
+
+// summaryJSON is result.json: what a pipeline reading the run folder
+// needs.
+func summaryJSON(r *Result) map[string]any {
+	out := map[string]any{
+		"classes": r.Classes, "best": r.Best, "head_params": r.HeadParams,
+		"checkpoints": r.Checkpoints, "features": r.Cached,
+	}
+	for name, e := range map[string]*Evaluation{"val": r.Val, "test": r.Test} {
+		if e == nil {
+			continue
+		}
+		out[name] = map[string]any{"loss": e.Loss, "accuracy": e.Accuracy, "macro_f1": e.Confusion.MacroF1(),
+			"per_class": perClassJSON(e.Confusion), "confusion": e.Confusion.Counts}
+	}
+	var skipped []string
+	for _, s := range r.Skipped {
+		skipped = append(skipped, s.Path+": "+s.Err.Error())
+	}
+	if skipped != nil {
+		out["skipped_images"] = skipped
+	}
+	return out
+}
+
+func perClassJSON(c *Confusion) []map[string]any {
+	var out []map[string]any
+	for _, m := range c.PerClass() {
+		out = append(out, map[string]any{"class": m.Class, "precision": m.Precision, "recall": m.Recall,
+			"f1": m.F1, "support": m.Support})
+	}
+	return out
+}

@@ -1,0 +1,121 @@
+package finetune
+
+import (
+	"fmt"
+	"log"
+
+	"github.com/finetune-go/finetune/vision/data"
+)
+
+// Data is a run's images: the datasets, which samples train and which
+// validate, and their loaders.
+type Data struct {
+	Classes []string
+	// Train and Val index into TrainSet and ValSet; with a separate val
+	// folder ValSet is that folder's dataset, else it is TrainSet.
+	TrainSet, ValSet, TestSet *data.Dataset
+	Train, Val                []int
+	ClassWeights              []float64
+	trainPipe, evalPipe       *data.Pipeline
+}
+
+// OpenData reads the folders of cfg.Data and splits off validation.
+func OpenData(cfg Config) (*Data, error) {
+	train, err := data.ImageFolder(cfg.Data.Train)
+	if err != nil {
+		return nil, fmt.Errorf("data.train: %w", err)
+	}
+	d := &Data{Classes: train.Classes, TrainSet: train, ValSet: train}
+	if cfg.Data.Val != "" {
+		if d.ValSet, err = data.ImageFolder(cfg.Data.Val); err != nil {
+			return nil, fmt.Errorf("data.val: %w", err)
+		}
+		if err := data.MatchClasses(train, d.ValSet); err != nil {
+			return nil, fmt.Errorf("data.val: %w", err)
+		}
+		d.Train = allIndices(len(train.Samples))
+		d.Val = allIndices(len(d.ValSet.Samples))
+	} else {
+		if d.Train, d.Val, err = data.StratifiedSplit(train.Labels(), cfg.Data.ValSplit, cfg.Seed); err != nil {
+			return nil, fmt.Errorf("data.val_split: %w", err)
+		}
+	}
+	if cfg.Data.Test != "" {
+		if d.TestSet, err = data.ImageFolder(cfg.Data.Test); err != nil {
+			return nil, fmt.Errorf("data.test: %w", err)
+		}
+		if err := data.MatchClasses(train, d.TestSet); err != nil {
+			return nil, fmt.Errorf("data.test: %w", err)
+		}
+	}
+	counts := make([]int, len(d.Classes))
+	for _, i := range d.Train {
+		counts[train.Samples[i].Label]++
+	}
+	d.ClassWeights = make([]float64, len(counts))
+	for c, n := range counts {
+		if n == 0 {
+			return nil, fmt.Errorf("data.train: class %q has no training images after the validation split", d.Classes[c])
+		}
+		d.ClassWeights[c] = float64(len(d.Train)) / float64(len(counts)*n)
+	}
+	if d.evalPipe, err = data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize); err != nil {
+		return nil, fmt.Errorf("data.resize: %w", err)
+	}
+	d.trainPipe = d.evalPipe
+	if a := cfg.Augment; a.Enabled {
+		d.trainPipe, err = data.TrainPipeline(data.AugmentConfig{
+			Size: cfg.Data.ImageSize, Scale: a.Scale, Ratio: a.Ratio, HFlip: a.HFlip, VFlip: a.VFlip,
+			Rotation: a.Rotation, ColorJitter: data.ColorJitter{Brightness: a.Brightness, Contrast: a.Contrast,
+				Saturation: a.Saturation, Hue: a.Hue},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("augment: %w", err)
+		}
+	}
+	return d, nil
+}
+
+func allIndices(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// loaderKind selects a pipeline and ordering.
+type loaderKind int
+
+const (
+	trainLoader loaderKind = iota // augmented (when configured), shuffled
+	fixedLoader                   // evaluation transforms, in order
+)
+
+// loader makes a batch loader over indices of set.
+func (d *Data) loader(cfg Config, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any)) (*data.BatchLoader, error) {
+	pipe := d.evalPipe
+	if kind == trainLoader {
+		pipe = d.trainPipe
+	}
+	policy := data.FailOnBadImage
+	if cfg.Data.OnBadImage == "skip" {
+		policy = data.SkipBadImage
+	}
+	cache := int64(cfg.Data.CacheMB) << 20
+	if cache == 0 {
+		cache = -1
+	}
+	if logf == nil {
+		logf = log.Printf
+	}
+	return data.NewBatchLoader(&data.Loader{Dataset: set, Pipeline: pipe}, indices, data.BatchOptions{
+		BatchSize:  cfg.Data.BatchSize,
+		Workers:    cfg.Data.Workers,
+		Shuffle:    kind == trainLoader,
+		Seed:       cfg.Seed,
+		CacheBytes: cache,
+		OnBadImage: policy,
+		Logf:       logf,
+	})
+}

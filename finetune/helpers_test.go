@@ -1,0 +1,60 @@
+package finetune
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// writeShapes writes a two-class image folder: class "bright" has a light
+// square on a dark ground, "dark" the reverse, with noise, n images each.
+func writeShapes(t testing.TB, root string, n, size int, seed uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 7))
+	for c, name := range []string{"bright", "dark"} {
+		dir := filepath.Join(root, name)
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		for i := range n {
+			img := image.NewNRGBA(image.Rect(0, 0, size, size))
+			x0, y0 := r.IntN(size/2), r.IntN(size/2)
+			for y := range size {
+				for x := range size {
+					in := x >= x0 && x < x0+size/2 && y >= y0 && y < y0+size/2
+					v := 40 + r.IntN(40)
+					if in == (c == 0) {
+						v = 180 + r.IntN(60)
+					}
+					img.Set(x, y, color.NRGBA{uint8(v), uint8(v / 2), uint8(255 - v), 255})
+				}
+			}
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%03d.png", i)))
+			require.NoError(t, err)
+			require.NoError(t, png.Encode(f, img))
+			require.NoError(t, f.Close())
+		}
+	}
+}
+
+// tinyConfig is a fast run on writeShapes data: resnet18 from scratch at
+// 32 pixels.
+func tinyConfig(t testing.TB, train string) Config {
+	c := Defaults()
+	c.Data.Train = train
+	c.Data.ImageSize = 32
+	c.Data.Resize = 36
+	c.Data.BatchSize = 8
+	c.Data.Workers = 2
+	c.Model.Arch = "resnet18"
+	c.Model.Weights = "none"
+	c.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all", BackboneLRMult: 0.1}}
+	c.Output.Dir = filepath.Join(t.TempDir(), "run")
+	c.Device = "cpu"
+	return c
+}

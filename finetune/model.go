@@ -1,0 +1,280 @@
+package finetune
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/models"
+)
+
+// Model is a pretrained backbone with a new head. Its state-dict keys are
+// "backbone." plus torchvision's keys and "head." plus the head's.
+//
+// The mode of its BatchNorm layers is a policy of its own (BNMode), which
+// Train re-applies, so switching the model between training and
+// evaluation never silently undoes it.
+type Model struct {
+	nn.ModuleBase
+	Backbone *models.ResNet
+	Head     *nn.Sequential
+	Pooling  string
+	// FeatureShape is the shape of one pooled feature vector's source:
+	// (C, h, w) of layer4 for the configured image size.
+	FeatureShape [3]int64
+	bnMode       string
+}
+
+// Feature widths of a head's input.
+func pooledWidth(pooling string, c, h, w int64) int64 {
+	switch pooling {
+	case "avgmax":
+		return 2 * c
+	case "flatten":
+		return c * h * w
+	}
+	return c
+}
+
+// NewModel builds arch without its classifier and a head of cfg for
+// numClasses, for images of imageSize pixels.
+func NewModel(arch string, cfg HeadConfig, numClasses int64, imageSize int) (*Model, error) {
+	bb, err := models.New(arch, 0)
+	if err != nil {
+		return nil, err
+	}
+	side := layer4Side(int64(imageSize))
+	m := &Model{Backbone: bb, Pooling: cfg.Pooling, FeatureShape: [3]int64{bb.FeatureDim(), side, side}, bnMode: "train"}
+	m.Head, err = NewHead(cfg, pooledWidth(cfg.Pooling, bb.FeatureDim(), side, side), numClasses)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.RegisterModule("backbone", bb); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterModule("head", m.Head); err != nil {
+		return nil, err
+	}
+	m.SetTraining(true)
+	return m, nil
+}
+
+// layer4Side is the side of a ResNet's last feature map for square inputs:
+// five halvings with PyTorch's rounding (stride-2 convolutions and pooling
+// with padding).
+func layer4Side(s int64) int64 {
+	for range 5 {
+		s = (s-1)/2 + 1
+	}
+	return s
+}
+
+// NewHead builds the classifier on features of width in: before each
+// linear layer a Dropout (when dropout > 0), after each hidden one an
+// optional BatchNorm1d and a ReLU.
+func NewHead(cfg HeadConfig, in, numClasses int64) (*nn.Sequential, error) {
+	head := nn.NewSequential()
+	add := func(out int64, last bool) error {
+		if cfg.Dropout > 0 {
+			d, err := nn.NewDropout(cfg.Dropout)
+			if err != nil {
+				return err
+			}
+			head.Append(d)
+		}
+		lin, err := nn.NewLinear(in, out, true)
+		if err != nil {
+			return err
+		}
+		head.Append(lin)
+		if last {
+			return nil
+		}
+		if cfg.BatchNorm {
+			bn, err := nn.NewBatchNorm1d(nn.DefaultBatchNorm(out))
+			if err != nil {
+				return err
+			}
+			head.Append(bn)
+		}
+		head.Append(nn.NewReLU(true))
+		in = out
+		return nil
+	}
+	for _, h := range cfg.Hidden {
+		if err := add(int64(h), false); err != nil {
+			return nil, fmt.Errorf("head: %w", err)
+		}
+	}
+	if err := add(numClasses, true); err != nil {
+		return nil, fmt.Errorf("head: %w", err)
+	}
+	return head, nil
+}
+
+// HeadSize returns the number of parameters of the head cfg would build,
+// without building it.
+func HeadSize(cfg HeadConfig, in, numClasses int64) int64 {
+	var n int64
+	for _, h := range cfg.Hidden {
+		n += in*int64(h) + int64(h)
+		if cfg.BatchNorm {
+			n += 2 * int64(h)
+		}
+		in = int64(h)
+	}
+	return n + in*numClasses + numClasses
+}
+
+// Pool turns layer4's map (N, C, h, w) into the head's input.
+func Pool(pooling string, fmap *torch.Tensor) (*torch.Tensor, error) {
+	switch pooling {
+	case "flatten":
+		return fmap.Flatten(1, -1)
+	case "max":
+		v, idx, err := torch.AdaptiveMaxPool2d(fmap, 1, 1)
+		if err != nil {
+			return nil, err
+		}
+		idx.Free()
+		return v.Flatten(1, -1)
+	case "avgmax":
+		a, err := Pool("avg", fmap)
+		if err != nil {
+			return nil, err
+		}
+		m, err := Pool("max", fmap)
+		if err != nil {
+			return nil, err
+		}
+		return torch.Cat([]*torch.Tensor{a, m}, 1)
+	}
+	a, err := torch.AdaptiveAvgPool2d(fmap, 1, 1)
+	if err != nil {
+		return nil, err
+	}
+	return a.Flatten(1, -1)
+}
+
+// Features returns the head's input for images x.
+func (m *Model) Features(x *torch.Tensor) (*torch.Tensor, error) {
+	f, err := m.Backbone.Features(x, "layer4")
+	if err != nil {
+		return nil, err
+	}
+	return Pool(m.Pooling, f["layer4"])
+}
+
+// Forward returns logits for images x (N, 3, H, W).
+func (m *Model) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	f, err := m.Features(x)
+	if err != nil {
+		return nil, err
+	}
+	return m.Head.Forward(f)
+}
+
+// backboneBNs returns the BatchNorm layers of the backbone with their
+// paths.
+func (m *Model) backboneBNs() []nn.Named[*nn.BatchNorm] {
+	var out []nn.Named[*nn.BatchNorm]
+	_ = nn.Walk(m.Backbone, func(path string, x nn.Module) error {
+		if bn, ok := x.(*nn.BatchNorm); ok {
+			out = append(out, nn.Named[*nn.BatchNorm]{Name: path, Value: bn})
+		}
+		return nil
+	})
+	return out
+}
+
+// SetBNMode sets the policy of the backbone's BatchNorm layers (see
+// TrainConfig.BatchNorm) and applies it for the model's current mode.
+// "adapt" behaves as "frozen" here: the adaptation pass is AdaptBN.
+func (m *Model) SetBNMode(mode string) error {
+	if err := oneOf("train.batchnorm", mode, "frozen", "train", "adapt", "legacy"); err != nil {
+		return err
+	}
+	m.bnMode = mode
+	m.Train(m.Training())
+	return nil
+}
+
+// BNMode returns the BatchNorm policy.
+func (m *Model) BNMode() string { return m.bnMode }
+
+// Train switches the model to training (on) or evaluation mode and then
+// applies the BatchNorm policy: frozen and adapted layers stay in eval
+// mode while the rest trains; legacy layers use batch statistics in
+// training without updating the stored ones.
+func (m *Model) Train(on bool) {
+	nn.Train(m, on)
+	for _, bn := range m.backboneBNs() {
+		b := bn.Value
+		b.Config.TrackRunningStats = true
+		switch m.bnMode {
+		case "frozen", "adapt":
+			b.SetTraining(false)
+		case "legacy":
+			b.Config.TrackRunningStats = false
+		}
+	}
+}
+
+// Freeze makes the backbone up to and including point untrainable and the
+// rest trainable (see FreezePoints); the head always trains. affine
+// (follow, train or freeze) then overrides BatchNorm's scale and shift.
+// No module's mode changes.
+func (m *Model) Freeze(point, affine string) error {
+	idx := -1
+	for i, p := range FreezePoints {
+		if p == point {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return fmt.Errorf("freeze: %q is not one of %s", point, strings.Join(FreezePoints, ", "))
+	}
+	groups := m.backboneGroups()
+	for i, g := range groups {
+		frozen := i < idx // FreezePoints[1:] name groups[0:]
+		for _, mod := range g.Value {
+			if err := nn.SetRequiresGrad(mod, !frozen); err != nil {
+				return err
+			}
+		}
+	}
+	if err := nn.Unfreeze(m.Head); err != nil {
+		return err
+	}
+	if affine == "follow" {
+		return nil
+	}
+	for _, bn := range m.backboneBNs() {
+		for _, p := range bn.Value.Parameters() {
+			if err := p.Value.SetRequiresGrad(affine == "train"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// backboneGroups lists the backbone's layer groups in depth order:
+// stem (conv1, bn1), layer1..layer4.
+func (m *Model) backboneGroups() []nn.Named[[]nn.Module] {
+	b := m.Backbone
+	return []nn.Named[[]nn.Module]{
+		{Name: "stem", Value: []nn.Module{b.Conv1, b.BN1}},
+		{Name: "layer1", Value: []nn.Module{b.Layer[0]}},
+		{Name: "layer2", Value: []nn.Module{b.Layer[1]}},
+		{Name: "layer3", Value: []nn.Module{b.Layer[2]}},
+		{Name: "layer4", Value: []nn.Module{b.Layer[3]}},
+	}
+}
+
+// BackboneFrozen reports whether no backbone parameter trains.
+func (m *Model) BackboneFrozen() bool {
+	_, trainable := nn.CountParameters(m.Backbone)
+	return trainable == 0
+}

@@ -1,0 +1,1125 @@
+package finetune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/torch/optim"
+	"github.com/finetune-go/finetune/vision/data"
+	"github.com/finetune-go/finetune/vision/models"
+)
+
+// ErrInterrupted is returned (wrapped) when the context is cancelled
+// during training: the step in progress finished and a checkpoint to
+// resume from was written.
+var ErrInterrupted = errors.New("training interrupted")
+
+// ErrNotFinite is returned (wrapped) when the loss becomes NaN or
+// infinite; the last good checkpoint stays on disk.
+var ErrNotFinite = errors.New("loss is not finite")
+
+// Options are a training run's hooks; the zero value is valid.
+type Options struct {
+	// Observer receives progress events; nil ignores them.
+	Observer func(Event)
+	// Resume names a checkpoint (last.safetensors of an interrupted run)
+	// to continue from.
+	Resume string
+	// Hub finds pretrained weights; nil uses torch hub's cache.
+	Hub *models.Hub
+}
+
+// Evaluation is a model's result on one dataset.
+type Evaluation struct {
+	Loss      float64    `json:"loss"`
+	Accuracy  float64    `json:"accuracy"`
+	Confusion *Confusion `json:"confusion"`
+}
+
+// Result is what a run produced.
+type Result struct {
+	Classes []string
+	History []EpochMetrics
+	// Best is the epoch whose weights the model ends with.
+	Best EpochMetrics
+	Val  *Evaluation
+	Test *Evaluation
+	// Checkpoints written at the end, with their sizes.
+	Checkpoints []CheckpointFile
+	HeadParams  int64
+	Seconds     float64
+	// Cached says how the head's inputs were computed.
+	Cached string
+	Model  *Model
+	Folds  []FoldResult
+	// Skipped lists images left out under data.on_bad_image: skip.
+	Skipped []data.SkippedImage
+}
+
+// Train runs cfg: it builds the model, trains it stage by stage and
+// writes metrics and checkpoints to cfg.Output.Dir. With cv.folds set it
+// runs cross-validation instead (see CrossValidate).
+func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.CV.Folds > 0 {
+		return CrossValidate(ctx, cfg, opts)
+	}
+	d, err := OpenData(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return trainOn(ctx, cfg, opts, d, -1)
+}
+
+// trainOn runs one training (fold is -1 outside cross-validation).
+func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (*Result, error) {
+	start := time.Now()
+	tr := &trainer{cfg: cfg, opts: opts, d: d, fold: fold}
+	if err := tr.setup(ctx); err != nil {
+		tr.close()
+		return nil, err
+	}
+	defer tr.close()
+	if err := tr.run(ctx); err != nil {
+		return nil, err
+	}
+	res, err := tr.finish(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+type trainer struct {
+	cfg    Config
+	opts   Options
+	d      *Data
+	fold   int
+	device torch.Device
+	m      *Model
+	gen    *torch.Generator
+	log    *runLog
+
+	trainLoader, valLoader *data.BatchLoader
+	classWeights           *torch.Tensor
+
+	state trainState
+	best  []nn.Named[*torch.Tensor]
+	opt   optim.Optimizer
+	// baseLR is each optimizer group's learning rate before the schedule.
+	baseLR []float64
+	cached string
+	// pendingOptState is a resumed optimizer state, loaded once the
+	// stage's optimizer exists.
+	pendingOptState *optim.State
+}
+
+// trainState is what a resumed run needs besides weights and optimizer.
+type trainState struct {
+	Stage       int             `json:"stage"`
+	Epoch       int             `json:"epoch"`        // epochs finished in the stage
+	StepInEpoch int             `json:"step_in_epoch"` // steps finished in the epoch in progress
+	Step        int             `json:"step"`         // steps finished in the stage
+	BestValue   float64         `json:"best_value"`
+	HaveBest    bool            `json:"have_best"`
+	SinceBest   int             `json:"since_best"`
+	StageBest   float64         `json:"stage_best"`
+	StageHave   bool            `json:"stage_have"`
+	Best        EpochMetrics    `json:"best_epoch"`
+	History     []EpochMetrics  `json:"history"`
+	Trained     map[string]bool `json:"trained"`
+	Adapted     bool            `json:"adapted"`
+	Partial     partialEpoch    `json:"partial"`
+}
+
+// partialEpoch accumulates the training metrics of the epoch in
+// progress, so an epoch interrupted and resumed reports as one.
+type partialEpoch struct {
+	LossSum float64 `json:"loss_sum"`
+	Correct int64   `json:"correct"`
+	Seen    int64   `json:"seen"`
+	Seconds float64 `json:"seconds"`
+}
+
+func (tr *trainer) emit(e Event) {
+	e.Fold = tr.fold
+	if tr.opts.Observer != nil {
+		tr.opts.Observer(e)
+	}
+}
+
+func (tr *trainer) info(format string, args ...any) {
+	tr.emit(Event{Kind: EventInfo, Message: fmt.Sprintf(format, args...)})
+}
+
+func (tr *trainer) warn(format string, args ...any) {
+	tr.emit(Event{Kind: EventWarning, Message: fmt.Sprintf(format, args...)})
+}
+
+func (tr *trainer) setup(ctx context.Context) error {
+	cfg := tr.cfg
+	dev, msg, err := torch.SelectDevice(cfg.Device)
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	tr.device = dev
+	if msg != "" {
+		tr.info("%s", msg)
+	}
+	if err := os.MkdirAll(tr.runDir(), 0o755); err != nil {
+		return fmt.Errorf("output.dir: %w", err)
+	}
+	if tr.log, err = openRunLog(tr.runDir(), tr.opts.Resume != ""); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tr.runDir(), "config.yaml"), []byte(ConfigYAML(cfg)), 0o644); err != nil {
+		return fmt.Errorf("output.dir: %w", err)
+	}
+	torch.ManualSeed(cfg.Seed)
+	if tr.gen, err = torch.NewGenerator(cfg.Seed); err != nil {
+		return err
+	}
+	if tr.m, err = buildModel(ctx, cfg, int64(len(tr.d.Classes)), tr.opts.Hub, tr.info); err != nil {
+		return err
+	}
+	_ = nn.Walk(tr.m.Head, func(_ string, x nn.Module) error {
+		if dr, ok := x.(*nn.Dropout); ok {
+			dr.Generator = tr.gen
+		}
+		return nil
+	})
+	tr.reportSizes()
+	if tr.trainLoader, err = tr.d.loader(cfg, tr.d.TrainSet, tr.d.Train, trainLoader, tr.loaderLog); err != nil {
+		return fmt.Errorf("data.train: %w", err)
+	}
+	if tr.valLoader, err = tr.d.loader(cfg, tr.d.ValSet, tr.d.Val, fixedLoader, tr.loaderLog); err != nil {
+		return fmt.Errorf("data.val: %w", err)
+	}
+	if cfg.Train.ClassWeights == "balanced" {
+		w := make([]float32, len(tr.d.ClassWeights))
+		for i, v := range tr.d.ClassWeights {
+			w[i] = float32(v)
+		}
+		if tr.classWeights, err = torch.FromSlice(w); err != nil {
+			return err
+		}
+		tr.classWeights.Keep()
+	}
+	tr.state.Trained = map[string]bool{}
+	if tr.opts.Resume != "" {
+		return tr.resume(tr.opts.Resume)
+	}
+	return nil
+}
+
+func (tr *trainer) loaderLog(format string, args ...any) { tr.warn(format, args...) }
+
+func (tr *trainer) runDir() string {
+	if tr.fold >= 0 {
+		return filepath.Join(tr.cfg.Output.Dir, fmt.Sprintf("fold%d", tr.fold+1))
+	}
+	return tr.cfg.Output.Dir
+}
+
+func (tr *trainer) close() {
+	if tr.trainLoader != nil {
+		tr.trainLoader.Close()
+	}
+	if tr.valLoader != nil {
+		tr.valLoader.Close()
+	}
+	if tr.log != nil {
+		tr.log.Close()
+	}
+	for _, b := range tr.best {
+		b.Value.Free()
+	}
+}
+
+// buildModel makes the model of cfg and loads the backbone's weights.
+func buildModel(ctx context.Context, cfg Config, numClasses int64, hub *models.Hub, info func(string, ...any)) (*Model, error) {
+	torch.ManualSeed(cfg.Seed)
+	m, err := NewModel(cfg.Model.Arch, cfg.Model.Head, numClasses, cfg.Data.ImageSize)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	if cfg.Model.Weights != "none" {
+		r, err := models.LoadWeights(ctx, m.Backbone, cfg.Model.Weights, hub)
+		if err != nil {
+			nn.Free(m)
+			return nil, fmt.Errorf("model.weights: %w", err)
+		}
+		info("backbone %s: %d tensors loaded from %s", cfg.Model.Arch, len(r.Loaded), cfg.Model.Weights)
+	}
+	if err := m.SetBNMode(cfg.Train.BatchNorm); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (tr *trainer) reportSizes() {
+	head, _ := nn.CountParameters(tr.m.Head)
+	total, _ := nn.CountParameters(tr.m)
+	fs := tr.m.FeatureShape
+	in := pooledWidth(tr.cfg.Model.Head.Pooling, fs[0], fs[1], fs[2])
+	tr.info("head: %s pooling → %d features → %v → %d classes: %s parameters (%s as float32); model total %s",
+		tr.cfg.Model.Head.Pooling, in, tr.cfg.Model.Head.Hidden, len(tr.d.Classes), nn.Thousands(head),
+		nn.Bytes(head*4), nn.Thousands(total))
+	if head > 10_000_000 {
+		tr.warn("the head has %s parameters (%s, %s with Adam's state): a head this large memorises a small dataset; "+
+			"model.head.pooling: avg and one small layer is the usual cure", nn.Thousands(head), nn.Bytes(head*4), nn.Bytes(head*12))
+	}
+}
+
+// stagePlan is a stage's optimisation as configured.
+type stagePlan struct {
+	Stage
+	index         int
+	stepsPerEpoch int
+	cached        bool
+}
+
+func (tr *trainer) plan(i int) stagePlan {
+	st := tr.cfg.Stages[i]
+	p := stagePlan{Stage: st, index: i, stepsPerEpoch: tr.trainLoader.Len()}
+	if s := tr.cfg.Train.StepsPerEpoch; s > 0 {
+		p.stepsPerEpoch = s
+	}
+	return p
+}
+
+func (tr *trainer) run(ctx context.Context) error {
+	for tr.state.Stage < len(tr.cfg.Stages) {
+		p := tr.plan(tr.state.Stage)
+		if err := tr.runStage(ctx, p); err != nil {
+			return err
+		}
+		tr.state.Stage++
+		tr.state.Epoch, tr.state.Step, tr.state.StepInEpoch = 0, 0, 0
+		tr.state.StageHave, tr.state.SinceBest = false, 0
+	}
+	return nil
+}
+
+func (tr *trainer) prepareStage(ctx context.Context, p stagePlan) error {
+	cfg := tr.cfg
+	if err := tr.m.Freeze(p.Freeze, cfg.Train.BNAffine); err != nil {
+		return fmt.Errorf("stages[%d].freeze: %w", p.index, err)
+	}
+	for _, e := range nn.Trainable(tr.m) {
+		tr.state.Trained[e.Name] = true
+	}
+	if cfg.Train.BatchNorm == "adapt" && !tr.state.Adapted {
+		tr.info("adapting BatchNorm statistics to the training images (AdaBN)")
+		if err := tr.adaptBN(ctx); err != nil {
+			return err
+		}
+		tr.state.Adapted = true
+	}
+	var err error
+	if tr.opt, tr.baseLR, err = newOptimizer(cfg.Train, tr.m, p.BackboneLRMult); err != nil {
+		return fmt.Errorf("stages[%d]: %w", p.index, err)
+	}
+	total, trainable := nn.CountParameters(tr.m)
+	tr.emit(Event{Kind: EventStage, Stage: p.Name, Message: fmt.Sprintf(
+		"stage %s: %d epochs at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
+		p.Name, p.Epochs, p.Freeze, nn.Thousands(trainable), nn.Thousands(total), cfg.Train.BatchNorm, p.stepsPerEpoch)})
+	return nil
+}
+
+// adaptBN re-estimates every backbone BatchNorm's running statistics over
+// the training images with evaluation transforms, as PyTorch's
+// torch.optim.swa_utils.update_bn: statistics reset, cumulative average
+// (momentum None), then frozen.
+func (tr *trainer) adaptBN(ctx context.Context) error {
+	loader, err := tr.d.loader(tr.cfg, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
+	if err != nil {
+		return err
+	}
+	defer loader.Close()
+	return AdaptBN(ctx, tr.m, func(yield func(*torch.Tensor, error) bool) {
+		for b, err := range loader.Epoch(ctx, 0) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			ok := yield(b.Images, nil)
+			b.Free()
+			if !ok {
+				return
+			}
+		}
+	})
+}
+
+// AdaptBN resets the running statistics of every BatchNorm of m's backbone
+// and re-estimates them as cumulative averages over the batches of images,
+// in a no-grad pass; the layers are left in m's BatchNorm mode (frozen
+// for "adapt").
+func AdaptBN(ctx context.Context, m *Model, images func(yield func(*torch.Tensor, error) bool)) error {
+	bns := m.backboneBNs()
+	saved := make([]*float64, len(bns))
+	err := torch.NoGrad(func() error {
+		for i, bn := range bns {
+			b := bn.Value
+			saved[i] = b.Config.Momentum
+			b.Config.Momentum = nil
+			for _, name := range []string{"running_mean", "num_batches_tracked"} {
+				if err := b.Buffer(name).Zero_(); err != nil {
+					return err
+				}
+			}
+			if err := b.Buffer("running_var").Fill_(1); err != nil {
+				return err
+			}
+		}
+		nn.Train(m.Backbone, false)
+		for _, bn := range bns {
+			bn.Value.SetTraining(true)
+			bn.Value.Config.TrackRunningStats = true
+		}
+		for x, err := range images {
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s := torch.NewScope()
+			_, err := m.Backbone.Features(x, "layer4")
+			s.Close()
+			if err != nil {
+				return fmt.Errorf("adapting BatchNorm: %w", err)
+			}
+		}
+		return nil
+	})
+	for i, bn := range bns {
+		bn.Value.Config.Momentum = saved[i]
+	}
+	m.Train(m.Training())
+	return err
+}
+
+// newOptimizer groups m's trainable parameters: head and backbone (the
+// latter at lrMult times the learning rate), each split into those that
+// take weight decay and BatchNorm parameters and biases, which do not.
+func newOptimizer(c TrainConfig, m *Model, lrMult float64) (optim.Optimizer, []float64, error) {
+	noDecay := map[*torch.Tensor]bool{}
+	_ = nn.Walk(m, func(_ string, x nn.Module) error {
+		for _, p := range x.Base().Parameters() {
+			if _, isBN := x.(*nn.BatchNorm); isBN || p.Name == "bias" {
+				noDecay[p.Value] = true
+			}
+		}
+		return nil
+	})
+	var groups []optim.ParamGroup
+	var lrs []float64
+	for _, part := range []struct {
+		mod nn.Module
+		lr  float64
+	}{{m.Head, c.LR}, {m.Backbone, c.LR * lrMult}} {
+		var decay, plain []*torch.Tensor
+		for _, p := range nn.Trainable(part.mod) {
+			if noDecay[p.Value] {
+				plain = append(plain, p.Value)
+			} else {
+				decay = append(decay, p.Value)
+			}
+		}
+		for _, g := range []struct {
+			params []*torch.Tensor
+			wd     float64
+		}{{decay, c.WeightDecay}, {plain, 0}} {
+			if len(g.params) == 0 || part.lr == 0 {
+				continue
+			}
+			var pg optim.ParamGroup
+			switch c.Optimizer {
+			case "adamw":
+				pg = optim.AdamWGroup(g.params...)
+			case "adam":
+				pg = optim.AdamGroup(g.params...)
+			default:
+				pg = optim.ParamGroup{Params: g.params, Momentum: c.Momentum, Nesterov: c.Nesterov}
+			}
+			pg.LR, pg.WeightDecay = part.lr, g.wd
+			groups = append(groups, pg)
+			lrs = append(lrs, part.lr)
+		}
+	}
+	if len(groups) == 0 {
+		return nil, nil, errors.New("nothing to train: every parameter is frozen")
+	}
+	var opt optim.Optimizer
+	var err error
+	switch c.Optimizer {
+	case "adamw":
+		opt, err = optim.NewAdamW(groups...)
+	case "adam":
+		opt, err = optim.NewAdam(groups...)
+	default:
+		opt, err = optim.NewSGD(groups...)
+	}
+	return opt, lrs, err
+}
+
+// cacheValid reports whether the backbone's output for an image cannot
+// change during the stage: nothing in it trains and its BatchNorm layers
+// use stored statistics.
+func (tr *trainer) cacheValid() bool {
+	mode := tr.m.BNMode()
+	return tr.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt")
+}
+
+func (tr *trainer) runStage(ctx context.Context, p stagePlan) error {
+	if err := tr.prepareStage(ctx, p); err != nil {
+		return err
+	}
+	if tr.pendingOptState != nil {
+		if err := tr.opt.LoadState(tr.pendingOptState); err != nil {
+			return fmt.Errorf("resume: optimizer: %w", err)
+		}
+		tr.pendingOptState.Free()
+		tr.pendingOptState = nil
+	}
+	feats, err := tr.stageFeatures(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer feats.free()
+	total := p.Epochs * p.stepsPerEpoch
+	for tr.state.Epoch < p.Epochs {
+		if err := ctx.Err(); err != nil {
+			return tr.interrupt(p, err)
+		}
+		em, err := tr.trainEpoch(ctx, p, feats, total)
+		if err != nil {
+			return err
+		}
+		val, err := tr.evaluate(ctx, tr.valLoader, feats.val, nil)
+		if err != nil {
+			return fmt.Errorf("validation: %w", err)
+		}
+		em.ValLoss, em.ValAccuracy = val.Loss, val.Accuracy
+		em.Gap = em.TrainAccuracy - em.ValAccuracy
+		tr.state.Epoch++
+		tr.state.StepInEpoch = 0
+		tr.state.Partial = partialEpoch{}
+		stop, err := tr.endEpoch(p, &em)
+		if err != nil {
+			return err
+		}
+		if stop {
+			tr.info("stage %s: early stop after epoch %d: %s has not improved for %d epochs",
+				p.Name, em.Epoch, tr.cfg.Train.EarlyStopping.Metric, tr.state.SinceBest)
+			break
+		}
+	}
+	return tr.restoreBest()
+}
+
+// stageFeatures holds backbone features that stay valid for a stage.
+type stageFeatures struct {
+	train, val *torch.Tensor // rows in loader order; nil when not cached
+	// trainFrozen says the backbone runs without autograd for training
+	// batches (everything in it is frozen).
+	trainFrozen bool
+}
+
+func (f *stageFeatures) free() {
+	f.train.Free()
+	f.val.Free()
+}
+
+func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, error) {
+	f := &stageFeatures{trainFrozen: tr.m.BackboneFrozen()}
+	mode := tr.cfg.Train.CacheFeatures
+	valid := tr.cacheValid()
+	if mode == "on" && !valid {
+		return nil, fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
+			"(freeze: %s, train.batchnorm: %s, train.bn_affine: %s): its features change every step",
+			p.Name, p.Freeze, tr.cfg.Train.BatchNorm, tr.cfg.Train.BNAffine)
+	}
+	if mode == "off" || !valid {
+		tr.cached = "none"
+		return f, nil
+	}
+	var err error
+	if f.val, err = tr.features(ctx, tr.valLoader); err != nil {
+		return nil, fmt.Errorf("caching validation features: %w", err)
+	}
+	tr.cached = "validation"
+	if !tr.cfg.Augment.Enabled {
+		fixed, err := tr.d.loader(tr.cfg, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
+		if err != nil {
+			return nil, err
+		}
+		f.train, err = tr.features(ctx, fixed)
+		fixed.Close()
+		if err != nil {
+			return nil, fmt.Errorf("caching training features: %w", err)
+		}
+		tr.cached = "training and validation"
+	}
+	tr.info("stage %s: backbone frozen with fixed BatchNorm: %s features computed once and reused every epoch", p.Name, tr.cached)
+	return f, nil
+}
+
+// features runs the frozen backbone over every batch of loader and keeps
+// the head's inputs, in loader order.
+func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, error) {
+	var parts []*torch.Tensor
+	defer func() {
+		for _, p := range parts {
+			p.Free()
+		}
+	}()
+	tr.m.Train(false)
+	err := torch.NoGrad(func() error {
+		for b, err := range loader.Epoch(ctx, 0) {
+			if err != nil {
+				return err
+			}
+			s := torch.NewScope()
+			x, err := b.Images.ToDevice(tr.device)
+			var f *torch.Tensor
+			if err == nil {
+				f, err = tr.m.Features(x)
+			}
+			if err == nil {
+				parts = append(parts, f.Keep())
+			}
+			s.Close()
+			b.Free()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := torch.Cat(parts, 0)
+	if err != nil {
+		return nil, err
+	}
+	return out.Keep(), nil
+}
+
+// trainBatch is one training batch: images (or cached features) and
+// labels.
+type trainBatch struct {
+	x, feats, y *torch.Tensor
+	n           int
+}
+
+// epochBatches yields the training batches of one epoch of stage p,
+// starting after the batches already done.
+func (tr *trainer) epochBatches(ctx context.Context, p stagePlan, feats *stageFeatures) func(yield func(trainBatch, error) bool) {
+	return func(yield func(trainBatch, error) bool) {
+		perPass := tr.trainLoader.Len()
+		first := tr.state.Epoch*p.stepsPerEpoch + tr.state.StepInEpoch
+		last := (tr.state.Epoch + 1) * p.stepsPerEpoch
+		for g := first; g < last; {
+			pass, pos := g/perPass, g%perPass
+			// Each stage draws its own sequence of shuffles.
+			loaderEpoch := p.index*1_000_000 + pass
+			if feats.train != nil {
+				order, bounds := tr.trainLoader.Order(loaderEpoch), tr.trainLoader.Bounds()
+				for ; pos < perPass && g < last; pos, g = pos+1, g+1 {
+					idx := make([]int64, 0, bounds[pos][1]-bounds[pos][0])
+					labels := make([]int64, 0, cap(idx))
+					for _, k := range order[bounds[pos][0]:bounds[pos][1]] {
+						idx = append(idx, int64(k))
+						labels = append(labels, int64(tr.d.TrainSet.Samples[tr.d.Train[k]].Label))
+					}
+					b, err := tr.gatherFeatures(feats.train, idx, labels)
+					if !yield(b, err) || err != nil {
+						return
+					}
+				}
+				continue
+			}
+			skip := pos
+			for b, err := range tr.trainLoader.Epoch(ctx, loaderEpoch) {
+				if err != nil {
+					yield(trainBatch{}, err)
+					return
+				}
+				if skip > 0 {
+					skip--
+					b.Free()
+					continue
+				}
+				tb := trainBatch{x: b.Images, y: b.Labels, n: len(b.Indices)}
+				ok := yield(tb, nil)
+				b.Free()
+				g++
+				if !ok {
+					return
+				}
+				if g >= last {
+					return
+				}
+			}
+			g = (pass + 1) * perPass
+			if g < first {
+				g = first
+			}
+		}
+	}
+}
+
+func (tr *trainer) gatherFeatures(all *torch.Tensor, idx, labels []int64) (trainBatch, error) {
+	it, err := torch.FromSlice(idx)
+	if err != nil {
+		return trainBatch{}, err
+	}
+	defer it.Free()
+	f, err := all.IndexSelect(0, it)
+	if err != nil {
+		return trainBatch{}, err
+	}
+	y, err := torch.FromSlice(labels)
+	if err != nil {
+		f.Free()
+		return trainBatch{}, err
+	}
+	return trainBatch{feats: f.Keep(), y: y.Keep(), n: len(idx)}, nil
+}
+
+func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeatures, total int) (EpochMetrics, error) {
+	start := time.Now()
+	em := EpochMetrics{Stage: p.Name, Epoch: tr.state.Epoch + 1}
+	part := &tr.state.Partial
+	tr.m.Train(true)
+	tr.reseedEpoch(p)
+	for b, err := range tr.epochBatches(ctx, p, feats) {
+		if err != nil {
+			return em, fmt.Errorf("data: %w", err)
+		}
+		lr := tr.applySchedule(p, total)
+		loss, correct, err := tr.step(b, feats.trainFrozen)
+		if b.feats != nil {
+			b.feats.Free()
+			b.y.Free()
+		}
+		if err != nil {
+			return em, err
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); the last good checkpoint is %s",
+				p.Name, em.Epoch, tr.state.StepInEpoch+1, ErrNotFinite, loss, filepath.Join(tr.runDir(), lastCheckpoint))
+		}
+		part.LossSum += loss * float64(b.n)
+		part.Correct += correct
+		part.Seen += int64(b.n)
+		tr.state.StepInEpoch++
+		tr.state.Step++
+		elapsed := part.Seconds + time.Since(start).Seconds()
+		tr.emit(Event{Kind: EventStep, Stage: p.Name, Epoch: em.Epoch, Step: tr.state.StepInEpoch, Steps: p.stepsPerEpoch,
+			Loss: part.LossSum / float64(part.Seen), LR: lr, ImagesPerSecond: float64(part.Seen) / math.Max(elapsed, 1e-9)})
+		if err := ctx.Err(); err != nil && tr.state.StepInEpoch < p.stepsPerEpoch {
+			part.Seconds += time.Since(start).Seconds()
+			return em, tr.interrupt(p, err)
+		}
+	}
+	part.Seconds += time.Since(start).Seconds()
+	if part.Seen == 0 {
+		return em, fmt.Errorf("stage %s: the epoch had no training batch", p.Name)
+	}
+	em.TrainLoss = part.LossSum / float64(part.Seen)
+	em.TrainAccuracy = float64(part.Correct) / float64(part.Seen)
+	em.Seconds = part.Seconds
+	em.LR = tr.baseLR[0] * LRFactor(tr.cfg.Train, max(tr.state.Step-1, 0), total, p.stepsPerEpoch)
+	return em, nil
+}
+
+// reseedEpoch makes the epoch's random draws (dropout masks, mixup) a
+// function of the seed and the epoch, so a resumed run draws the same.
+func (tr *trainer) reseedEpoch(p stagePlan) {
+	if tr.state.StepInEpoch > 0 {
+		return // resumed mid-epoch: the generator state came from the checkpoint
+	}
+	seed := mix(tr.cfg.Seed, uint64(p.index), uint64(tr.state.Epoch))
+	_ = tr.gen.Seed(seed)
+	torch.ManualSeed(seed)
+}
+
+func mix(vals ...uint64) uint64 {
+	h := uint64(0x9E3779B97F4A7C15)
+	for _, v := range vals {
+		h ^= v + 0x9E3779B97F4A7C15 + h<<6 + h>>2
+		h ^= h >> 31
+		h *= 0xBF58476D1CE4E5B9
+	}
+	return h
+}
+
+func (tr *trainer) applySchedule(p stagePlan, total int) float64 {
+	f := LRFactor(tr.cfg.Train, tr.state.Step, total, p.stepsPerEpoch)
+	groups := tr.opt.Groups()
+	for i, g := range groups {
+		g.LR = tr.baseLR[i] * f
+	}
+	return groups[0].LR
+}
+
+// step runs one optimisation step and returns the batch's mean loss and
+// its number of correct predictions.
+func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, error) {
+	s := torch.NewScope()
+	defer s.Close()
+	y, err := b.y.ToDevice(tr.device)
+	if err != nil {
+		return 0, 0, err
+	}
+	var logits *torch.Tensor
+	mixed, err := tr.mixBatch(b, y)
+	if err != nil {
+		return 0, 0, err
+	}
+	feats := b.feats
+	if feats == nil {
+		x, err := mixed.x.ToDevice(tr.device)
+		if err != nil {
+			return 0, 0, err
+		}
+		if backboneFrozen {
+			err = torch.NoGrad(func() error {
+				var err error
+				feats, err = tr.m.Features(x)
+				return err
+			})
+		} else {
+			feats, err = tr.m.Features(x)
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	} else if mixed.x != nil {
+		feats = mixed.x
+	}
+	if logits, err = tr.m.Head.Forward(feats); err != nil {
+		return 0, 0, err
+	}
+	loss, err := tr.loss(logits, y, mixed)
+	if err != nil {
+		return 0, 0, err
+	}
+	value, err := loss.Item()
+	if err != nil {
+		return 0, 0, err
+	}
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		return value, 0, nil
+	}
+	if err := loss.Backward(); err != nil {
+		return 0, 0, err
+	}
+	if tr.cfg.Train.GradClip > 0 {
+		if err := clipGradNorm(nn.Trainable(tr.m), tr.cfg.Train.GradClip); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := tr.opt.Step(); err != nil {
+		return 0, 0, err
+	}
+	if err := tr.opt.ZeroGrad(); err != nil {
+		return 0, 0, err
+	}
+	pred, err := logits.Argmax(1, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	hits, err := pred.Eq(y)
+	if err != nil {
+		return 0, 0, err
+	}
+	sum, err := hits.Sum()
+	if err != nil {
+		return 0, 0, err
+	}
+	correct, err := sum.Item()
+	return value, int64(correct), err
+}
+
+func (tr *trainer) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, error) {
+	o := torch.LossOptions{Weight: tr.classWeights, LabelSmoothing: tr.cfg.Train.LabelSmoothing}
+	l, err := torch.CrossEntropy(logits, y, o)
+	if err != nil || m.other == nil {
+		return l, err
+	}
+	l2, err := torch.CrossEntropy(logits, m.other, o)
+	if err != nil {
+		return nil, err
+	}
+	a, err := l.MulScalar(m.lambda)
+	if err != nil {
+		return nil, err
+	}
+	return a.AddScaled(l2, 1-m.lambda)
+}
+
+// clipGradNorm scales the gradients so their global L2 norm is at most
+// maxNorm, as torch.nn.utils.clip_grad_norm_.
+func clipGradNorm(params []nn.Named[*torch.Tensor], maxNorm float64) error {
+	var grads []*torch.Tensor
+	sq := 0.0
+	for _, p := range params {
+		g, err := p.Value.Grad()
+		if err != nil {
+			return err
+		}
+		if g == nil {
+			continue
+		}
+		grads = append(grads, g)
+		n, err := g.Pow(2)
+		if err != nil {
+			return err
+		}
+		s, err := n.Sum()
+		if err != nil {
+			return err
+		}
+		v, err := s.Item()
+		if err != nil {
+			return err
+		}
+		sq += v
+	}
+	coef := maxNorm / (math.Sqrt(sq) + 1e-6)
+	if coef >= 1 {
+		return nil
+	}
+	return torch.NoGrad(func() error {
+		for _, g := range grads {
+			if err := g.MulScalar_(coef); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// evaluate runs the model in evaluation mode over loader (or its cached
+// features) and returns the plain cross entropy, accuracy and confusion.
+func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
+	if set == nil {
+		set = tr.d.ValSet
+	}
+	tr.m.Train(false)
+	defer tr.m.Train(true)
+	conf := NewConfusion(tr.d.Classes)
+	var lossSum float64
+	offset := int64(0)
+	err := torch.NoGrad(func() error {
+		for b, err := range loader.Epoch(ctx, 0) {
+			if err != nil {
+				return err
+			}
+			err := func() error {
+				defer b.Free()
+				s := torch.NewScope()
+				defer s.Close()
+				n := int64(len(b.Indices))
+				var logits *torch.Tensor
+				var err error
+				if cached != nil {
+					f, err := cached.Narrow(0, offset, n)
+					if err != nil {
+						return err
+					}
+					logits, err = tr.m.Head.Forward(f)
+					if err != nil {
+						return err
+					}
+				} else {
+					x, err := b.Images.ToDevice(tr.device)
+					if err != nil {
+						return err
+					}
+					if logits, err = tr.m.Forward(x); err != nil {
+						return err
+					}
+				}
+				offset += n
+				y, err := b.Labels.ToDevice(tr.device)
+				if err != nil {
+					return err
+				}
+				loss, err := torch.CrossEntropy(logits, y, torch.LossOptions{Reduction: torch.ReduceSum})
+				if err != nil {
+					return err
+				}
+				v, err := loss.Item()
+				if err != nil {
+					return err
+				}
+				lossSum += v
+				pred, err := logits.Argmax(1, false)
+				if err != nil {
+					return err
+				}
+				pv, err := pred.Int64s()
+				if err != nil {
+					return err
+				}
+				yv, err := b.Labels.Int64s()
+				if err != nil {
+					return err
+				}
+				conf.Add(yv, pv)
+				return nil
+			}()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := conf.Total()
+	if n == 0 {
+		return nil, errors.New("no images to evaluate")
+	}
+	return &Evaluation{Loss: lossSum / float64(n), Accuracy: conf.Accuracy(), Confusion: conf}, nil
+}
+
+func (tr *trainer) metricValue(em EpochMetrics) (v float64, higherIsBetter bool) {
+	if tr.cfg.Train.EarlyStopping.Metric == "val_accuracy" {
+		return em.ValAccuracy, true
+	}
+	return em.ValLoss, false
+}
+
+func (tr *trainer) improves(v, best float64, higher bool) bool {
+	d := tr.cfg.Train.EarlyStopping.MinDelta
+	if higher {
+		return v > best+d
+	}
+	return v < best-d
+}
+
+// endEpoch records the epoch, keeps the best weights so far and writes
+// the resume checkpoint; it reports whether the stage should stop early.
+// Patience counts within the stage; the weights kept are the best of the
+// whole run, so a later stage that does worse ends with the earlier best.
+func (tr *trainer) endEpoch(p stagePlan, em *EpochMetrics) (bool, error) {
+	v, higher := tr.metricValue(*em)
+	if !tr.state.StageHave || tr.improves(v, tr.state.StageBest, higher) {
+		tr.state.StageBest, tr.state.StageHave, tr.state.SinceBest = v, true, 0
+	} else {
+		tr.state.SinceBest++
+	}
+	em.Fold = tr.fold
+	em.GlobalEpoch = len(tr.state.History) + 1
+	if !tr.state.HaveBest || tr.improves(v, tr.state.BestValue, higher) {
+		tr.state.BestValue, tr.state.HaveBest = v, true
+		em.Best = true
+		tr.state.Best = *em
+		if err := tr.keepBest(); err != nil {
+			return false, err
+		}
+	}
+	tr.state.History = append(tr.state.History, *em)
+	if err := tr.log.Write(*em); err != nil {
+		return false, err
+	}
+	tr.emit(Event{Kind: EventEpoch, Stage: p.Name, Epoch: em.Epoch, Metrics: em})
+	if err := tr.writeResume(); err != nil {
+		return false, err
+	}
+	pat := tr.cfg.Train.EarlyStopping.Patience
+	return pat > 0 && tr.state.SinceBest >= pat, nil
+}
+
+// keepBest copies the current weights as the stage's best.
+func (tr *trainer) keepBest() error {
+	sd := nn.StateDict(tr.m)
+	if tr.best == nil {
+		for _, e := range sd {
+			c, err := e.Value.Detach()
+			if err == nil {
+				c, err = c.Clone()
+			}
+			if err != nil {
+				return err
+			}
+			tr.best = append(tr.best, nn.Named[*torch.Tensor]{Name: e.Name, Value: c.Keep()})
+		}
+		return nil
+	}
+	return torch.NoGrad(func() error {
+		for i, e := range sd {
+			if err := tr.best[i].Value.Copy_(e.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// restoreBest loads the stage's best weights into the model.
+func (tr *trainer) restoreBest() error {
+	if tr.best == nil {
+		return nil
+	}
+	_, err := nn.LoadStateDict(tr.m, tr.best, nn.LoadOptions{})
+	return err
+}
+
+// interrupt writes a resumable checkpoint for the step just finished.
+func (tr *trainer) interrupt(p stagePlan, cause error) error {
+	if err := tr.writeResume(); err != nil {
+		return fmt.Errorf("%w; and writing the checkpoint failed: %v", cause, err)
+	}
+	path := filepath.Join(tr.runDir(), lastCheckpoint)
+	return fmt.Errorf("%w in stage %s, epoch %d after step %d; resume with --resume %s: %w",
+		ErrInterrupted, p.Name, tr.state.Epoch+1, tr.state.StepInEpoch, path, cause)
+}
+
+func (tr *trainer) finish(ctx context.Context) (*Result, error) {
+	res := &Result{Classes: tr.d.Classes, History: tr.state.History, Best: tr.state.Best, Model: tr.m, Cached: tr.cached}
+	res.HeadParams, _ = nn.CountParameters(tr.m.Head)
+	var err error
+	if res.Val, err = tr.evaluate(ctx, tr.valLoader, nil, tr.d.ValSet); err != nil {
+		return nil, fmt.Errorf("final validation: %w", err)
+	}
+	if tr.d.TestSet != nil {
+		test, err := tr.d.loader(tr.cfg, tr.d.TestSet, nil, fixedLoader, tr.loaderLog)
+		if err != nil {
+			return nil, fmt.Errorf("data.test: %w", err)
+		}
+		res.Test, err = tr.evaluate(ctx, test, nil, tr.d.TestSet)
+		test.Close()
+		if err != nil {
+			return nil, fmt.Errorf("test: %w", err)
+		}
+	}
+	res.Skipped = append(tr.trainLoader.Skipped(), tr.valLoader.Skipped()...)
+	if res.Checkpoints, err = tr.writeFinal(res); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(filepath.Join(tr.runDir(), "result.json"), summaryJSON(res)); err != nil {
+		return nil, err
+	}
+	tr.m = nil // the caller owns it now
+	return res, nil
+}

@@ -1,0 +1,29 @@
+package finetune
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTrainRuns(t *testing.T) {
+	root := t.TempDir()
+	writeShapes(t, root, 16, 40, 1)
+	cfg := tinyConfig(t, root)
+	cfg.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all", BackboneLRMult: 0.1}, {Name: "ft", Epochs: 2, Freeze: "layer3", BackboneLRMult: 0.1}}
+	var events []Event
+	res, err := Train(context.Background(), cfg, Options{Observer: func(e Event) { events = append(events, e) }})
+	require.NoError(t, err)
+	defer nn.Free(res.Model)
+	require.Len(t, res.History, 4)
+	for _, e := range events {
+		if e.Kind != EventStep {
+			t.Log(e.Kind, e.Message, e.Metrics)
+		}
+	}
+	require.FileExists(t, filepath.Join(cfg.Output.Dir, "metrics.jsonl"))
+	require.FileExists(t, filepath.Join(cfg.Output.Dir, "best.safetensors"))
+}
