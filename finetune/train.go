@@ -127,9 +127,9 @@ type trainer struct {
 // trainState is what a resumed run needs besides weights and optimizer.
 type trainState struct {
 	Stage       int             `json:"stage"`
-	Epoch       int             `json:"epoch"`        // epochs finished in the stage
+	Epoch       int             `json:"epoch"`         // epochs finished in the stage
 	StepInEpoch int             `json:"step_in_epoch"` // steps finished in the epoch in progress
-	Step        int             `json:"step"`         // steps finished in the stage
+	Step        int             `json:"step"`          // steps finished in the stage
 	BestValue   float64         `json:"best_value"`
 	HaveBest    bool            `json:"have_best"`
 	SinceBest   int             `json:"since_best"`

@@ -16,7 +16,9 @@ if [ ! -f "$LIBTORCH/lib/libc10.so" ]; then
 fi
 # The C++ ABI must match the library's: official builds before 2.7 came in
 # both flavours.
-if nm -DC "$LIBTORCH/lib/libc10.so" | grep -q '__cxx11'; then _ft_abi=1; else _ft_abi=0; fi
+# (grep reads all of nm's output: with -q, a shell with pipefail on would
+# take nm's SIGPIPE for "no".)
+if nm -DC "$LIBTORCH/lib/libc10.so" | grep '__cxx11' >/dev/null; then _ft_abi=1; else _ft_abi=0; fi
 export LIBTORCH
 export CGO_CXXFLAGS="-I$LIBTORCH/include -I$LIBTORCH/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=$_ft_abi"
 _ft_libs="-L$LIBTORCH/lib -Wl,-rpath,$LIBTORCH/lib"

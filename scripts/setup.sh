@@ -12,6 +12,7 @@ packages=(
   python3-torch             # the same libtorch from Python: reference for parity tests
   python3-torchvision
   python3-pil
+  libjpeg62-turbo-dev       # libjpeg-turbo: vision/data decodes JPEGs with it
   dataset-fashion-mnist     # the built-in demo's data
 )
 missing=()

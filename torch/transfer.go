@@ -1,5 +1,7 @@
 package torch
 
+import "fmt"
+
 var (
 	opPinMemory = newOp("aten::pin_memory", "")
 	opIsPinned  = newOp("aten::is_pinned", "")
@@ -8,8 +10,13 @@ var (
 
 // PinMemory returns a copy of t, a CPU tensor, in page-locked host memory,
 // or t itself when it is pinned already. Copies from pinned memory to a
-// GPU can run asynchronously (ToNonBlocking). It needs a CUDA libtorch.
-func (t *Tensor) PinMemory() (*Tensor, error) { return opPinMemory.tensor(newArgs().T(t)) }
+// GPU can run asynchronously (ToNonBlocking). It needs CUDA.
+func (t *Tensor) PinMemory() (*Tensor, error) {
+	if !CUDAIsAvailable() {
+		return nil, fmt.Errorf("torch: pin memory: CUDA is not available (libtorch %s)", Version())
+	}
+	return opPinMemory.tensor(newArgs().T(t))
+}
 
 // IsPinned reports whether t lives in page-locked host memory.
 func (t *Tensor) IsPinned() (bool, error) {

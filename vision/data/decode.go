@@ -27,9 +27,8 @@ var ErrTooLarge = errors.New("image too large")
 // A Decoder reads the image file at path and returns it in RGB form: an
 // *image.NRGBA whose bounds start at (0, 0) and whose alpha is 255
 // everywhere. It must refuse images of more than maxPixels pixels before
-// decoding them, and its errors must name the file. Decode is the standard
-// implementation; a faster one (a libjpeg-turbo binding, say) can replace it
-// in a Loader.
+// decoding them, and its errors must name the file. DecodeTurbo, a Loader's
+// default, and Decode, in pure Go, are the package's implementations.
 type Decoder func(path string, maxPixels int) (*image.NRGBA, error)
 
 var _ Decoder = Decode

@@ -15,13 +15,20 @@
 //     Image.open(path).convert("RGB") does, applying JPEG EXIF orientation
 //     and refusing images over a pixel limit before decoding them. It uses
 //     Go's decoders but converts their YCbCr output as libjpeg-turbo and
-//     libwebp do. It is a Decoder, so a faster one (a libjpeg-turbo
-//     binding) can take its place.
+//     libwebp do. DecodeTurbo, the default, decodes JPEGs with
+//     libjpeg-turbo through cgo instead, as PIL does, several times faster
+//     and pixel for pixel; DecodeScaled also uses its DCT scaling to decode
+//     large JPEGs straight to a fraction of their size.
 //   - A Pipeline runs image Steps (Resize, CenterCrop, RandomResizedCrop,
 //     HorizontalFlip, VerticalFlip, RandomRotation, ColorJitter), then
 //     ToCHW and Normalize, producing a CHW: 3×H×W float32 values in the
 //     layout of a torch tensor. A Loader ties a Dataset, a Decoder and a
-//     Pipeline together, sample by sample; batching is left to the caller.
+//     Pipeline together, sample by sample.
+//   - A BatchLoader serves a Loader's samples as batches of torch tensors,
+//     epoch after epoch: worker goroutines decode and augment in parallel
+//     ahead of the consumer, the order and the augmentation are
+//     reproducible from a seed, and decoded images are cached within a
+//     memory budget so that later epochs only augment.
 //
 // # Fidelity to torchvision
 //

@@ -1,6 +1,7 @@
 package data_test
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/png"
@@ -79,4 +80,45 @@ func Example() {
 	// 5 train, 3 validation
 	// train sample: 1728 floats, 24 x 24 label 0
 	// val sample: label 0, first value -2.1179 (black, ImageNet-normalised)
+}
+
+func ExampleBatchLoader() {
+	root := writeExampleFolder() // 6 cats, 2 dogs
+	defer os.RemoveAll(root)
+	ds, err := data.ImageFolder(root)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pipe, err := data.TrainPipeline(data.AugmentConfig{Size: 24, HFlip: 0.5})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Batches of 3 from 8 samples: 3, 3 and 2, reshuffled every epoch.
+	loader, err := data.NewBatchLoader(&data.Loader{Dataset: ds, Pipeline: pipe}, nil,
+		data.BatchOptions{BatchSize: 3, Workers: 2, Shuffle: true, Seed: 42})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer loader.Close()
+
+	for epoch := range 2 {
+		for batch, err := range loader.Epoch(context.Background(), epoch) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			labels, err := batch.Labels.Int64s()
+			if err != nil {
+				log.Fatal(err)
+			}
+			fmt.Println("epoch", epoch, "images", batch.Images.Shape(), "labels", labels, "samples", batch.Indices)
+			batch.Free() // the consumer owns each batch
+		}
+	}
+	// Output:
+	// epoch 0 images [3 3 24 24] labels [0 1 0] samples [3 6 5]
+	// epoch 0 images [3 3 24 24] labels [0 0 0] samples [2 4 1]
+	// epoch 0 images [2 3 24 24] labels [1 0] samples [7 0]
+	// epoch 1 images [3 3 24 24] labels [1 1 0] samples [6 7 3]
+	// epoch 1 images [3 3 24 24] labels [0 0 0] samples [1 0 5]
+	// epoch 1 images [2 3 24 24] labels [0 0] samples [2 4]
 }
