@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/finetune-go/finetune/torch"
@@ -82,6 +83,10 @@ func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 
 // trainOn runs one training (fold is -1 outside cross-validation).
 func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (*Result, error) {
+	// libtorch keeps per-thread state, OpenMP's worker team included: a
+	// training loop that hops OS threads makes new teams and runs slowly.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	start := time.Now()
 	tr := &trainer{cfg: cfg, opts: opts, d: d, fold: fold}
 	if err := tr.setup(ctx); err != nil {

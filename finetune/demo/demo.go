@@ -1,0 +1,298 @@
+// Package demo is finetune's built-in demonstration: the classic
+// small-data transfer problem, end to end on a CPU.
+//
+// A ResNet is first trained on 8 of the 10 Fashion-MNIST classes: it
+// stands in for ImageNet weights, which an offline machine cannot
+// download, and is cached for later runs. The target task is the two
+// held-out classes — T-shirt/top against shirt, the most confusable
+// pair — with 1,000 training images each, as in the classic question,
+// tested on their images of the official test split. Two fine-tunings
+// run side by side: the classic Keras recipe of the question (flatten
+// into FC [1024, 512, 256], dropout 0.5, BatchNorm in the old Keras
+// behaviour, a fixed long training) and finetune's default recipe.
+package demo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/fashionmnist"
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+// Target classes (Fashion-MNIST labels) and the source classes.
+var (
+	TargetClasses = []int{0, 6}
+	SourceClasses = []int{1, 2, 3, 4, 5, 7, 8, 9}
+)
+
+// Options configure the demo. The zero value, after Defaults, is the full
+// demo.
+type Options struct {
+	// Work holds the prepared image folders and the cached source model.
+	Work string
+	// Out is the parent of the two runs' folders.
+	Out string
+	// Quick shrinks everything to run in about a minute (CI).
+	Quick bool
+	// Weights, when set, are used instead of the Fashion-MNIST source
+	// model (real torchvision weights, say).
+	Weights string
+	// Arch is the ResNet trained; resnet18 keeps the demo minutes long.
+	Arch string
+	// Device as in finetune.Config.
+	Device string
+	// DataDir holds Fashion-MNIST's IDX files.
+	DataDir  string
+	Observer func(finetune.Event)
+}
+
+// Defaults fills the zero fields.
+func (o Options) Defaults() Options {
+	if o.Work == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		o.Work = filepath.Join(cache, "finetune", "demo")
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("runs", "demo")
+	}
+	if o.Arch == "" {
+		o.Arch = "resnet18"
+	}
+	if o.Device == "" {
+		o.Device = "auto"
+	}
+	if o.DataDir == "" {
+		o.DataDir = fashionmnist.DefaultDir
+	}
+	return o
+}
+
+// scale holds the sizes that Quick changes.
+type scale struct {
+	sourcePerClass, targetPerClass, testPerClass int
+	sourceEpochs, classicEpochs                  int
+	headEpochs, finetuneEpochs                   int
+	imageSize                                    int
+}
+
+func (o Options) scale() scale {
+	if o.Quick {
+		return scale{sourcePerClass: 200, targetPerClass: 150, testPerClass: 200, sourceEpochs: 3,
+			classicEpochs: 6, headEpochs: 3, finetuneEpochs: 3, imageSize: 32}
+	}
+	return scale{sourcePerClass: 500, targetPerClass: 1000, testPerClass: 0, sourceEpochs: 4,
+		classicEpochs: 20, headEpochs: 4, finetuneEpochs: 10, imageSize: 32}
+}
+
+// Row is one recipe's line of the demo's table.
+type Row struct {
+	Recipe          string
+	TrainAccuracy   float64 // as reported during training, at the kept epoch
+	TestAccuracy    float64
+	Gap             float64
+	Epochs          int
+	HeadParams      int64
+	CheckpointBytes int64
+	Seconds         float64
+	RunDir          string
+}
+
+// Report is the demo's outcome.
+type Report struct {
+	Rows          []Row
+	SourceWeights string
+}
+
+// Table formats the report as the README shows it.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| recipe | train acc | test acc | gap | epochs | head params | checkpoint | time |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %.4f | %.4f | %+.4f | %d | %s | %s | %.0f s |\n", row.Recipe, row.TrainAccuracy,
+			row.TestAccuracy, row.Gap, row.Epochs, nn.Thousands(row.HeadParams), nn.Bytes(row.CheckpointBytes), row.Seconds)
+	}
+	return b.String()
+}
+
+// Run prepares the data, trains or reuses the source model and runs both
+// recipes.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o = o.Defaults()
+	sc := o.scale()
+	dirs, err := prepare(o, sc)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{SourceWeights: o.Weights}
+	if rep.SourceWeights == "" {
+		if rep.SourceWeights, err = sourceModel(ctx, o, sc, dirs.source); err != nil {
+			return nil, err
+		}
+	}
+	for _, recipe := range []struct {
+		name string
+		cfg  func(finetune.Config) finetune.Config
+	}{{"classic Keras recipe", classic(sc)}, {"finetune default", defaults(sc)}} {
+		cfg := finetune.Defaults()
+		cfg.Data.Train, cfg.Data.Test = dirs.train, dirs.test
+		cfg.Data.ImageSize = sc.imageSize
+		cfg.Data.Resize = sc.imageSize
+		cfg.Model.Arch, cfg.Model.Weights = o.Arch, rep.SourceWeights
+		cfg.Device = o.Device
+		cfg = recipe.cfg(cfg)
+		cfg.Output.Dir = filepath.Join(o.Out, strings.ReplaceAll(strings.SplitN(recipe.name, " ", 2)[0], " ", "-"))
+		o.info("demo: %s → %s", recipe.name, cfg.Output.Dir)
+		res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer})
+		if err != nil {
+			return nil, fmt.Errorf("demo: %s: %w", recipe.name, err)
+		}
+		row := Row{Recipe: recipe.name, TrainAccuracy: res.Best.TrainAccuracy, TestAccuracy: res.Test.Accuracy,
+			Epochs: len(res.History), HeadParams: res.HeadParams, Seconds: res.Seconds, RunDir: cfg.Output.Dir}
+		row.Gap = row.TrainAccuracy - row.TestAccuracy
+		for _, c := range res.Checkpoints {
+			if c.Form == cfg.Output.Checkpoint || cfg.Output.Checkpoint == "both" && c.Form == "delta" {
+				row.CheckpointBytes = c.Bytes
+			}
+		}
+		nn.Free(res.Model)
+		rep.Rows = append(rep.Rows, row)
+	}
+	return rep, nil
+}
+
+func (o Options) info(format string, args ...any) {
+	if o.Observer != nil {
+		o.Observer(finetune.Event{Kind: finetune.EventInfo, Fold: -1, Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+// classic is the question's Keras recipe: flatten into three large dense
+// layers with dropout 0.5, the backbone frozen but its BatchNorm layers
+// normalising with batch statistics in training and stored ones at test
+// time (Keras before 2.1.3), Adam at 1e-5 for a fixed number of epochs
+// with no early stopping, rotation and flips, the full model saved.
+func classic(sc scale) func(finetune.Config) finetune.Config {
+	return func(c finetune.Config) finetune.Config {
+		c.Model.Head = finetune.HeadConfig{Pooling: "flatten", Hidden: []int{1024, 512, 256}, Dropout: 0.5}
+		c.Train.BatchNorm = "legacy"
+		c.Train.Optimizer, c.Train.LR, c.Train.WeightDecay = "adam", 1e-4, 0
+		c.Train.Schedule, c.Train.LabelSmoothing = "constant", 0
+		c.Train.EarlyStopping.Patience = 0
+		c.Train.EarlyStopping.Metric = "val_accuracy"
+		c.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{1, 1}, Ratio: [2]float64{1, 1},
+			HFlip: 0.5, Rotation: 90}
+		c.Stages = []finetune.Stage{{Name: "fit", Epochs: sc.classicEpochs, Freeze: "all"}}
+		c.Output.Checkpoint = "full"
+		return c
+	}
+}
+
+// defaults is finetune's default recipe at the demo's scale.
+func defaults(sc scale) func(finetune.Config) finetune.Config {
+	return func(c finetune.Config) finetune.Config {
+		c.Stages = []finetune.Stage{
+			{Name: "head", Epochs: sc.headEpochs, Freeze: "all", BackboneLRMult: 0.1},
+			{Name: "finetune", Epochs: sc.finetuneEpochs, Freeze: "layer3", BackboneLRMult: 0.1},
+		}
+		c.Train.EarlyStopping.Patience = 3
+		c.Output.Checkpoint = "delta"
+		return c
+	}
+}
+
+type folders struct{ source, train, test string }
+
+// prepare writes the image folders once; a marker file records the
+// sizes they were written with.
+func prepare(o Options, sc scale) (folders, error) {
+	key := fmt.Sprintf("v1 %d %d %d", sc.sourcePerClass, sc.targetPerClass, sc.testPerClass)
+	sum := sha256.Sum256([]byte(key))
+	root := filepath.Join(o.Work, "data-"+hex.EncodeToString(sum[:4]))
+	f := folders{source: filepath.Join(root, "source"), train: filepath.Join(root, "target-train"), test: filepath.Join(root, "target-test")}
+	marker := filepath.Join(root, "complete")
+	if _, err := os.Stat(marker); err == nil {
+		return f, nil
+	}
+	o.info("demo: writing Fashion-MNIST image folders to %s", root)
+	train, err := fashionmnist.Read(o.DataDir, "train")
+	if err != nil {
+		return f, err
+	}
+	test, err := fashionmnist.Read(o.DataDir, "t10k")
+	if err != nil {
+		return f, err
+	}
+	if err := os.RemoveAll(root); err != nil {
+		return f, err
+	}
+	// Source and target training images come from disjoint classes of the
+	// training split; test images from the test split.
+	if _, err := train.WriteFolder(f.source, SourceClasses, sc.sourcePerClass); err != nil {
+		return f, err
+	}
+	if _, err := train.WriteFolder(f.train, TargetClasses, sc.targetPerClass); err != nil {
+		return f, err
+	}
+	if _, err := test.WriteFolder(f.test, TargetClasses, sc.testPerClass); err != nil {
+		return f, err
+	}
+	return f, os.WriteFile(marker, []byte(key+"\n"), 0o644)
+}
+
+// sourceModel trains the stand-in for ImageNet weights, or finds it
+// cached, and returns its path: a safetensors file with torchvision's
+// keys, which model.weights accepts.
+func sourceModel(ctx context.Context, o Options, sc scale, dir string) (string, error) {
+	key := fmt.Sprintf("v1 %s %d %d %d", o.Arch, sc.sourcePerClass, sc.sourceEpochs, sc.imageSize)
+	sum := sha256.Sum256([]byte(key))
+	path := filepath.Join(o.Work, fmt.Sprintf("source-%s-%s.safetensors", o.Arch, hex.EncodeToString(sum[:4])))
+	if _, err := os.Stat(path); err == nil {
+		o.info("demo: source model cached at %s", path)
+		return path, nil
+	}
+	o.info("demo: training the source model (%s on 8 Fashion-MNIST classes; cached for later runs)", o.Arch)
+	start := time.Now()
+	cfg := finetune.Defaults()
+	cfg.Data.Train, cfg.Data.ValSplit = dir, 0.1
+	cfg.Data.ImageSize, cfg.Data.Resize = sc.imageSize, sc.imageSize
+	cfg.Model.Arch, cfg.Model.Weights = o.Arch, "none"
+	cfg.Model.Head = finetune.HeadConfig{Pooling: "avg", Hidden: []int{}}
+	cfg.Train.BatchNorm, cfg.Train.LR, cfg.Train.LabelSmoothing = "train", 2e-3, 0
+	cfg.Train.EarlyStopping.Patience = 0
+	cfg.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{0.9, 1.1}, HFlip: 0.5}
+	cfg.Stages = []finetune.Stage{{Name: "source", Epochs: sc.sourceEpochs, Freeze: "none", BackboneLRMult: 1}}
+	cfg.Output.Dir = filepath.Join(o.Work, "source-run")
+	cfg.Output.Checkpoint = "full"
+	cfg.Device = o.Device
+	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer})
+	if err != nil {
+		return "", fmt.Errorf("demo: source model: %w", err)
+	}
+	defer nn.Free(res.Model)
+	s := torch.NewScope()
+	defer s.Close()
+	var backbone []nn.Named[*torch.Tensor]
+	for _, e := range nn.StateDict(res.Model.Backbone) {
+		backbone = append(backbone, e)
+	}
+	md := map[string]string{"source": "Fashion-MNIST classes " + fmt.Sprint(SourceClasses),
+		"val_accuracy": fmt.Sprintf("%.4f", res.Val.Accuracy)}
+	if err := nn.WriteSafetensors(path, backbone, md); err != nil {
+		return "", err
+	}
+	o.info("demo: source model: val accuracy %.4f on its 8 classes, %.0f s", res.Val.Accuracy, time.Since(start).Seconds())
+	return path, nil
+}

@@ -1,0 +1,271 @@
+package finetune
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/data"
+)
+
+// Inspection describes the model a configuration trains, before any
+// training: output shapes, parameters and BatchNorm modes per stage of
+// the recipe, the head's cost and the checkpoint sizes. It is computed on
+// a model with fresh weights: none of it depends on their values.
+type Inspection struct {
+	Arch       string
+	ImageSize  int
+	NumClasses int
+	Pooling    string
+	// Groups are the model's parts in forward order: the backbone's stem
+	// and layer1..layer4, the pooling and the head.
+	Groups []GroupInfo
+	Total  int64
+	// HeadInputs is the width of the head's input.
+	HeadInputs int64
+	HeadParams int64
+	// Stages is the model as each stage of the recipe trains it.
+	Stages []StageInfo
+	// FullBytes and DeltaBytes are the sizes of a full and a delta
+	// checkpoint's tensors after the whole recipe; the files add a few KiB
+	// of metadata.
+	FullBytes, DeltaBytes int64
+	// Warnings are problems visible before training, such as a head
+	// large enough to memorise a small dataset.
+	Warnings []string
+}
+
+// GroupInfo is one part of the model.
+type GroupInfo struct {
+	Name string
+	// Shape is the part's output for one image: C×H×W or a feature width.
+	Shape      []int64
+	Params     int64
+	BatchNorms int
+}
+
+// StageInfo is the model while one stage of the recipe trains.
+type StageInfo struct {
+	Stage
+	// Trainable counts the parameters that train, in total and per group
+	// (indexed as Inspection.Groups).
+	Trainable      int64
+	GroupTrainable []int64
+	// BatchStats counts, per group, the BatchNorm layers that normalise
+	// with the batch's statistics.
+	BatchStats []int
+	BatchNorms []BatchNormState
+}
+
+// BatchNormState is one BatchNorm layer's behaviour while a stage
+// trains.
+type BatchNormState struct {
+	Path  string
+	Group string
+	// Mode is "train" (batch statistics, running ones updated), "frozen"
+	// (stored statistics, never updated) or "legacy" (batch statistics,
+	// stored ones neither updated nor used until inference).
+	Mode string
+	// Affine reports whether its scale and shift train.
+	Affine bool
+}
+
+// groupNames are the groups of Inspection in forward order.
+var groupNames = []string{"stem", "layer1", "layer2", "layer3", "layer4", "pool", "head"}
+
+// groupOf returns the group of a parameter or module path of a Model.
+func groupOf(path string) string {
+	if strings.HasPrefix(path, "head") {
+		return "head"
+	}
+	rest := strings.TrimPrefix(path, "backbone.")
+	if strings.HasPrefix(rest, "layer") && len(rest) >= 6 {
+		return rest[:6]
+	}
+	return "stem"
+}
+
+func groupIndex(name string) int {
+	for i, g := range groupNames {
+		if g == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Inspect builds the model of cfg for numClasses classes (with fresh
+// weights: no pretrained file is read), runs one image of the configured
+// size through it and applies each stage's freezing and the BatchNorm
+// policy as training would.
+func Inspect(cfg Config, numClasses int) (*Inspection, error) {
+	torch.ManualSeed(cfg.Seed)
+	m, err := NewModel(cfg.Model.Arch, cfg.Model.Head, int64(numClasses), cfg.Data.ImageSize)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	defer nn.Free(m)
+	if err := m.SetBNMode(cfg.Train.BatchNorm); err != nil {
+		return nil, err
+	}
+	in := &Inspection{Arch: cfg.Model.Arch, ImageSize: cfg.Data.ImageSize, NumClasses: numClasses, Pooling: m.Pooling}
+	for _, g := range groupNames {
+		in.Groups = append(in.Groups, GroupInfo{Name: g})
+	}
+	if err := in.shapes(m); err != nil {
+		return nil, err
+	}
+	for _, p := range nn.NamedParameters(m) {
+		in.Groups[groupIndex(groupOf(p.Name))].Params += p.Value.Numel()
+	}
+	for _, bn := range batchNorms(m) {
+		in.Groups[groupIndex(groupOf(bn.Name))].BatchNorms++
+	}
+	in.Total, _ = nn.CountParameters(m)
+	in.HeadParams, _ = nn.CountParameters(m.Head)
+	in.HeadInputs = pooledWidth(m.Pooling, m.FeatureShape[0], m.FeatureShape[1], m.FeatureShape[2])
+	trained := map[string]bool{}
+	for i, st := range cfg.Stages {
+		if err := m.Freeze(st.Freeze, cfg.Train.BNAffine); err != nil {
+			return nil, fmt.Errorf("stages[%d].freeze: %w", i, err)
+		}
+		m.Train(true)
+		in.Stages = append(in.Stages, stageInfo(m, st, trained))
+	}
+	if in.FullBytes, in.DeltaBytes, err = CheckpointSizes(m, trained); err != nil {
+		return nil, err
+	}
+	if in.HeadParams > 10_000_000 {
+		in.Warnings = append(in.Warnings, fmt.Sprintf("the head has %s parameters (%s as float32, %s with Adam's two moments): "+
+			"a head this large memorises a small dataset; model.head.pooling: avg and one small layer is the usual cure",
+			nn.Thousands(in.HeadParams), nn.Bytes(in.HeadParams*4), nn.Bytes(in.HeadParams*12)))
+	}
+	if cfg.Train.BatchNorm == "legacy" {
+		in.Warnings = append(in.Warnings, "train.batchnorm: legacy normalises with batch statistics in training and with "+
+			"stored ones at inference, which the training never updated: validation will be much worse than training")
+	}
+	return in, nil
+}
+
+// shapes runs one black image through m in evaluation mode and records
+// each group's output shape.
+func (in *Inspection) shapes(m *Model) error {
+	s := torch.NewScope()
+	defer s.Close()
+	m.Train(false)
+	defer m.Train(true)
+	x, err := torch.Zeros([]int64{1, 3, int64(in.ImageSize), int64(in.ImageSize)})
+	if err != nil {
+		return err
+	}
+	return torch.NoGrad(func() error {
+		f, err := m.Backbone.Features(x, "stem", "layer1", "layer2", "layer3", "layer4")
+		if err != nil {
+			return fmt.Errorf("model at image size %d: %w", in.ImageSize, err)
+		}
+		pooled, err := Pool(m.Pooling, f["layer4"])
+		if err != nil {
+			return err
+		}
+		logits, err := m.Head.Forward(pooled)
+		if err != nil {
+			return fmt.Errorf("head: %w", err)
+		}
+		f["pool"], f["head"] = pooled, logits
+		for i, g := range groupNames {
+			in.Groups[i].Shape = f[g].Shape()[1:]
+		}
+		return nil
+	})
+}
+
+func batchNorms(m *Model) []nn.Named[*nn.BatchNorm] {
+	var out []nn.Named[*nn.BatchNorm]
+	_ = nn.Walk(m, func(path string, x nn.Module) error {
+		if bn, ok := x.(*nn.BatchNorm); ok {
+			out = append(out, nn.Named[*nn.BatchNorm]{Name: path, Value: bn})
+		}
+		return nil
+	})
+	return out
+}
+
+// stageInfo describes m as frozen and moded for stage st, and adds the
+// parameters that train to trained.
+func stageInfo(m *Model, st Stage, trained map[string]bool) StageInfo {
+	si := StageInfo{Stage: st, GroupTrainable: make([]int64, len(groupNames)), BatchStats: make([]int, len(groupNames))}
+	for _, p := range nn.Trainable(m) {
+		trained[p.Name] = true
+		n := p.Value.Numel()
+		si.Trainable += n
+		si.GroupTrainable[groupIndex(groupOf(p.Name))] += n
+	}
+	for _, bn := range batchNorms(m) {
+		b := bn.Value
+		s := BatchNormState{Path: bn.Name, Group: groupOf(bn.Name), Mode: "frozen"}
+		switch {
+		case b.Training() && b.Config.TrackRunningStats:
+			s.Mode = "train"
+		case b.Training():
+			s.Mode = "legacy"
+		}
+		for _, p := range b.Parameters() {
+			s.Affine = s.Affine || p.Value.RequiresGrad()
+		}
+		if s.Mode != "frozen" {
+			si.BatchStats[groupIndex(s.Group)]++
+		}
+		si.BatchNorms = append(si.BatchNorms, s)
+	}
+	return si
+}
+
+// DataInfo is what a configuration's data folders hold.
+type DataInfo struct {
+	Classes []string
+	// Train and Val count the images each epoch trains and validates on
+	// (fold 1's under cross-validation); Test those of data.test.
+	Train, Val, Test int
+	// StepsPerEpoch is the number of training steps of an epoch, as a
+	// run counts them.
+	StepsPerEpoch int
+}
+
+// InspectData lists cfg's data folders (without decoding any image),
+// splits off validation as a run does and counts the steps of an epoch.
+func InspectData(cfg Config) (*DataInfo, error) {
+	d, err := OpenData(cfg)
+	if err != nil {
+		return nil, err
+	}
+	info := &DataInfo{Classes: d.Classes, Train: len(d.Train), Val: len(d.Val)}
+	set, train := d.TrainSet, d.Train
+	if cfg.CV.Folds > 0 {
+		all := d.TrainSet
+		if cfg.Data.Val != "" {
+			merged := *all
+			merged.Samples = append(append([]data.Sample(nil), all.Samples...), d.ValSet.Samples...)
+			all = &merged
+		}
+		folds, err := data.StratifiedKFold(all.Labels(), cfg.CV.Folds, cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("cv.folds: %w", err)
+		}
+		set, train = all, folds[0].Train
+		info.Train, info.Val = len(folds[0].Train), len(folds[0].Val)
+	}
+	if d.TestSet != nil {
+		info.Test = len(d.TestSet.Samples)
+	}
+	loader, err := d.loader(cfg, set, train, trainLoader, nil)
+	if err != nil {
+		return nil, fmt.Errorf("data.train: %w", err)
+	}
+	defer loader.Close()
+	info.StepsPerEpoch = loader.Len()
+	if cfg.Train.StepsPerEpoch > 0 {
+		info.StepsPerEpoch = cfg.Train.StepsPerEpoch
+	}
+	return info, nil
+}
