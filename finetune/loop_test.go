@@ -82,7 +82,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 	}
 	require.NotEqual(t, best.GlobalEpoch, len(res.History), "the last epoch was the best: the test proves nothing")
 	require.Equal(t, best.GlobalEpoch, res.Best.GlobalEpoch)
-	require.InDelta(t, best.ValLoss, res.Val.Loss, 1e-5, "the final model is not the best epoch's")
+	require.InEpsilon(t, best.ValLoss, res.Val.Loss, 1e-5, "the final model is not the best epoch's")
 	require.Equal(t, 2, len(res.History)-best.GlobalEpoch, "patience")
 }
 

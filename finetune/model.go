@@ -24,6 +24,8 @@ type Model struct {
 	// (C, h, w) of layer4 for the configured image size.
 	FeatureShape [3]int64
 	bnMode       string
+	// folded, when set, computes the frozen backbone's features.
+	folded *FoldedBackbone
 }
 
 // Feature widths of a head's input.
@@ -164,6 +166,51 @@ func (m *Model) Features(x *torch.Tensor) (*torch.Tensor, error) {
 		return nil, err
 	}
 	return Pool(m.Pooling, f["layer4"])
+}
+
+// FrozenFeatures returns the head's input for images x without autograd,
+// through the folded backbone when one is set (see UseFolded).
+func (m *Model) FrozenFeatures(x *torch.Tensor) (*torch.Tensor, error) {
+	var f *torch.Tensor
+	err := torch.NoGrad(func() error {
+		if m.folded == nil {
+			var err error
+			f, err = m.Features(x)
+			return err
+		}
+		fmap, err := m.folded.Layer4(x)
+		if err != nil {
+			return err
+		}
+		if fmap, err = fmap.Contiguous(); err != nil {
+			return err
+		}
+		f, err = Pool(m.Pooling, fmap)
+		return err
+	})
+	return f, err
+}
+
+// UseFolded makes FrozenFeatures run a copy of the backbone with its
+// BatchNorm layers folded into the convolutions, in memory format format;
+// valid while the backbone is frozen and its BatchNorm layers use stored
+// statistics. StopFolded drops it.
+func (m *Model) UseFolded(format torch.MemoryFormat) error {
+	m.StopFolded()
+	fb, err := Fold(m.Backbone, format)
+	if err != nil {
+		return err
+	}
+	m.folded = fb
+	return nil
+}
+
+// StopFolded releases the folded copy, if any.
+func (m *Model) StopFolded() {
+	if m.folded != nil {
+		m.folded.Free()
+		m.folded = nil
+	}
 }
 
 // Forward returns logits for images x (N, 3, H, W).

@@ -503,7 +503,7 @@ func (tr *trainer) runStage(ctx context.Context, p stagePlan) error {
 	if err != nil {
 		return err
 	}
-	defer feats.free()
+	defer feats.free(tr.m)
 	total := p.Epochs * p.stepsPerEpoch
 	for tr.state.Epoch < p.Epochs {
 		if err := ctx.Err(); err != nil {
@@ -543,9 +543,10 @@ type stageFeatures struct {
 	trainFrozen bool
 }
 
-func (f *stageFeatures) free() {
+func (f *stageFeatures) free(m *Model) {
 	f.train.Free()
 	f.val.Free()
+	m.StopFolded()
 }
 
 func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, error) {
@@ -556,6 +557,13 @@ func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatur
 		return nil, fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
 			"(freeze: %s, train.batchnorm: %s, train.bn_affine: %s): its features change every step",
 			p.Name, p.Freeze, tr.cfg.Train.BatchNorm, tr.cfg.Train.BNAffine)
+	}
+	if valid {
+		// Nothing in the backbone learns and its BatchNorm layers are
+		// fixed: it is pure inference, with BatchNorm folded away.
+		if err := tr.m.UseFolded(torch.ContiguousFormat); err != nil {
+			return nil, err
+		}
 	}
 	if mode == "off" || !valid {
 		tr.cached = "none"
@@ -601,7 +609,7 @@ func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*tor
 			x, err := b.Images.ToDevice(tr.device)
 			var f *torch.Tensor
 			if err == nil {
-				f, err = tr.m.Features(x)
+				f, err = tr.m.FrozenFeatures(x)
 			}
 			if err == nil {
 				parts = append(parts, f.Keep())
@@ -804,11 +812,7 @@ func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, erro
 			return 0, 0, err
 		}
 		if backboneFrozen {
-			err = torch.NoGrad(func() error {
-				var err error
-				feats, err = tr.m.Features(x)
-				return err
-			})
+			feats, err = tr.m.FrozenFeatures(x)
 		} else {
 			feats, err = tr.m.Features(x)
 		}

@@ -1,0 +1,53 @@
+package finetune
+
+import (
+	"testing"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/models"
+	"github.com/stretchr/testify/require"
+)
+
+// TestFoldedBackboneMatchesEval: folding BatchNorm into the convolutions
+// changes no output, in either memory format.
+func TestFoldedBackboneMatchesEval(t *testing.T) {
+	for _, arch := range []string{"resnet18", "resnet50"} {
+		torch.ManualSeed(2)
+		b := must[*models.ResNet](t)(models.New(arch, 0))
+		// Non-trivial statistics and affine parameters, as pretrained.
+		require.NoError(t, torch.NoGrad(func() error {
+			for _, e := range nn.StateDict(b) {
+				if e.Value.DType() != torch.Float32 || e.Value.Dim() != 1 {
+					continue
+				}
+				if err := e.Value.Uniform_(0.5, 1.5, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		nn.Train(b, false)
+		x := must[*torch.Tensor](t)(torch.Randn([]int64{2, 3, 64, 64}))
+		var want []float32
+		require.NoError(t, torch.NoGrad(func() error {
+			f, err := b.Features(x, "layer4")
+			want = must[[]float32](t)(f["layer4"].Float32s())
+			return err
+		}))
+		for _, format := range []torch.MemoryFormat{torch.ContiguousFormat, torch.ChannelsLast} {
+			fb := must[*FoldedBackbone](t)(Fold(b, format))
+			got := must[[]float32](t)(must[*torch.Tensor](t)(fb.Layer4(x)).Float32s())
+			require.Len(t, got, len(want))
+			scale := 0.0
+			for _, v := range want {
+				scale = max(scale, float64(v))
+			}
+			for i := range want {
+				require.InDelta(t, want[i], got[i], 1e-4*scale, "%s format %d element %d", arch, format, i)
+			}
+			fb.Free()
+		}
+		nn.Free(b)
+	}
+}

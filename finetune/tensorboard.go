@@ -1,0 +1,122 @@
+package finetune
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// TensorBoard writes scalars to a TensorBoard event file,
+// events.out.tfevents.<seconds>.<host>: TFRecord framing (length, masked
+// CRC-32C of the length, data, masked CRC-32C of the data) around
+// Event protocol buffers encoded by hand, after the file_version event
+// "brain.Event:2" that TensorBoard expects first.
+type TensorBoard struct {
+	f    *os.File
+	path string
+}
+
+// NewTensorBoard creates an event file in dir.
+func NewTensorBoard(dir string) (*TensorBoard, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	name := fmt.Sprintf("events.out.tfevents.%d.%s", time.Now().Unix(), host)
+	path := filepath.Join(dir, name)
+	var f *os.File
+	for i := 1; ; i++ {
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+		path = filepath.Join(dir, fmt.Sprintf("%s.%d", name, i))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tensorboard: %w", err)
+	}
+	tb := &TensorBoard{f: f, path: path}
+	ev := appendDouble(nil, 1, wallTime())
+	ev = appendBytes(ev, 3, []byte("brain.Event:2"))
+	if err := tb.record(ev); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return tb, nil
+}
+
+// Path returns the event file's path.
+func (tb *TensorBoard) Path() string { return tb.path }
+
+// Scalars writes tagged values at step, as one event.
+func (tb *TensorBoard) Scalars(step int64, values map[string]float64) error {
+	var summary []byte
+	for _, tag := range slices.Sorted(maps.Keys(values)) {
+		v := appendBytes(nil, 1, []byte(tag))
+		v = binary.AppendUvarint(v, 2<<3|5)
+		v = binary.LittleEndian.AppendUint32(v, math.Float32bits(float32(values[tag])))
+		summary = appendBytes(summary, 1, v)
+	}
+	ev := appendDouble(nil, 1, wallTime())
+	ev = binary.AppendUvarint(ev, 2<<3|0)
+	ev = binary.AppendUvarint(ev, uint64(step))
+	ev = appendBytes(ev, 5, summary)
+	return tb.record(ev)
+}
+
+// Epoch writes an epoch's train/loss, train/accuracy, val/loss,
+// val/accuracy and lr at its global epoch.
+func (tb *TensorBoard) Epoch(em EpochMetrics) error {
+	return tb.Scalars(int64(em.GlobalEpoch), map[string]float64{
+		"train/loss": em.TrainLoss, "train/accuracy": em.TrainAccuracy,
+		"val/loss": em.ValLoss, "val/accuracy": em.ValAccuracy, "lr": em.LR,
+	})
+}
+
+// Close closes the file.
+func (tb *TensorBoard) Close() error { return tb.f.Close() }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// maskedCRC is TFRecord's checksum: CRC-32C rotated and offset so that a
+// checksum of data holding checksums stays well distributed.
+func maskedCRC(b []byte) uint32 {
+	c := crc32.Checksum(b, castagnoli)
+	return (c>>15 | c<<17) + 0xa282ead8
+}
+
+// record writes data as one TFRecord.
+func (tb *TensorBoard) record(data []byte) error {
+	n := binary.LittleEndian.AppendUint64(nil, uint64(len(data)))
+	rec := binary.LittleEndian.AppendUint32(n, maskedCRC(n))
+	rec = append(rec, data...)
+	rec = binary.LittleEndian.AppendUint32(rec, maskedCRC(data))
+	if _, err := tb.f.Write(rec); err != nil {
+		return fmt.Errorf("tensorboard: %w", err)
+	}
+	return nil
+}
+
+func wallTime() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// appendDouble appends protobuf field f as a double (wire type 1).
+func appendDouble(b []byte, f uint64, v float64) []byte {
+	b = binary.AppendUvarint(b, f<<3|1)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+// appendBytes appends protobuf field f as length-delimited bytes (wire
+// type 2): a string or an embedded message.
+func appendBytes(b []byte, f uint64, v []byte) []byte {
+	b = binary.AppendUvarint(b, f<<3|2)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
