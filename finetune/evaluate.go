@@ -2,62 +2,92 @@ package finetune
 
 import (
 	"context"
-	"fmt"
+	"errors"
 
 	"github.com/finetune-go/finetune/torch"
-	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
 )
 
-// Evaluate runs m over the images of dir, a folder with one subfolder per
-// class, with the evaluation transforms of the checkpoint's configuration
-// (meta.Config: resize, center crop, ImageNet normalisation), and returns
-// the plain cross entropy, the accuracy and the confusion matrix, exactly
-// as validation computes them during training. dir must have the
-// checkpoint's classes.
-func Evaluate(ctx context.Context, m *Model, meta Meta, dir string) (*Evaluation, error) {
-	set, err := data.ImageFolder(dir)
+func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
+	if set == nil {
+		set = tr.d.ValSet
+	}
+	tr.m.Train(false)
+	defer tr.m.Train(true)
+	conf := NewConfusion(tr.d.Classes)
+	var lossSum float64
+	offset := int64(0)
+	err := torch.NoGrad(func() error {
+		for b, err := range loader.Epoch(ctx, 0) {
+			if err != nil {
+				return err
+			}
+			err := func() error {
+				defer b.Free()
+				s := torch.NewScope()
+				defer s.Close()
+				n := int64(len(b.Indices))
+				var logits *torch.Tensor
+				var err error
+				if cached != nil {
+					f, err := cached.Narrow(0, offset, n)
+					if err != nil {
+						return err
+					}
+					logits, err = tr.m.Head.Forward(f)
+					if err != nil {
+						return err
+					}
+				} else {
+					x, err := b.Images.ToDevice(tr.device)
+					if err != nil {
+						return err
+					}
+					if logits, err = tr.m.Forward(x); err != nil {
+						return err
+					}
+				}
+				offset += n
+				y, err := b.Labels.ToDevice(tr.device)
+				if err != nil {
+					return err
+				}
+				loss, err := torch.CrossEntropy(logits, y, torch.LossOptions{Reduction: torch.ReduceSum})
+				if err != nil {
+					return err
+				}
+				v, err := loss.Item()
+				if err != nil {
+					return err
+				}
+				lossSum += v
+				pred, err := logits.Argmax(1, false)
+				if err != nil {
+					return err
+				}
+				pv, err := pred.Int64s()
+				if err != nil {
+					return err
+				}
+				yv, err := b.Labels.Int64s()
+				if err != nil {
+					return err
+				}
+				conf.Add(yv, pv)
+				return nil
+			}()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	ref := &data.Dataset{Root: "the checkpoint", Classes: meta.Classes}
-	if err := data.MatchClasses(ref, set); err != nil {
-		return nil, err
+	n := conf.Total()
+	if n == 0 {
+		return nil, errors.New("no images to evaluate")
 	}
-	d, loader, err := evalLoader(meta, set)
-	if err != nil {
-		return nil, err
-	}
-	defer loader.Close()
-	tr := &trainer{cfg: meta.Config, d: d, m: m, device: ModelDevice(m)}
-	ev, err := tr.evaluate(ctx, loader, nil, set)
-	m.Train(false)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	return ev, nil
-}
-
-// evalLoader serves every sample of set, in order, with the evaluation
-// transforms of meta's configuration.
-func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) {
-	cfg := meta.Config
-	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
-	}
-	d := &Data{Classes: meta.Classes, evalPipe: pipe}
-	loader, err := d.loader(cfg, set, allIndices(len(set.Samples)), fixedLoader, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	return d, loader, nil
-}
-
-// ModelDevice returns the device m's parameters are on.
-func ModelDevice(m *Model) torch.Device {
-	for _, p := range nn.NamedParameters(m) {
-		return p.Value.Device()
-	}
-	return torch.CPU
+	return &Evaluation{Loss: lossSum / float64(n), Accuracy: conf.Accuracy(), Confusion: conf}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -280,6 +279,18 @@ func (tr *trainer) reportSizes() {
 	tr.info("head: %s pooling → %d features → %v → %d classes: %s parameters (%s as float32); model total %s",
 		tr.cfg.Model.Head.Pooling, in, tr.cfg.Model.Head.Hidden, len(tr.d.Classes), nn.Thousands(head),
 		nn.Bytes(head*4), nn.Thousands(total))
+	trained := map[string]bool{}
+	for _, st := range tr.cfg.Stages {
+		if tr.m.Freeze(st.Freeze, tr.cfg.Train.BNAffine) == nil {
+			for _, e := range nn.Trainable(tr.m) {
+				trained[e.Name] = true
+			}
+		}
+	}
+	if full, delta, err := CheckpointSizes(tr.m, trained); err == nil {
+		tr.info("checkpoints: %s full, %s delta (head, BatchNorm statistics and the layers the recipe unfreezes)",
+			nn.Bytes(full), nn.Bytes(delta))
+	}
 	if head > 10_000_000 {
 		tr.warn("the head has %s parameters (%s, %s with Adam's state): a head this large memorises a small dataset; "+
 			"model.head.pooling: avg and one small layer is the usual cure", nn.Thousands(head), nn.Bytes(head*4), nn.Bytes(head*12))
@@ -483,11 +494,6 @@ func newOptimizer(c TrainConfig, m *Model, lrMult float64) (optim.Optimizer, []f
 // cacheValid reports whether the backbone's output for an image cannot
 // change during the stage: nothing in it trains and its BatchNorm layers
 // use stored statistics.
-func (tr *trainer) cacheValid() bool {
-	mode := tr.m.BNMode()
-	return tr.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt")
-}
-
 func (tr *trainer) runStage(ctx context.Context, p stagePlan) error {
 	if err := tr.prepareStage(ctx, p); err != nil {
 		return err
@@ -536,481 +542,20 @@ func (tr *trainer) runStage(ctx context.Context, p stagePlan) error {
 }
 
 // stageFeatures holds backbone features that stay valid for a stage.
-type stageFeatures struct {
-	train, val *torch.Tensor // rows in loader order; nil when not cached
-	// trainFrozen says the backbone runs without autograd for training
-	// batches (everything in it is frozen).
-	trainFrozen bool
-}
-
-func (f *stageFeatures) free(m *Model) {
-	f.train.Free()
-	f.val.Free()
-	m.StopFolded()
-}
-
-func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, error) {
-	f := &stageFeatures{trainFrozen: tr.m.BackboneFrozen()}
-	mode := tr.cfg.Train.CacheFeatures
-	valid := tr.cacheValid()
-	if mode == "on" && !valid {
-		return nil, fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
-			"(freeze: %s, train.batchnorm: %s, train.bn_affine: %s): its features change every step",
-			p.Name, p.Freeze, tr.cfg.Train.BatchNorm, tr.cfg.Train.BNAffine)
-	}
-	if valid {
-		// Nothing in the backbone learns and its BatchNorm layers are
-		// fixed: it is pure inference, with BatchNorm folded away.
-		if err := tr.m.UseFolded(torch.ContiguousFormat); err != nil {
-			return nil, err
-		}
-	}
-	if mode == "off" || !valid {
-		tr.cached = "none"
-		return f, nil
-	}
-	var err error
-	if f.val, err = tr.features(ctx, tr.valLoader); err != nil {
-		return nil, fmt.Errorf("caching validation features: %w", err)
-	}
-	tr.cached = "validation"
-	if !tr.cfg.Augment.Enabled {
-		fixed, err := tr.d.loader(tr.cfg, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
-		if err != nil {
-			return nil, err
-		}
-		f.train, err = tr.features(ctx, fixed)
-		fixed.Close()
-		if err != nil {
-			return nil, fmt.Errorf("caching training features: %w", err)
-		}
-		tr.cached = "training and validation"
-	}
-	tr.info("stage %s: backbone frozen with fixed BatchNorm: %s features computed once and reused every epoch", p.Name, tr.cached)
-	return f, nil
-}
-
 // features runs the frozen backbone over every batch of loader and keeps
 // the head's inputs, in loader order.
-func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, error) {
-	var parts []*torch.Tensor
-	defer func() {
-		for _, p := range parts {
-			p.Free()
-		}
-	}()
-	tr.m.Train(false)
-	err := torch.NoGrad(func() error {
-		for b, err := range loader.Epoch(ctx, 0) {
-			if err != nil {
-				return err
-			}
-			s := torch.NewScope()
-			x, err := b.Images.ToDevice(tr.device)
-			var f *torch.Tensor
-			if err == nil {
-				f, err = tr.m.FrozenFeatures(x)
-			}
-			if err == nil {
-				parts = append(parts, f.Keep())
-			}
-			s.Close()
-			b.Free()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out, err := torch.Cat(parts, 0)
-	if err != nil {
-		return nil, err
-	}
-	return out.Keep(), nil
-}
-
 // trainBatch is one training batch: images (or cached features) and
 // labels.
-type trainBatch struct {
-	x, feats, y *torch.Tensor
-	n           int
-}
-
 // epochBatches yields the training batches of one epoch of stage p,
 // starting after the batches already done.
-func (tr *trainer) epochBatches(ctx context.Context, p stagePlan, feats *stageFeatures) func(yield func(trainBatch, error) bool) {
-	return func(yield func(trainBatch, error) bool) {
-		perPass := tr.trainLoader.Len()
-		first := tr.state.Epoch*p.stepsPerEpoch + tr.state.StepInEpoch
-		last := (tr.state.Epoch + 1) * p.stepsPerEpoch
-		for g := first; g < last; {
-			pass, pos := g/perPass, g%perPass
-			// Each stage draws its own sequence of shuffles.
-			loaderEpoch := p.index*1_000_000 + pass
-			if feats.train != nil {
-				order, bounds := tr.trainLoader.Order(loaderEpoch), tr.trainLoader.Bounds()
-				for ; pos < perPass && g < last; pos, g = pos+1, g+1 {
-					idx := make([]int64, 0, bounds[pos][1]-bounds[pos][0])
-					labels := make([]int64, 0, cap(idx))
-					for _, k := range order[bounds[pos][0]:bounds[pos][1]] {
-						idx = append(idx, int64(k))
-						labels = append(labels, int64(tr.d.TrainSet.Samples[tr.d.Train[k]].Label))
-					}
-					b, err := tr.gatherFeatures(feats.train, idx, labels)
-					if !yield(b, err) || err != nil {
-						return
-					}
-				}
-				continue
-			}
-			skip := pos
-			for b, err := range tr.trainLoader.Epoch(ctx, loaderEpoch) {
-				if err != nil {
-					yield(trainBatch{}, err)
-					return
-				}
-				if skip > 0 {
-					skip--
-					b.Free()
-					continue
-				}
-				tb := trainBatch{x: b.Images, y: b.Labels, n: len(b.Indices)}
-				ok := yield(tb, nil)
-				b.Free()
-				g++
-				if !ok {
-					return
-				}
-				if g >= last {
-					return
-				}
-			}
-			g = (pass + 1) * perPass
-			if g < first {
-				g = first
-			}
-		}
-	}
-}
-
-func (tr *trainer) gatherFeatures(all *torch.Tensor, idx, labels []int64) (trainBatch, error) {
-	it, err := torch.FromSlice(idx)
-	if err != nil {
-		return trainBatch{}, err
-	}
-	defer it.Free()
-	f, err := all.IndexSelect(0, it)
-	if err != nil {
-		return trainBatch{}, err
-	}
-	y, err := torch.FromSlice(labels)
-	if err != nil {
-		f.Free()
-		return trainBatch{}, err
-	}
-	return trainBatch{feats: f.Keep(), y: y.Keep(), n: len(idx)}, nil
-}
-
-func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeatures, total int) (EpochMetrics, error) {
-	start := time.Now()
-	em := EpochMetrics{Stage: p.Name, Epoch: tr.state.Epoch + 1}
-	part := &tr.state.Partial
-	tr.m.Train(true)
-	tr.reseedEpoch(p)
-	for b, err := range tr.epochBatches(ctx, p, feats) {
-		if err != nil {
-			return em, fmt.Errorf("data: %w", err)
-		}
-		lr := tr.applySchedule(p, total)
-		loss, correct, err := tr.step(b, feats.trainFrozen)
-		if b.feats != nil {
-			b.feats.Free()
-			b.y.Free()
-		}
-		if err != nil {
-			return em, err
-		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); the last good checkpoint is %s",
-				p.Name, em.Epoch, tr.state.StepInEpoch+1, ErrNotFinite, loss, filepath.Join(tr.runDir(), lastCheckpoint))
-		}
-		part.LossSum += loss * float64(b.n)
-		part.Correct += correct
-		part.Seen += int64(b.n)
-		tr.state.StepInEpoch++
-		tr.state.Step++
-		elapsed := part.Seconds + time.Since(start).Seconds()
-		tr.emit(Event{Kind: EventStep, Stage: p.Name, Epoch: em.Epoch, Step: tr.state.StepInEpoch, Steps: p.stepsPerEpoch,
-			Loss: part.LossSum / float64(part.Seen), LR: lr, ImagesPerSecond: float64(part.Seen) / math.Max(elapsed, 1e-9)})
-		if err := ctx.Err(); err != nil && tr.state.StepInEpoch < p.stepsPerEpoch {
-			part.Seconds += time.Since(start).Seconds()
-			return em, tr.interrupt(p, err)
-		}
-	}
-	part.Seconds += time.Since(start).Seconds()
-	if part.Seen == 0 {
-		return em, fmt.Errorf("stage %s: the epoch had no training batch", p.Name)
-	}
-	em.TrainLoss = part.LossSum / float64(part.Seen)
-	em.TrainAccuracy = float64(part.Correct) / float64(part.Seen)
-	em.Seconds = part.Seconds
-	em.LR = tr.baseLR[0] * LRFactor(tr.cfg.Train, max(tr.state.Step-1, 0), total, p.stepsPerEpoch)
-	return em, nil
-}
-
 // reseedEpoch makes the epoch's random draws (dropout masks, mixup) a
 // function of the seed and the epoch, so a resumed run draws the same.
-func (tr *trainer) reseedEpoch(p stagePlan) {
-	if tr.state.StepInEpoch > 0 {
-		return // resumed mid-epoch: the generator state came from the checkpoint
-	}
-	seed := mix(tr.cfg.Seed, uint64(p.index), uint64(tr.state.Epoch))
-	_ = tr.gen.Seed(seed)
-	torch.ManualSeed(seed)
-}
-
-func mix(vals ...uint64) uint64 {
-	h := uint64(0x9E3779B97F4A7C15)
-	for _, v := range vals {
-		h ^= v + 0x9E3779B97F4A7C15 + h<<6 + h>>2
-		h ^= h >> 31
-		h *= 0xBF58476D1CE4E5B9
-	}
-	return h
-}
-
-func (tr *trainer) applySchedule(p stagePlan, total int) float64 {
-	f := LRFactor(tr.cfg.Train, tr.state.Step, total, p.stepsPerEpoch)
-	groups := tr.opt.Groups()
-	for i, g := range groups {
-		g.LR = tr.baseLR[i] * f
-	}
-	return groups[0].LR
-}
-
 // step runs one optimisation step and returns the batch's mean loss and
 // its number of correct predictions.
-func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, error) {
-	s := torch.NewScope()
-	defer s.Close()
-	y, err := b.y.ToDevice(tr.device)
-	if err != nil {
-		return 0, 0, err
-	}
-	var logits *torch.Tensor
-	mixed, err := tr.mixBatch(b, y)
-	if err != nil {
-		return 0, 0, err
-	}
-	feats := b.feats
-	if feats == nil {
-		x, err := mixed.x.ToDevice(tr.device)
-		if err != nil {
-			return 0, 0, err
-		}
-		if backboneFrozen {
-			feats, err = tr.m.FrozenFeatures(x)
-		} else {
-			feats, err = tr.m.Features(x)
-		}
-		if err != nil {
-			return 0, 0, err
-		}
-	} else if mixed.x != nil {
-		feats = mixed.x
-	}
-	if logits, err = tr.m.Head.Forward(feats); err != nil {
-		return 0, 0, err
-	}
-	loss, err := tr.loss(logits, y, mixed)
-	if err != nil {
-		return 0, 0, err
-	}
-	value, err := loss.Item()
-	if err != nil {
-		return 0, 0, err
-	}
-	if math.IsNaN(value) || math.IsInf(value, 0) {
-		return value, 0, nil
-	}
-	if err := loss.Backward(); err != nil {
-		return 0, 0, err
-	}
-	if tr.cfg.Train.GradClip > 0 {
-		if err := clipGradNorm(nn.Trainable(tr.m), tr.cfg.Train.GradClip); err != nil {
-			return 0, 0, err
-		}
-	}
-	if err := tr.opt.Step(); err != nil {
-		return 0, 0, err
-	}
-	if err := tr.opt.ZeroGrad(); err != nil {
-		return 0, 0, err
-	}
-	pred, err := logits.Argmax(1, false)
-	if err != nil {
-		return 0, 0, err
-	}
-	hits, err := pred.Eq(y)
-	if err != nil {
-		return 0, 0, err
-	}
-	sum, err := hits.Sum()
-	if err != nil {
-		return 0, 0, err
-	}
-	correct, err := sum.Item()
-	return value, int64(correct), err
-}
-
-func (tr *trainer) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, error) {
-	o := torch.LossOptions{Weight: tr.classWeights, LabelSmoothing: tr.cfg.Train.LabelSmoothing}
-	l, err := torch.CrossEntropy(logits, y, o)
-	if err != nil || m.other == nil {
-		return l, err
-	}
-	l2, err := torch.CrossEntropy(logits, m.other, o)
-	if err != nil {
-		return nil, err
-	}
-	a, err := l.MulScalar(m.lambda)
-	if err != nil {
-		return nil, err
-	}
-	return a.AddScaled(l2, 1-m.lambda)
-}
-
 // clipGradNorm scales the gradients so their global L2 norm is at most
 // maxNorm, as torch.nn.utils.clip_grad_norm_.
-func clipGradNorm(params []nn.Named[*torch.Tensor], maxNorm float64) error {
-	var grads []*torch.Tensor
-	sq := 0.0
-	for _, p := range params {
-		g, err := p.Value.Grad()
-		if err != nil {
-			return err
-		}
-		if g == nil {
-			continue
-		}
-		grads = append(grads, g)
-		n, err := g.Pow(2)
-		if err != nil {
-			return err
-		}
-		s, err := n.Sum()
-		if err != nil {
-			return err
-		}
-		v, err := s.Item()
-		if err != nil {
-			return err
-		}
-		sq += v
-	}
-	coef := maxNorm / (math.Sqrt(sq) + 1e-6)
-	if coef >= 1 {
-		return nil
-	}
-	return torch.NoGrad(func() error {
-		for _, g := range grads {
-			if err := g.MulScalar_(coef); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // evaluate runs the model in evaluation mode over loader (or its cached
 // features) and returns the plain cross entropy, accuracy and confusion.
-func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
-	if set == nil {
-		set = tr.d.ValSet
-	}
-	tr.m.Train(false)
-	defer tr.m.Train(true)
-	conf := NewConfusion(tr.d.Classes)
-	var lossSum float64
-	offset := int64(0)
-	err := torch.NoGrad(func() error {
-		for b, err := range loader.Epoch(ctx, 0) {
-			if err != nil {
-				return err
-			}
-			err := func() error {
-				defer b.Free()
-				s := torch.NewScope()
-				defer s.Close()
-				n := int64(len(b.Indices))
-				var logits *torch.Tensor
-				var err error
-				if cached != nil {
-					f, err := cached.Narrow(0, offset, n)
-					if err != nil {
-						return err
-					}
-					logits, err = tr.m.Head.Forward(f)
-					if err != nil {
-						return err
-					}
-				} else {
-					x, err := b.Images.ToDevice(tr.device)
-					if err != nil {
-						return err
-					}
-					if logits, err = tr.m.Forward(x); err != nil {
-						return err
-					}
-				}
-				offset += n
-				y, err := b.Labels.ToDevice(tr.device)
-				if err != nil {
-					return err
-				}
-				loss, err := torch.CrossEntropy(logits, y, torch.LossOptions{Reduction: torch.ReduceSum})
-				if err != nil {
-					return err
-				}
-				v, err := loss.Item()
-				if err != nil {
-					return err
-				}
-				lossSum += v
-				pred, err := logits.Argmax(1, false)
-				if err != nil {
-					return err
-				}
-				pv, err := pred.Int64s()
-				if err != nil {
-					return err
-				}
-				yv, err := b.Labels.Int64s()
-				if err != nil {
-					return err
-				}
-				conf.Add(yv, pv)
-				return nil
-			}()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	n := conf.Total()
-	if n == 0 {
-		return nil, errors.New("no images to evaluate")
-	}
-	return &Evaluation{Loss: lossSum / float64(n), Accuracy: conf.Accuracy(), Confusion: conf}, nil
-}
-
 func (tr *trainer) metricValue(em EpochMetrics) (v float64, higherIsBetter bool) {
 	if tr.cfg.Train.EarlyStopping.Metric == "val_accuracy" {
 		return em.ValAccuracy, true

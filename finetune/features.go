@@ -1,0 +1,186 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/vision/data"
+)
+
+func (tr *trainer) cacheValid() bool {
+	mode := tr.m.BNMode()
+	return tr.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt")
+}
+
+type stageFeatures struct {
+	train, val *torch.Tensor // rows in loader order; nil when not cached
+	// trainFrozen says the backbone runs without autograd for training
+	// batches (everything in it is frozen).
+	trainFrozen bool
+}
+
+func (f *stageFeatures) free(m *Model) {
+	f.train.Free()
+	f.val.Free()
+	m.StopFolded()
+}
+
+func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, error) {
+	f := &stageFeatures{trainFrozen: tr.m.BackboneFrozen()}
+	mode := tr.cfg.Train.CacheFeatures
+	valid := tr.cacheValid()
+	if mode == "on" && !valid {
+		return nil, fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
+			"(freeze: %s, train.batchnorm: %s, train.bn_affine: %s): its features change every step",
+			p.Name, p.Freeze, tr.cfg.Train.BatchNorm, tr.cfg.Train.BNAffine)
+	}
+	if valid {
+		// Nothing in the backbone learns and its BatchNorm layers are
+		// fixed: it is pure inference, with BatchNorm folded away.
+		if err := tr.m.UseFolded(torch.ContiguousFormat); err != nil {
+			return nil, err
+		}
+	}
+	if mode == "off" || !valid {
+		tr.cached = "none"
+		return f, nil
+	}
+	var err error
+	if f.val, err = tr.features(ctx, tr.valLoader); err != nil {
+		return nil, fmt.Errorf("caching validation features: %w", err)
+	}
+	tr.cached = "validation"
+	if !tr.cfg.Augment.Enabled {
+		fixed, err := tr.d.loader(tr.cfg, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
+		if err != nil {
+			return nil, err
+		}
+		f.train, err = tr.features(ctx, fixed)
+		fixed.Close()
+		if err != nil {
+			return nil, fmt.Errorf("caching training features: %w", err)
+		}
+		tr.cached = "training and validation"
+	}
+	tr.info("stage %s: backbone frozen with fixed BatchNorm: %s features computed once and reused every epoch", p.Name, tr.cached)
+	return f, nil
+}
+
+func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, error) {
+	var parts []*torch.Tensor
+	defer func() {
+		for _, p := range parts {
+			p.Free()
+		}
+	}()
+	tr.m.Train(false)
+	err := torch.NoGrad(func() error {
+		for b, err := range loader.Epoch(ctx, 0) {
+			if err != nil {
+				return err
+			}
+			s := torch.NewScope()
+			x, err := b.Images.ToDevice(tr.device)
+			var f *torch.Tensor
+			if err == nil {
+				f, err = tr.m.FrozenFeatures(x)
+			}
+			if err == nil {
+				parts = append(parts, f.Keep())
+			}
+			s.Close()
+			b.Free()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := torch.Cat(parts, 0)
+	if err != nil {
+		return nil, err
+	}
+	return out.Keep(), nil
+}
+
+type trainBatch struct {
+	x, feats, y *torch.Tensor
+	n           int
+}
+
+func (tr *trainer) epochBatches(ctx context.Context, p stagePlan, feats *stageFeatures) func(yield func(trainBatch, error) bool) {
+	return func(yield func(trainBatch, error) bool) {
+		perPass := tr.trainLoader.Len()
+		first := tr.state.Epoch*p.stepsPerEpoch + tr.state.StepInEpoch
+		last := (tr.state.Epoch + 1) * p.stepsPerEpoch
+		for g := first; g < last; {
+			pass, pos := g/perPass, g%perPass
+			// Each stage draws its own sequence of shuffles.
+			loaderEpoch := p.index*1_000_000 + pass
+			if feats.train != nil {
+				order, bounds := tr.trainLoader.Order(loaderEpoch), tr.trainLoader.Bounds()
+				for ; pos < perPass && g < last; pos, g = pos+1, g+1 {
+					idx := make([]int64, 0, bounds[pos][1]-bounds[pos][0])
+					labels := make([]int64, 0, cap(idx))
+					for _, k := range order[bounds[pos][0]:bounds[pos][1]] {
+						idx = append(idx, int64(k))
+						labels = append(labels, int64(tr.d.TrainSet.Samples[tr.d.Train[k]].Label))
+					}
+					b, err := tr.gatherFeatures(feats.train, idx, labels)
+					if !yield(b, err) || err != nil {
+						return
+					}
+				}
+				continue
+			}
+			skip := pos
+			for b, err := range tr.trainLoader.Epoch(ctx, loaderEpoch) {
+				if err != nil {
+					yield(trainBatch{}, err)
+					return
+				}
+				if skip > 0 {
+					skip--
+					b.Free()
+					continue
+				}
+				tb := trainBatch{x: b.Images, y: b.Labels, n: len(b.Indices)}
+				ok := yield(tb, nil)
+				b.Free()
+				g++
+				if !ok {
+					return
+				}
+				if g >= last {
+					return
+				}
+			}
+			g = (pass + 1) * perPass
+			if g < first {
+				g = first
+			}
+		}
+	}
+}
+
+func (tr *trainer) gatherFeatures(all *torch.Tensor, idx, labels []int64) (trainBatch, error) {
+	it, err := torch.FromSlice(idx)
+	if err != nil {
+		return trainBatch{}, err
+	}
+	defer it.Free()
+	f, err := all.IndexSelect(0, it)
+	if err != nil {
+		return trainBatch{}, err
+	}
+	y, err := torch.FromSlice(labels)
+	if err != nil {
+		f.Free()
+		return trainBatch{}, err
+	}
+	return trainBatch{feats: f.Keep(), y: y.Keep(), n: len(idx)}, nil
+}

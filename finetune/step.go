@@ -1,0 +1,217 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeatures, total int) (EpochMetrics, error) {
+	start := time.Now()
+	em := EpochMetrics{Stage: p.Name, Epoch: tr.state.Epoch + 1}
+	part := &tr.state.Partial
+	tr.m.Train(true)
+	tr.reseedEpoch(p)
+	for b, err := range tr.epochBatches(ctx, p, feats) {
+		if err != nil {
+			return em, fmt.Errorf("data: %w", err)
+		}
+		lr := tr.applySchedule(p, total)
+		loss, correct, err := tr.step(b, feats.trainFrozen)
+		if b.feats != nil {
+			b.feats.Free()
+			b.y.Free()
+		}
+		if err != nil {
+			return em, err
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); the last good checkpoint is %s",
+				p.Name, em.Epoch, tr.state.StepInEpoch+1, ErrNotFinite, loss, filepath.Join(tr.runDir(), lastCheckpoint))
+		}
+		part.LossSum += loss * float64(b.n)
+		part.Correct += correct
+		part.Seen += int64(b.n)
+		tr.state.StepInEpoch++
+		tr.state.Step++
+		elapsed := part.Seconds + time.Since(start).Seconds()
+		tr.emit(Event{Kind: EventStep, Stage: p.Name, Epoch: em.Epoch, Step: tr.state.StepInEpoch, Steps: p.stepsPerEpoch,
+			Loss: part.LossSum / float64(part.Seen), LR: lr, ImagesPerSecond: float64(part.Seen) / math.Max(elapsed, 1e-9)})
+		if err := ctx.Err(); err != nil && tr.state.StepInEpoch < p.stepsPerEpoch {
+			part.Seconds += time.Since(start).Seconds()
+			return em, tr.interrupt(p, err)
+		}
+	}
+	part.Seconds += time.Since(start).Seconds()
+	if part.Seen == 0 {
+		return em, fmt.Errorf("stage %s: the epoch had no training batch", p.Name)
+	}
+	em.TrainLoss = part.LossSum / float64(part.Seen)
+	em.TrainAccuracy = float64(part.Correct) / float64(part.Seen)
+	em.Seconds = part.Seconds
+	em.LR = tr.baseLR[0] * LRFactor(tr.cfg.Train, max(tr.state.Step-1, 0), total, p.stepsPerEpoch)
+	return em, nil
+}
+
+func (tr *trainer) reseedEpoch(p stagePlan) {
+	if tr.state.StepInEpoch > 0 {
+		return // resumed mid-epoch: the generator state came from the checkpoint
+	}
+	seed := mix(tr.cfg.Seed, uint64(p.index), uint64(tr.state.Epoch))
+	_ = tr.gen.Seed(seed)
+	torch.ManualSeed(seed)
+}
+
+func mix(vals ...uint64) uint64 {
+	h := uint64(0x9E3779B97F4A7C15)
+	for _, v := range vals {
+		h ^= v + 0x9E3779B97F4A7C15 + h<<6 + h>>2
+		h ^= h >> 31
+		h *= 0xBF58476D1CE4E5B9
+	}
+	return h
+}
+
+func (tr *trainer) applySchedule(p stagePlan, total int) float64 {
+	f := LRFactor(tr.cfg.Train, tr.state.Step, total, p.stepsPerEpoch)
+	groups := tr.opt.Groups()
+	for i, g := range groups {
+		g.LR = tr.baseLR[i] * f
+	}
+	return groups[0].LR
+}
+
+func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, error) {
+	s := torch.NewScope()
+	defer s.Close()
+	y, err := b.y.ToDevice(tr.device)
+	if err != nil {
+		return 0, 0, err
+	}
+	var logits *torch.Tensor
+	mixed, err := tr.mixBatch(b, y)
+	if err != nil {
+		return 0, 0, err
+	}
+	feats := b.feats
+	if feats == nil {
+		x, err := mixed.x.ToDevice(tr.device)
+		if err != nil {
+			return 0, 0, err
+		}
+		if backboneFrozen {
+			feats, err = tr.m.FrozenFeatures(x)
+		} else {
+			feats, err = tr.m.Features(x)
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	} else if mixed.x != nil {
+		feats = mixed.x
+	}
+	if logits, err = tr.m.Head.Forward(feats); err != nil {
+		return 0, 0, err
+	}
+	loss, err := tr.loss(logits, y, mixed)
+	if err != nil {
+		return 0, 0, err
+	}
+	value, err := loss.Item()
+	if err != nil {
+		return 0, 0, err
+	}
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		return value, 0, nil
+	}
+	if err := loss.Backward(); err != nil {
+		return 0, 0, err
+	}
+	if tr.cfg.Train.GradClip > 0 {
+		if err := clipGradNorm(nn.Trainable(tr.m), tr.cfg.Train.GradClip); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := tr.opt.Step(); err != nil {
+		return 0, 0, err
+	}
+	if err := tr.opt.ZeroGrad(); err != nil {
+		return 0, 0, err
+	}
+	pred, err := logits.Argmax(1, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	hits, err := pred.Eq(y)
+	if err != nil {
+		return 0, 0, err
+	}
+	sum, err := hits.Sum()
+	if err != nil {
+		return 0, 0, err
+	}
+	correct, err := sum.Item()
+	return value, int64(correct), err
+}
+
+func (tr *trainer) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, error) {
+	o := torch.LossOptions{Weight: tr.classWeights, LabelSmoothing: tr.cfg.Train.LabelSmoothing}
+	l, err := torch.CrossEntropy(logits, y, o)
+	if err != nil || m.other == nil {
+		return l, err
+	}
+	l2, err := torch.CrossEntropy(logits, m.other, o)
+	if err != nil {
+		return nil, err
+	}
+	a, err := l.MulScalar(m.lambda)
+	if err != nil {
+		return nil, err
+	}
+	return a.AddScaled(l2, 1-m.lambda)
+}
+
+func clipGradNorm(params []nn.Named[*torch.Tensor], maxNorm float64) error {
+	var grads []*torch.Tensor
+	sq := 0.0
+	for _, p := range params {
+		g, err := p.Value.Grad()
+		if err != nil {
+			return err
+		}
+		if g == nil {
+			continue
+		}
+		grads = append(grads, g)
+		n, err := g.Pow(2)
+		if err != nil {
+			return err
+		}
+		s, err := n.Sum()
+		if err != nil {
+			return err
+		}
+		v, err := s.Item()
+		if err != nil {
+			return err
+		}
+		sq += v
+	}
+	coef := maxNorm / (math.Sqrt(sq) + 1e-6)
+	if coef >= 1 {
+		return nil
+	}
+	return torch.NoGrad(func() error {
+		for _, g := range grads {
+			if err := g.MulScalar_(coef); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
