@@ -93,6 +93,8 @@ type TrainConfig struct {
 	GradClip       float64       `mapstructure:"grad_clip" doc:"clip the global gradient norm to this; 0: off"`
 	StepsPerEpoch  int           `mapstructure:"steps_per_epoch" doc:"steps per epoch; 0: ceil(train images / batch_size), one pass"`
 	CacheFeatures  string        `mapstructure:"cache_features" doc:"auto (train the head on backbone features computed once, where that gives the same result), on or off"`
+	Precision      string        `mapstructure:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
+	ChannelsLast   string        `mapstructure:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
 	EarlyStopping  EarlyStopping `mapstructure:"early_stopping"`
 }
 
@@ -135,7 +137,7 @@ func Defaults() Config {
 			HFlip: 0.5, Brightness: 0.2, Contrast: 0.2, Saturation: 0.2},
 		Train: TrainConfig{BatchNorm: "frozen", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
 			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
-			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto",
+			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto", Precision: "auto", ChannelsLast: "auto",
 			EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
 		Stages: []Stage{
 			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
@@ -418,6 +420,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Sprintf("train.steps_per_epoch: must be 0 or more, got %d", t.StepsPerEpoch))
 	}
 	check(oneOf("train.cache_features", t.CacheFeatures, "auto", "on", "off"))
+	check(oneOf("train.precision", t.Precision, "auto", "bf16", "fp16", "fp32"))
+	check(oneOf("train.channels_last", t.ChannelsLast, "auto", "on", "off"))
 	check(oneOf("train.early_stopping.metric", t.EarlyStopping.Metric, "val_loss", "val_accuracy"))
 	if t.EarlyStopping.Patience < 0 {
 		errs = append(errs, fmt.Sprintf("train.early_stopping.patience: must be 0 or more, got %d", t.EarlyStopping.Patience))

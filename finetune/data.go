@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/vision/data"
 )
 
@@ -93,7 +94,7 @@ const (
 )
 
 // loader makes a batch loader over indices of set.
-func (d *Data) loader(cfg Config, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any)) (*data.BatchLoader, error) {
+func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any)) (*data.BatchLoader, error) {
 	pipe := d.evalPipe
 	if kind == trainLoader {
 		pipe = d.trainPipe
@@ -116,6 +117,7 @@ func (d *Data) loader(cfg Config, set *data.Dataset, indices []int, kind loaderK
 		Seed:       cfg.Seed,
 		CacheBytes: cache,
 		OnBadImage: policy,
+		PinMemory:  at.device.Type == torch.DeviceCUDA,
 		Logf:       logf,
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/finetune-go/finetune/vision/data"
 )
 
+// evaluate runs the model in evaluation mode over loader (or its cached
+// features) and returns the plain cross entropy, accuracy and confusion.
 func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
 	if set == nil {
 		set = tr.d.ValSet
@@ -39,7 +41,7 @@ func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cache
 						return err
 					}
 				} else {
-					x, err := b.Images.ToDevice(tr.device)
+					x, err := tr.at.input(b.Images)
 					if err != nil {
 						return err
 					}
@@ -48,7 +50,7 @@ func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cache
 					}
 				}
 				offset += n
-				y, err := b.Labels.ToDevice(tr.device)
+				y, err := tr.at.labels(b.Labels)
 				if err != nil {
 					return err
 				}

@@ -8,11 +8,15 @@ import (
 	"github.com/finetune-go/finetune/vision/data"
 )
 
+// cacheValid reports whether the backbone's output for an image cannot
+// change during the stage: nothing in it trains and its BatchNorm layers
+// use stored statistics.
 func (tr *trainer) cacheValid() bool {
 	mode := tr.m.BNMode()
 	return tr.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt")
 }
 
+// stageFeatures holds backbone features that stay valid for a stage.
 type stageFeatures struct {
 	train, val *torch.Tensor // rows in loader order; nil when not cached
 	// trainFrozen says the backbone runs without autograd for training
@@ -26,6 +30,7 @@ func (f *stageFeatures) free(m *Model) {
 	m.StopFolded()
 }
 
+// stageFeatures holds backbone features that stay valid for a stage.
 func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, error) {
 	f := &stageFeatures{trainFrozen: tr.m.BackboneFrozen()}
 	mode := tr.cfg.Train.CacheFeatures
@@ -52,7 +57,7 @@ func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatur
 	}
 	tr.cached = "validation"
 	if !tr.cfg.Augment.Enabled {
-		fixed, err := tr.d.loader(tr.cfg, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
+		fixed, err := tr.d.loader(tr.cfg, tr.at, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
 		if err != nil {
 			return nil, err
 		}
@@ -67,6 +72,8 @@ func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatur
 	return f, nil
 }
 
+// features runs the frozen backbone over every batch of loader and keeps
+// the head's inputs, in loader order.
 func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, error) {
 	var parts []*torch.Tensor
 	defer func() {
@@ -81,7 +88,7 @@ func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*tor
 				return err
 			}
 			s := torch.NewScope()
-			x, err := b.Images.ToDevice(tr.device)
+			x, err := tr.at.input(b.Images)
 			var f *torch.Tensor
 			if err == nil {
 				f, err = tr.m.FrozenFeatures(x)
@@ -107,11 +114,15 @@ func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*tor
 	return out.Keep(), nil
 }
 
+// trainBatch is one training batch: images (or cached features) and
+// labels.
 type trainBatch struct {
 	x, feats, y *torch.Tensor
 	n           int
 }
 
+// epochBatches yields the training batches of one epoch of stage p,
+// starting after the batches already done.
 func (tr *trainer) epochBatches(ctx context.Context, p stagePlan, feats *stageFeatures) func(yield func(trainBatch, error) bool) {
 	return func(yield func(trainBatch, error) bool) {
 		perPass := tr.trainLoader.Len()

@@ -14,61 +14,62 @@ import (
 // the recipe, the head's cost and the checkpoint sizes. It is computed on
 // a model with fresh weights: none of it depends on their values.
 type Inspection struct {
-	Arch       string
-	ImageSize  int
-	NumClasses int
-	Pooling    string
+	Arch       string `json:"arch"`
+	ImageSize  int    `json:"image_size"`
+	NumClasses int    `json:"num_classes"`
+	Pooling    string `json:"pooling"`
 	// Groups are the model's parts in forward order: the backbone's stem
 	// and layer1..layer4, the pooling and the head.
-	Groups []GroupInfo
-	Total  int64
+	Groups []GroupInfo `json:"groups"`
+	Total  int64       `json:"total"`
 	// HeadInputs is the width of the head's input.
-	HeadInputs int64
-	HeadParams int64
+	HeadInputs int64 `json:"head_inputs"`
+	HeadParams int64 `json:"head_params"`
 	// Stages is the model as each stage of the recipe trains it.
-	Stages []StageInfo
+	Stages []StageInfo `json:"stages"`
 	// FullBytes and DeltaBytes are the sizes of a full and a delta
 	// checkpoint's tensors after the whole recipe; the files add a few KiB
 	// of metadata.
-	FullBytes, DeltaBytes int64
+	FullBytes  int64 `json:"full_bytes"`
+	DeltaBytes int64 `json:"delta_bytes"`
 	// Warnings are problems visible before training, such as a head
 	// large enough to memorise a small dataset.
-	Warnings []string
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // GroupInfo is one part of the model.
 type GroupInfo struct {
-	Name string
+	Name string `json:"name"`
 	// Shape is the part's output for one image: C×H×W or a feature width.
-	Shape      []int64
-	Params     int64
-	BatchNorms int
+	Shape      []int64 `json:"shape"`
+	Params     int64   `json:"params"`
+	BatchNorms int     `json:"batchnorms"`
 }
 
 // StageInfo is the model while one stage of the recipe trains.
 type StageInfo struct {
-	Stage
+	Stage `json:"stage"`
 	// Trainable counts the parameters that train, in total and per group
 	// (indexed as Inspection.Groups).
-	Trainable      int64
-	GroupTrainable []int64
+	Trainable      int64   `json:"trainable"`
+	GroupTrainable []int64 `json:"group_trainable"`
 	// BatchStats counts, per group, the BatchNorm layers that normalise
 	// with the batch's statistics.
-	BatchStats []int
-	BatchNorms []BatchNormState
+	BatchStats []int            `json:"batch_stats"`
+	BatchNorms []BatchNormState `json:"batchnorms"`
 }
 
 // BatchNormState is one BatchNorm layer's behaviour while a stage
 // trains.
 type BatchNormState struct {
-	Path  string
-	Group string
+	Path  string `json:"path"`
+	Group string `json:"group"`
 	// Mode is "train" (batch statistics, running ones updated), "frozen"
 	// (stored statistics, never updated) or "legacy" (batch statistics,
 	// stored ones neither updated nor used until inference).
-	Mode string
+	Mode string `json:"mode"`
 	// Affine reports whether its scale and shift train.
-	Affine bool
+	Affine bool `json:"affine_trains"`
 }
 
 // groupNames are the groups of Inspection in forward order.
@@ -223,13 +224,15 @@ func stageInfo(m *Model, st Stage, trained map[string]bool) StageInfo {
 
 // DataInfo is what a configuration's data folders hold.
 type DataInfo struct {
-	Classes []string
+	Classes []string `json:"classes"`
 	// Train and Val count the images each epoch trains and validates on
 	// (fold 1's under cross-validation); Test those of data.test.
-	Train, Val, Test int
+	Train int `json:"train"`
+	Val   int `json:"val"`
+	Test  int `json:"test"`
 	// StepsPerEpoch is the number of training steps of an epoch, as a
 	// run counts them.
-	StepsPerEpoch int
+	StepsPerEpoch int `json:"steps_per_epoch"`
 }
 
 // InspectData lists cfg's data folders (without decoding any image),
@@ -258,7 +261,7 @@ func InspectData(cfg Config) (*DataInfo, error) {
 	if d.TestSet != nil {
 		info.Test = len(d.TestSet.Samples)
 	}
-	loader, err := d.loader(cfg, set, train, trainLoader, nil)
+	loader, err := d.loader(cfg, placement{}, set, train, trainLoader, nil)
 	if err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)
 	}

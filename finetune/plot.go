@@ -53,7 +53,7 @@ func WriteCurves(path string, history []EpochMetrics) error {
 	for _, v := range append(append([]float64(nil), trainAcc...), valAcc...) {
 		accMin = math.Min(accMin, v)
 	}
-	accLo := math.Max(0, math.Min(math.Floor(accMin*10)/10, 0.9))
+	accLo := math.Max(0, math.Min(math.Floor((accMin-0.02)*10)/10, 0.9))
 	p := plotPanel{history: history, best: best}
 	p.area, p.title, p.lo, p.hi = image.Rect(70, 70, 520, 400), "loss", 0, math.Max(lossMax*1.08, 1e-3)
 	p.draw(c, trainLoss, valLoss, false)

@@ -58,6 +58,8 @@ func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeat
 	return em, nil
 }
 
+// reseedEpoch makes the epoch's random draws (dropout masks, mixup) a
+// function of the seed and the epoch, so a resumed run draws the same.
 func (tr *trainer) reseedEpoch(p stagePlan) {
 	if tr.state.StepInEpoch > 0 {
 		return // resumed mid-epoch: the generator state came from the checkpoint
@@ -86,10 +88,12 @@ func (tr *trainer) applySchedule(p stagePlan, total int) float64 {
 	return groups[0].LR
 }
 
+// step runs one optimisation step and returns the batch's mean loss and
+// its number of correct predictions.
 func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, error) {
 	s := torch.NewScope()
 	defer s.Close()
-	y, err := b.y.ToDevice(tr.device)
+	y, err := tr.at.labels(b.y)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -98,27 +102,37 @@ func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, erro
 	if err != nil {
 		return 0, 0, err
 	}
-	feats := b.feats
-	if feats == nil {
-		x, err := mixed.x.ToDevice(tr.device)
-		if err != nil {
-			return 0, 0, err
+	var loss *torch.Tensor
+	err = tr.at.compute(func() error {
+		feats := b.feats
+		if feats == nil {
+			x, err := tr.at.input(mixed.x)
+			if err != nil {
+				return err
+			}
+			if backboneFrozen {
+				feats, err = tr.m.FrozenFeatures(x)
+			} else {
+				feats, err = tr.m.Features(x)
+			}
+			if err != nil {
+				return err
+			}
+		} else if mixed.x != nil {
+			feats = mixed.x
 		}
-		if backboneFrozen {
-			feats, err = tr.m.FrozenFeatures(x)
-		} else {
-			feats, err = tr.m.Features(x)
+		var err error
+		if logits, err = tr.m.Head.Forward(feats); err != nil {
+			return err
 		}
-		if err != nil {
-			return 0, 0, err
+		// The loss in float32 whatever the autocast type, as PyTorch's
+		// autocast does for cross entropy.
+		if logits, err = logits.ToDType(torch.Float32); err != nil {
+			return err
 		}
-	} else if mixed.x != nil {
-		feats = mixed.x
-	}
-	if logits, err = tr.m.Head.Forward(feats); err != nil {
-		return 0, 0, err
-	}
-	loss, err := tr.loss(logits, y, mixed)
+		loss, err = tr.loss(logits, y, mixed)
+		return err
+	})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -129,15 +143,7 @@ func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, erro
 	if math.IsNaN(value) || math.IsInf(value, 0) {
 		return value, 0, nil
 	}
-	if err := loss.Backward(); err != nil {
-		return 0, 0, err
-	}
-	if tr.cfg.Train.GradClip > 0 {
-		if err := clipGradNorm(nn.Trainable(tr.m), tr.cfg.Train.GradClip); err != nil {
-			return 0, 0, err
-		}
-	}
-	if err := tr.opt.Step(); err != nil {
+	if err := tr.backwardAndStep(loss); err != nil {
 		return 0, 0, err
 	}
 	if err := tr.opt.ZeroGrad(); err != nil {
@@ -176,6 +182,42 @@ func (tr *trainer) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, e
 	return a.AddScaled(l2, 1-m.lambda)
 }
 
+// clipGradNorm scales the gradients so their global L2 norm is at most
+// maxNorm, as torch.nn.utils.clip_grad_norm_.
+// backwardAndStep computes the gradients of loss and updates the
+// parameters, through the loss scaler under fp16.
+func (tr *trainer) backwardAndStep(loss *torch.Tensor) error {
+	scaler := tr.at.scaler
+	if scaler != nil {
+		var err error
+		if loss, err = scaler.Scale(loss); err != nil {
+			return err
+		}
+	}
+	if err := loss.Backward(); err != nil {
+		return err
+	}
+	if scaler != nil && tr.cfg.Train.GradClip > 0 {
+		if err := scaler.Unscale(tr.opt); err != nil {
+			return err
+		}
+	}
+	if tr.cfg.Train.GradClip > 0 {
+		if err := clipGradNorm(nn.Trainable(tr.m), tr.cfg.Train.GradClip); err != nil {
+			return err
+		}
+	}
+	if scaler == nil {
+		return tr.opt.Step()
+	}
+	if _, err := scaler.Step(tr.opt); err != nil {
+		return err
+	}
+	return scaler.Update()
+}
+
+// clipGradNorm scales the gradients so their global L2 norm is at most
+// maxNorm, as torch.nn.utils.clip_grad_norm_.
 func clipGradNorm(params []nn.Named[*torch.Tensor], maxNorm float64) error {
 	var grads []*torch.Tensor
 	sq := 0.0

@@ -105,14 +105,14 @@ func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (
 }
 
 type trainer struct {
-	cfg    Config
-	opts   Options
-	d      *Data
-	fold   int
-	device torch.Device
-	m      *Model
-	gen    *torch.Generator
-	log    *runLog
+	cfg  Config
+	opts Options
+	d    *Data
+	fold int
+	at   placement
+	m    *Model
+	gen  *torch.Generator
+	log  *runLog
 
 	trainLoader, valLoader *data.BatchLoader
 	classWeights           *torch.Tensor
@@ -172,11 +172,11 @@ func (tr *trainer) warn(format string, args ...any) {
 
 func (tr *trainer) setup(ctx context.Context) error {
 	cfg := tr.cfg
-	dev, msg, err := torch.SelectDevice(cfg.Device)
-	if err != nil {
-		return fmt.Errorf("device: %w", err)
+	var msg string
+	var err error
+	if tr.at, msg, err = newPlacement(cfg); err != nil {
+		return err
 	}
-	tr.device = dev
 	if msg != "" {
 		tr.info("%s", msg)
 	}
@@ -203,10 +203,14 @@ func (tr *trainer) setup(ctx context.Context) error {
 		return nil
 	})
 	tr.reportSizes()
-	if tr.trainLoader, err = tr.d.loader(cfg, tr.d.TrainSet, tr.d.Train, trainLoader, tr.loaderLog); err != nil {
+	if err := tr.at.place(tr.m); err != nil {
+		return err
+	}
+	tr.info("computing on %v", tr.at)
+	if tr.trainLoader, err = tr.d.loader(cfg, tr.at, tr.d.TrainSet, tr.d.Train, trainLoader, tr.loaderLog); err != nil {
 		return fmt.Errorf("data.train: %w", err)
 	}
-	if tr.valLoader, err = tr.d.loader(cfg, tr.d.ValSet, tr.d.Val, fixedLoader, tr.loaderLog); err != nil {
+	if tr.valLoader, err = tr.d.loader(cfg, tr.at, tr.d.ValSet, tr.d.Val, fixedLoader, tr.loaderLog); err != nil {
 		return fmt.Errorf("data.val: %w", err)
 	}
 	if cfg.Train.ClassWeights == "balanced" {
@@ -214,7 +218,11 @@ func (tr *trainer) setup(ctx context.Context) error {
 		for i, v := range tr.d.ClassWeights {
 			w[i] = float32(v)
 		}
-		if tr.classWeights, err = torch.FromSlice(w); err != nil {
+		cw, err := torch.FromSlice(w)
+		if err != nil {
+			return err
+		}
+		if tr.classWeights, err = cw.ToDevice(tr.at.device); err != nil {
 			return err
 		}
 		tr.classWeights.Keep()
@@ -358,7 +366,7 @@ func (tr *trainer) prepareStage(ctx context.Context, p stagePlan) error {
 // torch.optim.swa_utils.update_bn: statistics reset, cumulative average
 // (momentum None), then frozen.
 func (tr *trainer) adaptBN(ctx context.Context) error {
-	loader, err := tr.d.loader(tr.cfg, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
+	loader, err := tr.d.loader(tr.cfg, tr.at, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
 	if err != nil {
 		return err
 	}
@@ -657,7 +665,7 @@ func (tr *trainer) finish(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("final validation: %w", err)
 	}
 	if tr.d.TestSet != nil {
-		test, err := tr.d.loader(tr.cfg, tr.d.TestSet, nil, fixedLoader, tr.loaderLog)
+		test, err := tr.d.loader(tr.cfg, tr.at, tr.d.TestSet, nil, fixedLoader, tr.loaderLog)
 		if err != nil {
 			return nil, fmt.Errorf("data.test: %w", err)
 		}

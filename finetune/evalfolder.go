@@ -1,0 +1,63 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/data"
+)
+
+// Evaluate runs m over the images of dir, a folder with one subfolder per
+// class, with the evaluation transforms of the checkpoint's configuration
+// (meta.Config: resize, center crop, ImageNet normalisation), and returns
+// the plain cross entropy, the accuracy and the confusion matrix, exactly
+// as validation computes them during training. dir must have the
+// checkpoint's classes.
+func Evaluate(ctx context.Context, m *Model, meta Meta, dir string) (*Evaluation, error) {
+	set, err := data.ImageFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	ref := &data.Dataset{Root: "the checkpoint", Classes: meta.Classes}
+	if err := data.MatchClasses(ref, set); err != nil {
+		return nil, err
+	}
+	d, loader, err := evalLoader(meta, set)
+	if err != nil {
+		return nil, err
+	}
+	defer loader.Close()
+	tr := &trainer{cfg: meta.Config, d: d, m: m, at: placement{device: ModelDevice(m)}}
+	ev, err := tr.evaluate(ctx, loader, nil, set)
+	m.Train(false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return ev, nil
+}
+
+// evalLoader serves every sample of set, in order, with the evaluation
+// transforms of meta's configuration.
+func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) {
+	cfg := meta.Config
+	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
+	}
+	d := &Data{Classes: meta.Classes, evalPipe: pipe}
+	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), fixedLoader, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, loader, nil
+}
+
+// ModelDevice returns the device m's parameters are on.
+func ModelDevice(m *Model) torch.Device {
+	for _, p := range nn.NamedParameters(m) {
+		return p.Value.Device()
+	}
+	return torch.CPU
+}
