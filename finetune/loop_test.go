@@ -202,3 +202,23 @@ func TestCheckpointLoadsForInference(t *testing.T) {
 	_, _, err = LoadCheckpoint(context.Background(), bad, nil)
 	require.ErrorContains(t, err, "x.safetensors")
 }
+
+// TestPrecisionAndLayoutOnCPU runs the autocast and channels-last paths
+// that CUDA uses by default, on the CPU.
+func TestPrecisionAndLayoutOnCPU(t *testing.T) {
+	cfg := tinyConfig(t, shapes(t, 8))
+	cfg.Train.Precision = "bf16"
+	cfg.Train.ChannelsLast = "on"
+	cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}, {Name: "ft", Epochs: 1, Freeze: "layer3"}}
+	var msgs []string
+	res, err := Train(context.Background(), cfg, Options{Observer: func(e Event) { msgs = append(msgs, e.Message) }})
+	require.NoError(t, err)
+	defer nn.Free(res.Model)
+	require.Contains(t, msgs, "computing on cpu, bfloat16 autocast, channels-last")
+	for _, h := range res.History {
+		require.False(t, math.IsNaN(h.TrainLoss))
+	}
+	cfg.Train.Precision = "fp16"
+	_, err = Train(context.Background(), cfg, Options{})
+	require.ErrorContains(t, err, "train.precision: fp16 needs CUDA")
+}
