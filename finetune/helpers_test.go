@@ -58,3 +58,5 @@ func tinyConfig(t testing.TB, train string) Config {
 	c.Device = "cpu"
 	return c
 }
+
+func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(3, 4)) }
