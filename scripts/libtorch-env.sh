@@ -15,12 +15,19 @@ if [ ! -f "$LIBTORCH/lib/libc10.so" ]; then
   return 1 2>/dev/null || exit 1
 fi
 # The C++ ABI must match the library's: official builds before 2.7 came in
-# both flavours.
-# (grep reads all of nm's output: with -q, a shell with pipefail on would
-# take nm's SIGPIPE for "no".)
+# both flavours. (grep reads all of nm's output: with -q, a shell with
+# pipefail on would take nm's SIGPIPE for "no".)
 if nm -DC "$LIBTORCH/lib/libc10.so" | grep '__cxx11' >/dev/null; then _ft_abi=1; else _ft_abi=0; fi
+# libtorch 2.13 and later need C++20, earlier ones C++17.
+_ft_ver="$LIBTORCH/include/torch/csrc/api/include/torch/version.h"
+_ft_major="$(sed -n 's/^#define TORCH_VERSION_MAJOR \([0-9]*\).*/\1/p' "$_ft_ver" 2>/dev/null)"
+_ft_minor="$(sed -n 's/^#define TORCH_VERSION_MINOR \([0-9]*\).*/\1/p' "$_ft_ver" 2>/dev/null)"
+_ft_std=c++17
+if [ "${_ft_major:-0}" -gt 2 ] || { [ "${_ft_major:-0}" -eq 2 ] && [ "${_ft_minor:-0}" -ge 13 ]; }; then
+  _ft_std=c++20
+fi
 export LIBTORCH
-export CGO_CXXFLAGS="-I$LIBTORCH/include -I$LIBTORCH/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=$_ft_abi"
+export CGO_CXXFLAGS="-std=$_ft_std -I$LIBTORCH/include -I$LIBTORCH/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=$_ft_abi"
 _ft_libs="-L$LIBTORCH/lib -Wl,-rpath,$LIBTORCH/lib"
 if [ -f "$LIBTORCH/lib/libtorch_cuda.so" ]; then
   _ft_libs="$_ft_libs -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
@@ -28,4 +35,4 @@ fi
 export CGO_LDFLAGS="$_ft_libs -ltorch -ltorch_cpu -lc10"
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=libtorch_env"
 export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-unset _ft_root _ft_abi _ft_libs
+unset _ft_root _ft_abi _ft_libs _ft_ver _ft_major _ft_minor _ft_std

@@ -29,8 +29,8 @@ func Autocast(dev DeviceType, dtype DType, f func() error) (err error) {
 		prevEnabled, prevCache C.int32_t
 		prevDType              C.int8_t
 	)
-	if err := opError("autocast", C.ft_autocast_enter(C.int32_t(dev), C.int8_t(dtype), &prevEnabled, &prevDType, &prevCache)); err != nil {
-		return err
+	if enterErr := opError("autocast", C.ft_autocast_enter(C.int32_t(dev), C.int8_t(dtype), &prevEnabled, &prevDType, &prevCache)); enterErr != nil {
+		return enterErr
 	}
 	defer func() {
 		if exitErr := opError("autocast", C.ft_autocast_exit(C.int32_t(dev), prevEnabled, prevDType, prevCache)); err == nil {
