@@ -74,6 +74,8 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 	for _, f := range files {
 		set.Samples = append(set.Samples, data.Sample{Path: f})
 	}
+	// Every file asked about gets an answer, or the error naming it.
+	meta.Config.Data.OnBadImage = "error"
 	_, loader, err := evalLoader(meta, set)
 	if err != nil {
 		return nil, err

@@ -87,6 +87,16 @@ func readIDX(path string, magic uint32) (*idx, error) {
 // perClass <= 0), in the order they appear, as dst/<class>/<n>.png, and
 // returns how many it wrote per class.
 func (s *Set) WriteFolder(dst string, classes []int, perClass int) ([]int, error) {
+	return s.WriteFolderMapped(dst, classes, perClass, nil)
+}
+
+// Invert maps a grey level to its negative: a light background, as
+// photographs of garments on a table have, unlike the dataset's.
+func Invert(v uint8) uint8 { return 255 - v }
+
+// WriteFolderMapped is WriteFolder with every grey level passed through
+// level (nil keeps them).
+func (s *Set) WriteFolderMapped(dst string, classes []int, perClass int, level func(uint8) uint8) ([]int, error) {
 	counts := make([]int, len(classes))
 	pos := map[int]int{}
 	for i, c := range classes {
@@ -103,7 +113,14 @@ func (s *Set) WriteFolder(dst string, classes []int, perClass int) ([]int, error
 		if !ok || perClass > 0 && counts[k] >= perClass {
 			continue
 		}
-		img := &image.Gray{Pix: s.Images[i], Stride: Side, Rect: image.Rect(0, 0, Side, Side)}
+		pix := s.Images[i]
+		if level != nil {
+			pix = make([]byte, len(s.Images[i]))
+			for k, v := range s.Images[i] {
+				pix[k] = level(v)
+			}
+		}
+		img := &image.Gray{Pix: pix, Stride: Side, Rect: image.Rect(0, 0, Side, Side)}
 		path := filepath.Join(dst, Classes[l], fmt.Sprintf("%05d.png", i))
 		f, err := os.Create(path)
 		if err != nil {

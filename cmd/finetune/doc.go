@@ -1,0 +1,115 @@
+// Command finetune fine-tunes pretrained convolutional networks (ResNet50
+// first) on small image datasets through libtorch, with overfitting and
+// BatchNorm handled right by default.
+//
+// Usage:
+//
+//	finetune <command> [flags] [arguments]
+//
+// Flags and arguments may come in any order; "--" ends the flags.
+// 'finetune <command> --help' lists a command's flags, and every command
+// takes --verbose.
+//
+// # Commands
+//
+//	init [--force] [FILE]
+//	    Writes the default configuration, every key commented, to FILE
+//	    (default finetune.yaml); it refuses to overwrite a file without
+//	    --force.
+//	config [--config FILE] [flags]
+//	    Prints the configuration a run would use, every default filled
+//	    in, and checks it.
+//	inspect [--config FILE | --checkpoint FILE] [--classes N] [flags]
+//	    Shows the model as it will train, without reading pretrained
+//	    weights: each part's output shape at the configured image size,
+//	    parameters in total and trainable in each stage of the recipe,
+//	    the mode of every BatchNorm layer while training (a count per
+//	    part; each layer with --verbose), the head's size and memory, the
+//	    size of a full and a delta checkpoint, the steps of an epoch when
+//	    data.train exists, and a warning when the head is large enough to
+//	    memorise a small dataset (a flattened 10×10×2048 map into 1024
+//	    units at 300×300 pixels is 210M parameters, 2.3 GiB with Adam's
+//	    state). --format json prints the same figures as JSON.
+//	run [--config FILE] [--resume PATH] [--quiet | --json] [flags]
+//	    Trains as configured; see Runs below.
+//	eval --checkpoint FILE --data DIR [--format table|json] [--png FILE]
+//	    Evaluates a checkpoint on a folder with one subfolder of images
+//	    per class (the checkpoint's classes) through the checkpoint's
+//	    evaluation transforms: accuracy, cross entropy, precision, recall
+//	    and F1 per class, the confusion matrix (drawn into a PNG with
+//	    --png).
+//	predict --checkpoint FILE [--format table|csv|json] [--tta] PATH...
+//	    Classifies images, or folders of images searched recursively: the
+//	    most probable class and every class's probability. --tta averages
+//	    the softmax of each image and of its horizontal mirror.
+//	version [--format table|json]
+//	    Prints the versions of finetune, Go and libtorch, with libtorch's
+//	    CUDA, cuDNN and visible GPUs.
+//
+// eval and predict take --device (auto, cpu, cuda or cuda:N). A delta
+// checkpoint (best-delta.safetensors) is rebuilt from the pretrained
+// weights it was made from, fetched into torch hub's cache if needed.
+//
+// # Configuration
+//
+// Every configuration key is, with increasing precedence: a key of the
+// configuration file (YAML, JSON or TOML: --config FILE, else
+// ./finetune.yaml when it exists, else for --resume the checkpoint's own
+// configuration), an environment variable (FINETUNE_ and the key in
+// capitals with _ for dots: FINETUNE_TRAIN_LR) and a flag (--train.lr
+// 0.01). A flag overrides only when it is given. 'finetune run --help'
+// lists every key with its default, its variable and what it does;
+// 'finetune init' writes them all to a file, and 'finetune config' shows
+// what a run would use. Lists take commas: --model.head.hidden 512,256,
+// --stages head:5:all,finetune:15:layer3:0.1 (NAME:EPOCHS:FREEZE[:MULT]).
+// Booleans take --key or --key=false.
+//
+// # Runs
+//
+// A run trains stage after stage, validates every epoch and ends with the
+// best epoch's weights. Its folder, output.dir, receives:
+//
+//	metrics.jsonl          one line per epoch: losses, accuracies, gap, lr
+//	config.yaml            the configuration used, every key filled in
+//	result.json            final metrics, per-class figures, confusion
+//	best.safetensors       the best model (output.checkpoint: full or both)
+//	best-delta.safetensors what differs from the pretrained weights
+//	last.safetensors       everything needed to resume
+//	curves.png             loss and accuracy per epoch, train and validation,
+//	                       the gap shaded, stages and the best epoch marked
+//	confusion.png          the validation confusion matrix
+//	events.out.tfevents.*  TensorBoard scalars, with output.tensorboard
+//
+// With cross-validation (cv.folds) each fold has its folder, foldN.
+//
+// On a terminal each epoch shows a progress bar (steps, loss, images per
+// second, time left); elsewhere, such as a pipe or CI, each epoch is one
+// plain line without control characters. --quiet prints the final
+// summary only; --json prints JSON lines, every event (see
+// finetune.Event) and then one summary object ("event": "summary"), or
+// an error object ("event": "error"). Warnings go to standard error.
+//
+// The summary gives the best epoch, validation and test accuracy, the gap
+// between training and validation accuracy, the time taken and the
+// checkpoints with their sizes. When the model overfits (a gap over 0.05
+// at the best epoch, or at the last one with training accuracy over
+// 0.98) it names the settings that usually close the gap, with the values
+// the run used.
+//
+// An interrupt (Ctrl-C or SIGTERM) lets the step in progress finish,
+// writes last.safetensors and exits with status 130, printing the
+// command that resumes: 'finetune run --resume RUN/last.safetensors'
+// continues exactly where the run stopped. A second interrupt stops at
+// once.
+//
+// # Exit status
+//
+//	0    success
+//	1    the command failed (a run, a damaged image, a missing file)
+//	2    a usage or configuration error: a bad flag, an unknown or
+//	     invalid configuration key
+//	130  interrupted
+//
+// Errors are one line on standard error, "finetune: <message>"; with
+// --verbose the errors that caused it follow, one per line.
+package main

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+func cmdEval(ctx context.Context, args []string) error {
+	fs := newFlagSet("eval", "finetune eval --checkpoint FILE --data DIR [--format table|json] [--png FILE]", `
+Evaluates a checkpoint on a folder of labelled images (one subfolder per
+class, the checkpoint's classes) with the checkpoint's evaluation
+transforms (resize, center crop, ImageNet normalisation): accuracy, cross
+entropy, precision, recall and F1 per class, and the confusion matrix.`)
+	ckpt := fs.String("checkpoint", "", "checkpoint `FILE`: a run's best.safetensors, best-delta.safetensors or last.safetensors")
+	dir := fs.String("data", "", "`DIR` with one subfolder of images per class")
+	format := fs.String("format", "table", "output: table or json")
+	png := fs.String("png", "", "also draw the confusion matrix into `FILE` (a PNG)")
+	device := fs.String("device", "auto", deviceUsage)
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if *dir == "" && len(pos) == 1 {
+		*dir, pos = pos[0], nil
+	}
+	switch {
+	case len(pos) > 0:
+		return usagef("eval: unexpected argument %q", pos[0])
+	case *dir == "":
+		return usagef("eval: --data is required: a folder with one subfolder of images per class")
+	}
+	if err := checkFormat(*format, "table", "json"); err != nil {
+		return err
+	}
+	m, meta, err := loadModel(ctx, *ckpt, *device)
+	if err != nil {
+		return err
+	}
+	defer nn.Free(m)
+	ev, err := finetune.Evaluate(ctx, m, meta, *dir)
+	if err != nil {
+		return err
+	}
+	c := ev.Confusion
+	if *png != "" {
+		title := fmt.Sprintf("%s: accuracy %.3f on %d images", *dir, ev.Accuracy, c.Total())
+		if err := finetune.WriteConfusionPNG(*png, c, title); err != nil {
+			return err
+		}
+	}
+	if *format == "json" {
+		var perClass []map[string]any
+		for _, pc := range c.PerClass() {
+			perClass = append(perClass, map[string]any{"class": pc.Class, "precision": pc.Precision,
+				"recall": pc.Recall, "f1": pc.F1, "support": pc.Support})
+		}
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"checkpoint": *ckpt, "data": *dir, "images": c.Total(), "accuracy": ev.Accuracy, "loss": ev.Loss,
+			"macro_f1": c.MacroF1(), "per_class": perClass, "classes": c.Classes, "confusion": c.Counts,
+		})
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "checkpoint\t%s (%s, %s, %d classes)\n", *ckpt, meta.Form, meta.Config.Model.Arch, len(meta.Classes))
+	fmt.Fprintf(w, "data\t%s (%d images)\n", *dir, c.Total())
+	fmt.Fprintf(w, "accuracy\t%.4f\n", ev.Accuracy)
+	fmt.Fprintf(w, "loss\t%.4f\n", ev.Loss)
+	fmt.Fprintf(w, "macro F1\t%.4f\n", c.MacroF1())
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Printf("\n%s", c.Table())
+	return nil
+}

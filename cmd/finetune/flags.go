@@ -1,0 +1,291 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/finetune-go/finetune/finetune"
+	"github.com/spf13/viper"
+)
+
+// flagSet is a command's flags and the help they print.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis string // "finetune run [--config FILE] [flags]"
+	about    string // what the command does, and how
+	keys     *configFlags
+}
+
+func newFlagSet(name, synopsis, about string) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.BoolVar(&verbose, "verbose", false, "more detail: the causes of an error, every BatchNorm layer")
+	return &flagSet{FlagSet: fs, synopsis: synopsis, about: about}
+}
+
+// parse parses args, flags and arguments in any order ("--" ends the
+// flags), and returns the arguments. --help prints the help and returns
+// errHelp; a bad flag is a usageError naming the closest flag.
+func (f *flagSet) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				f.printHelp(os.Stdout)
+				return nil, errHelp
+			}
+			return nil, usagef("%s: %s (see 'finetune %s --help')", f.Name(), f.explain(err), f.Name())
+		}
+		rest := f.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// explain rewrites the flag package's message with double dashes and,
+// for an unknown flag, the closest known one.
+func (f *flagSet) explain(err error) string {
+	msg := err.Error()
+	for _, r := range []struct{ old, new string }{{": -", ": --"}, {"flag -", "flag --"}, {"for -", "for --"}} {
+		msg = strings.Replace(msg, r.old, r.new, 1)
+	}
+	const unknown = "flag provided but not defined: --"
+	if name, ok := strings.CutPrefix(msg, unknown); ok {
+		var names []string
+		f.VisitAll(func(fl *flag.Flag) { names = append(names, fl.Name) })
+		msg += didYouMean(name, names, "--")
+	}
+	return msg
+}
+
+// printHelp prints the synopsis, the description and every flag; config
+// keys come last, with their environment variables.
+func (f *flagSet) printHelp(w io.Writer) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n", f.synopsis, strings.TrimSpace(f.about))
+	f.VisitAll(func(fl *flag.Flag) {
+		if f.keys != nil && f.keys.byName[fl.Name] != nil {
+			return
+		}
+		arg, usage := flag.UnquoteUsage(fl)
+		if _, isBool := fl.Value.(interface{ IsBoolFlag() bool }); isBool {
+			arg = ""
+		}
+		head := "  --" + fl.Name
+		if arg != "" {
+			head += " " + arg
+		}
+		if fl.DefValue != "" && fl.DefValue != "false" && fl.DefValue != "0" {
+			head += fmt.Sprintf(" (default %s)", fl.DefValue)
+		}
+		fmt.Fprintf(w, "%s\n%s", head, indent(usage, 8))
+	})
+	if f.keys == nil {
+		return
+	}
+	fmt.Fprint(w, "\nConfiguration keys. Each is a key of the configuration file, an environment\n"+
+		"variable and a flag; a flag wins over the variable, which wins over the file:\n")
+	for _, k := range f.keys.values {
+		fmt.Fprintf(w, "  --%s %s (%s; default %s)\n%s", k.key.Name, typeName(k.key), envName(k.key.Name),
+			formatValue(k.key.Default), indent(k.key.Doc, 8))
+	}
+}
+
+// indent wraps s to 78 columns, indented by n spaces.
+func indent(s string, n int) string {
+	if s == "" {
+		return ""
+	}
+	var b strings.Builder
+	pad := strings.Repeat(" ", n)
+	line := ""
+	for _, word := range strings.Fields(s) {
+		if line != "" && n+len(line)+1+len(word) > 78 {
+			b.WriteString(pad + line + "\n")
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(pad + line + "\n")
+	return b.String()
+}
+
+// envName is the environment variable of a config key:
+// FINETUNE_TRAIN_LR for train.lr.
+func envName(key string) string {
+	return "FINETUNE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// configFlags are the flags of every configuration key: --train.lr sets
+// train.lr.
+type configFlags struct {
+	values []*keyValue
+	byName map[string]*keyValue
+}
+
+// keyValue is the flag.Value of one configuration key.
+type keyValue struct {
+	key   finetune.Key
+	value any
+	set   bool
+}
+
+// addConfigFlags adds a flag for every key of finetune.Keys to f.
+func (f *flagSet) addConfigFlags() *configFlags {
+	c := &configFlags{byName: map[string]*keyValue{}}
+	for _, k := range finetune.Keys() {
+		kv := &keyValue{key: k}
+		c.values = append(c.values, kv)
+		c.byName[k.Name] = kv
+		f.Var(kv, k.Name, k.Doc)
+	}
+	f.keys = c
+	return c
+}
+
+// apply sets in v the keys whose flags were given, so that they win over
+// the environment and the file while the others keep their values.
+func (c *configFlags) apply(v *viper.Viper) {
+	for _, kv := range c.values {
+		if kv.set {
+			v.Set(kv.key.Name, kv.value)
+		}
+	}
+}
+
+// given lists the flags given, as --key.
+func (c *configFlags) given() []string {
+	var out []string
+	for _, kv := range c.values {
+		if kv.set {
+			out = append(out, "--"+kv.key.Name)
+		}
+	}
+	return out
+}
+
+func (kv *keyValue) String() string {
+	if kv == nil || kv.key.Name == "" {
+		return ""
+	}
+	if kv.set {
+		return fmt.Sprint(kv.value)
+	}
+	return formatValue(kv.key.Default)
+}
+
+// Set parses s as the key's kind: numbers and booleans are checked here,
+// lists and stages when the configuration is decoded.
+func (kv *keyValue) Set(s string) error {
+	var err error
+	switch kv.key.Kind {
+	case reflect.Bool:
+		kv.value, err = strconv.ParseBool(s)
+	case reflect.Int:
+		kv.value, err = strconv.Atoi(s)
+	case reflect.Uint64:
+		kv.value, err = strconv.ParseUint(s, 10, 64)
+	case reflect.Float64:
+		kv.value, err = strconv.ParseFloat(s, 64)
+	default:
+		kv.value = s
+	}
+	if err != nil {
+		return fmt.Errorf("not a %s", typeName(kv.key))
+	}
+	kv.set = true
+	return nil
+}
+
+func (kv *keyValue) IsBoolFlag() bool { return kv.key.Kind == reflect.Bool }
+
+// typeName names the kind of value a key takes, for help.
+func typeName(k finetune.Key) string {
+	switch {
+	case k.Name == "stages":
+		return "NAME:EPOCHS:FREEZE[:MULT],..."
+	case k.Kind == reflect.Float64:
+		return "number"
+	case k.Kind == reflect.Int || k.Kind == reflect.Uint64:
+		return "integer"
+	case k.Kind == reflect.Array:
+		return "MIN,MAX"
+	case k.Kind == reflect.Slice:
+		return "N,N,..."
+	case k.Kind == reflect.Bool:
+		return "true|false"
+	}
+	return "string"
+}
+
+// formatValue formats a default as it would be typed on the command
+// line.
+func formatValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case []finetune.Stage:
+		parts := make([]string, len(x))
+		for i, s := range x {
+			parts[i] = fmt.Sprintf("%s:%d:%s:%g", s.Name, s.Epochs, s.Freeze, s.BackboneLRMult)
+		}
+		return strings.Join(parts, ",")
+	case []int:
+		if len(x) == 0 {
+			return "[]"
+		}
+		return strings.Trim(strings.ReplaceAll(fmt.Sprint(x), " ", ","), "[]")
+	case [2]float64:
+		return fmt.Sprintf("%g,%g", x[0], x[1])
+	}
+	return fmt.Sprint(v)
+}
+
+// didYouMean returns " (did you mean PREFIX+name?)" for the closest of
+// names to s, or "" when none is close.
+func didYouMean(s string, names []string, prefix string) string {
+	best, dist := "", max(3, len(s)/6+1)
+	for _, n := range names {
+		if d := editDistance(s, n); d < dist {
+			best, dist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s%s?)", prefix, best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

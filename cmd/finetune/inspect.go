@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+func cmdInspect(_ context.Context, args []string) error {
+	fs := newFlagSet("inspect", "finetune inspect [--config FILE | --checkpoint FILE] [--classes N] [--format table|json] [flags]", `
+Shows the model a configuration trains, before spending a GPU-hour on it:
+each part's output shape at the configured image size, its parameters and
+how many of them train in each stage of the recipe, which BatchNorm layers
+normalise with batch statistics while training, the head's size, the size
+of a full and of a delta checkpoint, and the steps of an epoch when
+data.train exists. It reads no pretrained weights: sizes do not depend on
+them. It takes the flags of run; data.train is optional here.`)
+	file := fs.String("config", "", "configuration `FILE` (YAML, JSON or TOML; default ./finetune.yaml when it exists)")
+	ckpt := fs.String("checkpoint", "", "inspect the model of checkpoint `FILE` (its configuration and classes)")
+	classes := fs.Int("classes", 0, "number of classes (default: data.train's, the checkpoint's, else 2)")
+	format := fs.String("format", "table", "output: table or json")
+	keys := fs.addConfigFlags()
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("inspect: unexpected argument %q", pos[0])
+	}
+	if err := checkFormat(*format, "table", "json"); err != nil {
+		return err
+	}
+	src := configSource{file: *file}
+	classNote := ""
+	numClasses := *classes
+	if *ckpt != "" {
+		meta, err := finetune.ReadMeta(*ckpt)
+		if err != nil {
+			return usagef("--checkpoint: %w", err)
+		}
+		if *file == "" {
+			src.base, src.what = &meta.Config, *ckpt
+		}
+		if numClasses == 0 {
+			numClasses, classNote = len(meta.Classes), "from the checkpoint"
+		}
+	}
+	cfg, from, err := src.load(keys)
+	if err = withoutDataTrain(err); err != nil {
+		return err
+	}
+	var data *finetune.DataInfo
+	var dataNote string
+	if cfg.Data.Train != "" {
+		if data, err = finetune.InspectData(cfg); err != nil {
+			dataNote = err.Error()
+		} else if numClasses == 0 {
+			numClasses, classNote = len(data.Classes), "from data.train"
+		}
+	}
+	if numClasses == 0 {
+		numClasses, classNote = 2, "assumed: set --classes or data.train"
+	}
+	if numClasses < 2 {
+		return usagef("--classes: want at least 2, got %d", numClasses)
+	}
+	in, err := finetune.Inspect(cfg, numClasses)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"configuration": from, "model": in, "data": data})
+	}
+	printInspection(os.Stdout, cfg, in)
+	fmt.Printf("\nconfiguration: %s\nclasses: %d (%s)\n", from, numClasses, classNote)
+	printData(os.Stdout, cfg, data, dataNote)
+	for _, w := range in.Warnings {
+		fmt.Printf("\nwarning: %s\n", w)
+	}
+	return nil
+}
+
+// withoutDataTrain drops from a configuration error the missing
+// data.train, which inspect does not need.
+func withoutDataTrain(err error) error {
+	var ce *finetune.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	var rest []string
+	for _, p := range ce.Problems {
+		if !strings.HasPrefix(p, "data.train:") {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	return usageError{&finetune.ConfigError{Problems: rest}}
+}
+
+func printInspection(w io.Writer, cfg finetune.Config, in *finetune.Inspection) {
+	fmt.Fprintf(w, "%s at %dx%d pixels, %d classes\n\n", in.Arch, in.ImageSize, in.ImageSize, in.NumClasses)
+	rows := [][]string{{"part", "output", "parameters"}, {"", "", ""}}
+	for _, s := range in.Stages {
+		rows[0] = append(rows[0], s.Name)
+		rows[1] = append(rows[1], "freeze "+s.Freeze)
+	}
+	for i, g := range in.Groups {
+		shape := dims(g.Shape)
+		if g.Name == "pool" {
+			shape += " (" + in.Pooling + ")"
+		}
+		row := []string{g.Name, shape, nn.Thousands(g.Params)}
+		for _, s := range in.Stages {
+			row = append(row, nn.Thousands(s.GroupTrainable[i]))
+		}
+		rows = append(rows, row)
+	}
+	total := []string{"total", "", nn.Thousands(in.Total)}
+	frozen := []string{"frozen", "", ""}
+	for _, s := range in.Stages {
+		total = append(total, nn.Thousands(s.Trainable))
+		frozen = append(frozen, nn.Thousands(in.Total-s.Trainable))
+	}
+	printTable(w, append(rows, total, frozen))
+	fmt.Fprintf(w, "(the columns after parameters count those that train in each stage of the recipe)\n")
+
+	fmt.Fprintf(w, "\nBatchNorm layers while training (train.batchnorm: %s, train.bn_affine: %s):\n", cfg.Train.BatchNorm, cfg.Train.BNAffine)
+	rows = [][]string{{"part", "layers"}}
+	for _, s := range in.Stages {
+		rows[0] = append(rows[0], s.Name)
+	}
+	for _, g := range in.Groups {
+		if g.BatchNorms == 0 {
+			continue
+		}
+		row := []string{g.Name, fmt.Sprint(g.BatchNorms)}
+		for _, s := range in.Stages {
+			row = append(row, bnCell(s, g.Name))
+		}
+		rows = append(rows, row)
+	}
+	printTable(w, rows)
+	fmt.Fprintln(w, "(train: batch statistics, running ones updated; frozen: stored statistics; legacy: batch statistics, stored ones unused until inference)")
+	if verbose {
+		for _, s := range in.Stages {
+			fmt.Fprintf(w, "\nstage %s, every BatchNorm:\n", s.Name)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			for _, bn := range s.BatchNorms {
+				affine := "scale and shift frozen"
+				if bn.Affine {
+					affine = "scale and shift train"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", bn.Path, bn.Mode, affine)
+			}
+			tw.Flush()
+		}
+	}
+
+	h := cfg.Model.Head
+	fmt.Fprintf(w, "\nhead: %s pooling -> %s features -> hidden %v -> %d classes: %s parameters (%s as float32, %s with Adam's two moments)\n",
+		in.Pooling, nn.Thousands(in.HeadInputs), h.Hidden, in.NumClasses, nn.Thousands(in.HeadParams),
+		nn.Bytes(in.HeadParams*4), nn.Bytes(in.HeadParams*12))
+	fmt.Fprintf(w, "checkpoint: full %s, delta %s (the head, every BatchNorm and what trains; tensors only, a file adds a few KiB)\n",
+		nn.Bytes(in.FullBytes), nn.Bytes(in.DeltaBytes))
+}
+
+// bnCell summarises the modes of a group's BatchNorm layers in a stage:
+// "4 frozen", "2 train, 2 frozen".
+func bnCell(s finetune.StageInfo, group string) string {
+	count := map[string]int{}
+	for _, bn := range s.BatchNorms {
+		if bn.Group == group {
+			count[bn.Mode]++
+		}
+	}
+	var parts []string
+	for _, mode := range []string{"train", "legacy", "frozen"} {
+		if count[mode] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", count[mode], mode))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printData(w io.Writer, cfg finetune.Config, d *finetune.DataInfo, note string) {
+	switch {
+	case note != "":
+		fmt.Fprintf(w, "data: %s\n", note)
+	case d == nil:
+		fmt.Fprintln(w, "data: data.train not set: steps per epoch unknown")
+	default:
+		epochs := 0
+		for _, s := range cfg.Stages {
+			epochs += s.Epochs
+		}
+		fold := ""
+		if cfg.CV.Folds > 0 {
+			fold = fmt.Sprintf(" (fold 1 of %d)", cfg.CV.Folds)
+		}
+		fmt.Fprintf(w, "data: %d training images, %d validation%s -> %d steps per epoch at batch %d, %d steps over %d epochs at most\n",
+			d.Train, d.Val, fold, d.StepsPerEpoch, cfg.Data.BatchSize, d.StepsPerEpoch*epochs, epochs)
+	}
+}
+
+// dims formats a shape as 2048x7x7.
+func dims(shape []int64) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = fmt.Sprint(d)
+	}
+	return strings.Join(parts, "x")
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+// maxClassColumns is the most classes the table shows a column each;
+// beyond, it shows the three most probable.
+const maxClassColumns = 6
+
+func cmdPredict(ctx context.Context, args []string) error {
+	fs := newFlagSet("predict", "finetune predict --checkpoint FILE [--format table|csv|json] [--tta] PATH...", `
+Classifies images with a checkpoint: each PATH is an image, or a folder
+searched recursively for images. Every image gets its most probable class
+and the probability of each class, through the checkpoint's evaluation
+transforms. With --tta an image's probabilities are the mean of those of the
+image and of its mirror image.`)
+	ckpt := fs.String("checkpoint", "", "checkpoint `FILE`: a run's best.safetensors, best-delta.safetensors or last.safetensors")
+	format := fs.String("format", "table", "output: table, csv (a header, then path,class,probability and a column per class) or json")
+	tta := fs.Bool("tta", false, "test-time augmentation: average the softmax of each image and of its horizontal flip")
+	device := fs.String("device", "auto", deviceUsage)
+	paths, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		return usagef("predict: no PATH: give images or folders of images")
+	}
+	if err := checkFormat(*format, "table", "csv", "json"); err != nil {
+		return err
+	}
+	files, err := finetune.ImageFiles(paths)
+	if err != nil {
+		return err
+	}
+	m, meta, err := loadModel(ctx, *ckpt, *device)
+	if err != nil {
+		return err
+	}
+	defer nn.Free(m)
+	preds, err := finetune.Predict(ctx, m, meta, files, *tta)
+	if err != nil {
+		return err
+	}
+	switch *format {
+	case "json":
+		return printPredictionsJSON(meta.Classes, preds, *tta)
+	case "csv":
+		return printPredictionsCSV(meta.Classes, preds)
+	}
+	return printPredictionsTable(meta.Classes, preds)
+}
+
+func printPredictionsJSON(classes []string, preds []finetune.Prediction, tta bool) error {
+	type item struct {
+		Path          string             `json:"path"`
+		Class         string             `json:"class"`
+		Probability   float64            `json:"probability"`
+		Probabilities map[string]float64 `json:"probabilities"`
+	}
+	items := make([]item, len(preds))
+	for i, p := range preds {
+		probs := map[string]float64{}
+		for c, v := range p.Probabilities {
+			probs[classes[c]] = v
+		}
+		items[i] = item{Path: p.Path, Class: p.Class, Probability: p.Probability(), Probabilities: probs}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"classes": classes, "tta": tta, "predictions": items})
+}
+
+func printPredictionsCSV(classes []string, preds []finetune.Prediction) error {
+	w := csv.NewWriter(os.Stdout)
+	if err := w.Write(append([]string{"path", "class", "probability"}, classes...)); err != nil {
+		return err
+	}
+	for _, p := range preds {
+		row := []string{p.Path, p.Class, strconv.FormatFloat(p.Probability(), 'g', 8, 64)}
+		for _, v := range p.Probabilities {
+			row = append(row, strconv.FormatFloat(v, 'g', 8, 64))
+		}
+		if err := w.Write(row); err != nil {
+			return err
+		}
+	}
+	w.Flush()
+	return w.Error()
+}
+
+func printPredictionsTable(classes []string, preds []finetune.Prediction) error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	head := "path\tclass\tprobability"
+	if len(classes) <= maxClassColumns {
+		head += "\t" + strings.Join(classes, "\t")
+	} else {
+		head += "\tmost probable"
+	}
+	fmt.Fprintln(w, head)
+	for _, p := range preds {
+		fmt.Fprintf(w, "%s\t%s\t%.4f", p.Path, p.Class, p.Probability())
+		if len(classes) <= maxClassColumns {
+			for _, v := range p.Probabilities {
+				fmt.Fprintf(w, "\t%.4f", v)
+			}
+		} else {
+			order := make([]int, len(classes))
+			for i := range order {
+				order[i] = i
+			}
+			sort.SliceStable(order, func(a, b int) bool { return p.Probabilities[order[a]] > p.Probabilities[order[b]] })
+			var top []string
+			for _, c := range order[:3] {
+				top = append(top, fmt.Sprintf("%s %.4f", classes[c], p.Probabilities[c]))
+			}
+			fmt.Fprintf(w, "\t%s", strings.Join(top, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	return w.Flush()
+}

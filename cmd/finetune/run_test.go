@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"image/png"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/stretchr/testify/require"
+)
+
+// requirePNG fails unless path is a PNG at least w×h pixels.
+func requirePNG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	require.NoError(t, err, path)
+	require.GreaterOrEqual(t, cfg.Width, w, path)
+	require.GreaterOrEqual(t, cfg.Height, h, path)
+}
+
+// TestRunEvalPredictInspect trains a tiny model through the command, then
+// evaluates, predicts with and inspects it, and checks inspect's figures
+// against the model and the files the run wrote.
+func TestRunEvalPredictInspect(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 8)
+	flags := append(tinyFlags("data", "out", "head:1:all,ft:1:layer3"), "--output.tensorboard")
+
+	r := cli(t, dir, append([]string{"run"}, flags...)...)
+	requireExit(t, r, 0)
+	requirePlain(t, r.stdout)
+	require.Regexp(t, `(?m)^head 1/1  train loss \d\.\d{4} acc \d\.\d{4}  val loss \d\.\d{4} acc \d\.\d{4}  gap [+-]\d\.\d{4}`, r.stdout)
+	require.Regexp(t, `(?m)^ft 1/1  train loss`, r.stdout)
+	require.Contains(t, r.stdout, "best epoch")
+	require.Contains(t, r.stdout, filepath.Join("out", "best.safetensors"))
+	out := filepath.Join(dir, "out")
+	requirePNG(t, filepath.Join(out, "curves.png"), 800, 400)
+	requirePNG(t, filepath.Join(out, "confusion.png"), 200, 200)
+	events, err := filepath.Glob(filepath.Join(out, "events.out.tfevents.*"))
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+
+	// inspect: the same configuration, as JSON.
+	r = cli(t, dir, append([]string{"inspect", "--format", "json"}, flags...)...)
+	requireExit(t, r, 0)
+	var got struct {
+		Model finetune.Inspection
+		Data  finetune.DataInfo
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
+	ins := got.Model
+	m, err := finetune.NewModel("resnet18", finetune.Defaults().Model.Head, 2, 32)
+	require.NoError(t, err)
+	defer nn.Free(m)
+	total, _ := nn.CountParameters(m)
+	head, _ := nn.CountParameters(m.Head)
+	require.Equal(t, total, ins.Total)
+	require.Equal(t, head, ins.HeadParams)
+	require.Len(t, ins.Stages, 2)
+	for i, freeze := range []string{"all", "layer3"} {
+		require.NoError(t, m.Freeze(freeze, "follow"))
+		_, trainable := nn.CountParameters(m)
+		require.Equal(t, trainable, ins.Stages[i].Trainable, freeze)
+	}
+	var shapes []string
+	for _, g := range ins.Groups {
+		shapes = append(shapes, g.Name+":"+dims(g.Shape))
+	}
+	require.Equal(t, []string{"stem:64x8x8", "layer1:64x8x8", "layer2:128x4x4", "layer3:256x2x2",
+		"layer4:512x1x1", "pool:512", "head:2"}, shapes)
+	for _, f := range []struct {
+		name  string
+		bytes int64
+	}{{"best.safetensors", ins.FullBytes}, {"best-delta.safetensors", ins.DeltaBytes}} {
+		info, err := os.Stat(filepath.Join(out, f.name))
+		require.NoError(t, err)
+		// The file holds the tensors inspect counts and the metadata.
+		require.GreaterOrEqual(t, info.Size(), f.bytes, f.name)
+		require.Less(t, info.Size()-f.bytes, int64(16<<10), f.name)
+	}
+	require.Equal(t, 16, got.Data.Train+got.Data.Val)
+	require.Equal(t, (got.Data.Train+3)/4, got.Data.StepsPerEpoch)
+
+	r = cli(t, dir, append([]string{"inspect", "--verbose"}, flags...)...)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "total              11,177,538")
+	require.Contains(t, r.stdout, "steps per epoch at batch 4")
+	require.Regexp(t, `(?m)^layer4\s+5\s+5 frozen\s+5 frozen$`, r.stdout)
+	require.Regexp(t, `(?m)^  backbone\.layer4\.1\.bn2\s+frozen\s+scale and shift train$`, r.stdout)
+	// A checkpoint brings its configuration and classes.
+	r = cli(t, dir, "inspect", "--checkpoint", "out/best-delta.safetensors", "--format", "json")
+	requireExit(t, r, 0)
+	var fromCheckpoint struct{ Model finetune.Inspection }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &fromCheckpoint))
+	require.Equal(t, ins, fromCheckpoint.Model)
+
+	// eval, as a table and as JSON; a folder of other classes fails.
+	r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "data")
+	requireExit(t, r, 0)
+	require.Regexp(t, `(?m)^accuracy\s+[01]\.\d{4}$`, r.stdout)
+	require.Contains(t, r.stdout, "confusion (rows: true, columns: predicted)")
+	r = cli(t, dir, "eval", "--checkpoint", "out/best-delta.safetensors", "--data", "data", "--format", "json", "--png", "c.png")
+	requireExit(t, r, 0)
+	var ev struct {
+		Images    int64
+		Accuracy  float64
+		Confusion [][]int64
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev))
+	require.Equal(t, int64(16), ev.Images)
+	require.Equal(t, ev.Images, ev.Confusion[0][0]+ev.Confusion[0][1]+ev.Confusion[1][0]+ev.Confusion[1][1])
+	requirePNG(t, filepath.Join(dir, "c.png"), 100, 100)
+	writeImages(t, filepath.Join(dir, "other"), 1)
+	require.NoError(t, os.Rename(filepath.Join(dir, "other", "red"), filepath.Join(dir, "other", "green")))
+	r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "other")
+	requireExit(t, r, 1)
+	require.Contains(t, r.stderr, `classes of other differ from those of the checkpoint: missing ["red"], extra ["green"]`)
+
+	// predict: CSV and JSON parse, probabilities sum to 1.
+	r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--format", "csv", "data")
+	requireExit(t, r, 0)
+	rows, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"path", "class", "probability", "blue", "red"}, rows[0])
+	require.Len(t, rows, 17)
+	for _, row := range rows[1:] {
+		p0, err0 := strconv.ParseFloat(row[3], 64)
+		p1, err1 := strconv.ParseFloat(row[4], 64)
+		require.NoError(t, err0)
+		require.NoError(t, err1)
+		require.InDelta(t, 1, p0+p1, 1e-6, row)
+		require.Contains(t, []string{"blue", "red"}, row[1])
+	}
+	for _, tta := range []string{"--tta=false", "--tta"} {
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--format", "json", tta, "data/red/00.png", "data/blue")
+		requireExit(t, r, 0)
+		var pj struct {
+			Classes     []string
+			TTA         bool
+			Predictions []struct {
+				Path          string
+				Class         string
+				Probability   float64
+				Probabilities map[string]float64
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &pj))
+		require.Equal(t, tta == "--tta", pj.TTA)
+		require.Len(t, pj.Predictions, 9)
+		require.Equal(t, "data/red/00.png", pj.Predictions[0].Path)
+		for _, p := range pj.Predictions {
+			require.InDelta(t, 1, p.Probabilities["blue"]+p.Probabilities["red"], 1e-9)
+			require.Equal(t, p.Probabilities[p.Class], p.Probability)
+		}
+	}
+	r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "data/red/00.png")
+	requireExit(t, r, 0)
+	require.Regexp(t, `(?m)^path\s+class\s+probability\s+blue\s+red\ndata/red/00.png\s+(blue|red)\s+[01]\.\d{4}`, r.stdout)
+}
+
+// TestInspectLargeHead inspects the classic case, a ResNet50's 10×10×2048
+// map at 300×300 pixels flattened into 1,024 units, without data or
+// pretrained weights, and checks the warning's figure.
+func TestInspectLargeHead(t *testing.T) {
+	r := cli(t, t.TempDir(), "inspect", "--model.arch", "resnet50", "--data.image_size", "300",
+		"--model.head.pooling", "flatten", "--model.head.hidden", "1024")
+	requireExit(t, r, 0)
+	head := finetune.HeadSize(finetune.HeadConfig{Pooling: "flatten", Hidden: []int{1024}}, 2048*10*10, 2)
+	require.Equal(t, int64(209_718_274), head)
+	require.Regexp(t, `(?m)^layer4\s+2048x10x10\s+14,964,736\s`, r.stdout)
+	require.Contains(t, r.stdout, "warning: the head has 209,718,274 parameters (800.0 MiB as float32, 2.3 GiB with Adam's two moments)")
+	require.Contains(t, r.stdout, "classes: 2 (assumed: set --classes or data.train)")
+}
+
+// TestRunJSON checks that --json prints only JSON lines: the engine's
+// events, then a summary.
+func TestRunJSON(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 6)
+	r := cli(t, dir, append([]string{"run", "--json"}, tinyFlags("data", "out", "head:1:all")...)...)
+	requireExit(t, r, 0)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	kinds := map[string]int{}
+	var last map[string]any
+	for _, line := range lines {
+		last = nil
+		require.NoError(t, json.Unmarshal([]byte(line), &last), line)
+		kinds[last["event"].(string)]++
+	}
+	require.Equal(t, 1, kinds["epoch"])
+	require.Positive(t, kinds["step"])
+	require.Equal(t, "summary", last["event"])
+	require.Contains(t, last, "val")
+	require.Contains(t, last, "checkpoints")
+}
+
+// TestRunBadImage checks that a damaged image fails the run (status 1)
+// with a message naming it.
+func TestRunBadImage(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 4)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "data", "red", "broken.png"), []byte("not a png"), 0o644))
+	r := cli(t, dir, append([]string{"run", "--data.on_bad_image", "error", "--data.val_split", "0.5"}, tinyFlags("data", "out", "head:1:all")...)...)
+	requireExit(t, r, 1)
+	require.Contains(t, r.stderr, "broken.png")
+	require.True(t, strings.HasPrefix(r.stderr, "finetune: "), r.stderr)
+	require.NotContains(t, r.stderr, "goroutine")
+}
+
+// TestRunInterruptResume interrupts a run after its first epoch, checks
+// the exit status and the resume hint, then resumes it to the end.
+func TestRunInterruptResume(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 8)
+	cmd := exec.Command(binary, append([]string{"run"}, tinyFlags("data", "out", "head:1:all,ft:3:layer2")...)...)
+	cmd.Dir, cmd.Env = dir, testEnv(t)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	var printed strings.Builder
+	sc := bufio.NewScanner(stdout)
+	sent := false
+	for sc.Scan() {
+		printed.WriteString(sc.Text() + "\n")
+		if !sent && strings.HasPrefix(sc.Text(), "head 1/1 ") {
+			require.NoError(t, cmd.Process.Signal(os.Interrupt))
+			sent = true
+		}
+	}
+	require.ErrorAs(t, cmd.Wait(), new(*exec.ExitError))
+	r := result{stdout: printed.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+	requireExit(t, r, 130)
+	require.True(t, sent)
+	last := filepath.Join("out", "last.safetensors")
+	require.Contains(t, r.stderr, "training interrupted")
+	require.Contains(t, r.stderr, "resume with --resume "+last)
+	require.NotContains(t, r.stdout, "ft 3/3")
+	requirePNG(t, filepath.Join(dir, "out", "curves.png"), 800, 400)
+
+	// The checkpoint carries the configuration: --resume alone continues.
+	r = cli(t, dir, "run", "--resume", last)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "ft 3/3")
+	history, err := finetune.ReadMetrics(filepath.Join(dir, "out", "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, history, 4)
+	for i, em := range history {
+		require.Equal(t, i+1, em.GlobalEpoch)
+		require.False(t, math.IsNaN(em.ValLoss))
+	}
+}

@@ -1,0 +1,127 @@
+package finetune
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/distributed"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+// TestDataParallelAlone checks that a process training alone needs no
+// group: FromEnv sees no rank, and the helpers do what one process does.
+func TestDataParallelAlone(t *testing.T) {
+	for _, v := range []string{"RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS"} {
+		t.Setenv(v, "")
+	}
+	dp, dev, err := joinDataParallel(context.Background(), torch.CPU)
+	if err != nil || dp != nil || dev != torch.CPU {
+		t.Fatalf("joinDataParallel alone = %v, %v, %v; want nil, cpu, nil", dp, dev, err)
+	}
+	if !dp.writer() || dp.String() != "one process" {
+		t.Errorf("alone: writer %v, %q", dp.writer(), dp.String())
+	}
+	order := []int{3, 1, 2}
+	if got := dp.shard(order); !slices.Equal(got, order) {
+		t.Errorf("shard = %v, want the whole order", got)
+	}
+	x, y := 1.5, 2.5
+	if err := dp.agree(&x, &y); err != nil || x != 1.5 || y != 2.5 {
+		t.Errorf("agree changed the values: %v %v %v", x, y, err)
+	}
+	tot, err := dp.totals(context.Background(), 0.5, 3, 4)
+	if err != nil || tot != (stepTotals{loss: 0.5, correct: 3, n: 4}) {
+		t.Errorf("totals = %+v, %v", tot, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if tot, _ := dp.totals(ctx, 0.5, 3, 4); !errors.Is(tot.stop, context.Canceled) {
+		t.Errorf("totals after cancel: stop %v", tot.stop)
+	}
+	if err := dp.interrupted(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted after cancel: %v", err)
+	}
+	if err := dp.interrupted(context.Background()); err != nil {
+		t.Errorf("interrupted: %v", err)
+	}
+	if err := dp.reduceGradients(nil); err != nil {
+		t.Error(err)
+	}
+	dp.free()
+}
+
+func TestStopCause(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := stopCause(ctx, 0); err != nil {
+		t.Errorf("no rank stopped: %v", err)
+	}
+	if err := stopCause(ctx, 1); !errors.Is(err, errPeerInterrupted) {
+		t.Errorf("another rank stopped: %v", err)
+	}
+	cancel()
+	if err := stopCause(ctx, 2); !errors.Is(err, context.Canceled) {
+		t.Errorf("this rank stopped: %v", err)
+	}
+}
+
+// TestDataParallelOneRank runs the helpers over a real group of one rank,
+// where every collective leaves the values as they are.
+func TestDataParallelOneRank(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	pg, err := distributed.Init(context.Background(), distributed.Config{WorldSize: 1, MasterPort: port, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	dp := &dataParallel{pg: pg, reducer: distributed.NewGradReducer(pg, 0)}
+	defer dp.free()
+	if !dp.writer() || dp.String() != "rank 0 of 1 (gloo)" {
+		t.Errorf("writer %v, %q", dp.writer(), dp.String())
+	}
+	m := must[*Model](t)(NewModel("resnet18", HeadConfig{Pooling: "avg"}, 2, 32))
+	defer nn.Free(m)
+	if err := dp.broadcastModel(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.syncBuffers(m); err != nil {
+		t.Fatal(err)
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	x := must[*torch.Tensor](t)(torch.Randn([]int64{2, 3, 32, 32}))
+	logits := must[*torch.Tensor](t)(m.Forward(x))
+	loss := must[*torch.Tensor](t)(logits.Sum())
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	w := nn.Trainable(m)
+	g0 := must[*torch.Tensor](t)(must[*torch.Tensor](t)(w[0].Value.Grad()).Clone())
+	if err := dp.reduceGradients(w); err != nil {
+		t.Fatal(err)
+	}
+	g1 := must[*torch.Tensor](t)(w[0].Value.Grad())
+	if a, b := must[[]float32](t)(g0.Float32s()), must[[]float32](t)(g1.Float32s()); !slices.Equal(a, b) {
+		t.Error("the average over one rank changed the gradient")
+	}
+	tot, err := dp.totals(context.Background(), 0.25, 3, 4)
+	if err != nil || tot != (stepTotals{loss: 0.25, correct: 3, n: 4}) {
+		t.Errorf("totals = %+v, %v", tot, err)
+	}
+	if err := dp.interrupted(context.Background()); err != nil {
+		t.Errorf("interrupted: %v", err)
+	}
+	v := 0.75
+	if err := dp.agree(&v); err != nil || v != 0.75 {
+		t.Errorf("agree: %v, %v", v, err)
+	}
+}

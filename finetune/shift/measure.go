@@ -1,0 +1,341 @@
+// Package shift diagnoses how far a dataset is from the data a pretrained
+// ResNet was trained on, as its BatchNorm layers see it, and turns the
+// diagnosis into settings that need no tuning: whether to keep the stored
+// BatchNorm statistics or re-estimate them (ChooseBN, behind
+// train.batchnorm: auto) and how deep to unfreeze (SuggestFreeze).
+//
+// Every BatchNorm layer of a pretrained network stores the mean and
+// variance of its input, per channel, over the source data. Measure runs
+// the network over a sample of the new images and compares the actual
+// statistics of each layer's input with the stored ones: the symmetric
+// Kullback-Leibler divergence between the two Gaussians, averaged over the
+// layer's channels. Small values mean the stored statistics fit the images
+// (a frozen network normalises them as it was trained to); large ones mean
+// they do not, and AdaBN (re-estimating the statistics on the new images)
+// restores what the later layers expect.
+package shift
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/models"
+)
+
+// Stages are the parts of a ResNet a Report summarises, in depth order;
+// their names are those of finetune's freeze points.
+var Stages = []string{"stem", "layer1", "layer2", "layer3", "layer4"}
+
+// Layer is the shift measured at one BatchNorm layer.
+type Layer struct {
+	// Path is the layer's state-dict path, such as "layer2.0.downsample.1".
+	Path  string `json:"path"`
+	Stage string `json:"stage"`
+	// Divergence is the symmetric KL divergence between the Gaussian of
+	// the data's statistics and that of the stored ones, averaged over the
+	// channels (see SymmetricKL).
+	Divergence float64 `json:"divergence"`
+}
+
+// StageShift is a stage's shift: the mean of its layers' divergences.
+type StageShift struct {
+	Name       string  `json:"name"`
+	Divergence float64 `json:"divergence"`
+	Layers     int     `json:"layers"`
+}
+
+// Report is the shift of a dataset for one backbone.
+type Report struct {
+	// Images is the number of images measured.
+	Images int          `json:"images"`
+	Layers []Layer      `json:"layers"`
+	Stages []StageShift `json:"stages"`
+}
+
+// SymmetricKL returns 0.5·(KL(p‖q) + KL(q‖p)) for the univariate normals
+// p = N(mean1, var1) and q = N(mean2, var2):
+//
+//	¼·(var1/var2 + var2/var1 − 2 + (mean1−mean2)²·(1/var1 + 1/var2))
+//
+// It is zero when the two are equal, grows with the square of a mean
+// difference measured in standard deviations (d²/2 for equal variances)
+// and, for a scale factor s between the standard deviations, as
+// ¼·(s − 1/s)².
+func SymmetricKL(mean1, var1, mean2, var2 float64) float64 {
+	d := mean1 - mean2
+	return 0.25 * (var1/var2 + var2/var1 - 2 + d*d*(1/var1+1/var2))
+}
+
+// Measure runs backbone over images (batches of normalised images, N×3×H×W,
+// as its training saw them) without autograd, up to maxImages images (all
+// when maxImages <= 0), and measures each BatchNorm layer's shift. Every
+// layer normalises with its stored statistics while measuring, as a frozen
+// backbone does, so a layer's shift includes what earlier layers pass on.
+// Nothing in backbone changes. Each variance has the layer's eps added, as
+// BatchNorm adds it before normalising.
+func Measure(ctx context.Context, backbone *models.ResNet, images func(yield func(*torch.Tensor, error) bool), maxImages int) (*Report, error) {
+	w, err := newWalker(backbone)
+	if err != nil {
+		return nil, err
+	}
+	dev := backbone.Conv1.Parameter("weight").Device()
+	seen := 0
+	err = torch.NoGrad(func() error {
+		for x, err := range images {
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, err := w.batch(x, dev, maxImages-seen, maxImages > 0)
+			if err != nil {
+				return err
+			}
+			if seen += n; maxImages > 0 && seen >= maxImages {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shift: %w", err)
+	}
+	if seen == 0 {
+		return nil, errors.New("shift: no images to measure")
+	}
+	return w.report(seen)
+}
+
+// moments accumulates per-channel means and sums of squared deviations
+// over batches (Chan et al.'s parallel update).
+type moments struct {
+	n        float64
+	mean, m2 []float64
+}
+
+func (m *moments) add(n float64, mean, variance []float64) {
+	if m.n == 0 {
+		m.n, m.mean, m.m2 = n, mean, make([]float64, len(variance))
+		for c, v := range variance {
+			m.m2[c] = v * n
+		}
+		return
+	}
+	total := m.n + n
+	for c := range m.mean {
+		d := mean[c] - m.mean[c]
+		m.mean[c] += d * n / total
+		m.m2[c] += variance[c]*n + d*d*m.n*n/total
+	}
+	m.n = total
+}
+
+// bnLayer is a BatchNorm layer of the backbone with its path and what has
+// been measured at its input.
+type bnLayer struct {
+	path string
+	bn   *nn.BatchNorm
+	acc  moments
+}
+
+// walker runs a ResNet's forward pass layer by layer, as models.ResNet
+// and models.Block do, recording each BatchNorm's input.
+type walker struct {
+	net    *models.ResNet
+	layers []*bnLayer
+	byBN   map[*nn.BatchNorm]*bnLayer
+}
+
+func newWalker(net *models.ResNet) (*walker, error) {
+	w := &walker{net: net, byBN: map[*nn.BatchNorm]*bnLayer{}}
+	err := nn.Walk(net, func(path string, m nn.Module) error {
+		bn, ok := m.(*nn.BatchNorm)
+		if !ok {
+			return nil
+		}
+		if bn.Buffer("running_mean") == nil || bn.Buffer("running_var") == nil {
+			return fmt.Errorf("shift: BatchNorm %s stores no running statistics", path)
+		}
+		l := &bnLayer{path: path, bn: bn}
+		w.layers = append(w.layers, l)
+		w.byBN[bn] = l
+		return nil
+	})
+	return w, err
+}
+
+// batch measures x, or its first limit images when limited, and returns
+// the number of images used.
+func (w *walker) batch(x *torch.Tensor, dev torch.Device, limit int, limited bool) (int, error) {
+	s := torch.NewScope()
+	defer s.Close()
+	if x.Dim() != 4 {
+		return 0, fmt.Errorf("images: want N×C×H×W batches, got shape %v", x.Shape())
+	}
+	n := x.Shape()[0]
+	if limited && int64(limit) < n {
+		n = int64(limit)
+	}
+	x, err := x.Narrow(0, 0, n)
+	if err != nil {
+		return 0, err
+	}
+	if x, err = x.ToDevice(dev); err != nil {
+		return 0, err
+	}
+	if _, err := w.forward(x); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+func (w *walker) forward(x *torch.Tensor) (*torch.Tensor, error) {
+	m := w.net
+	h, err := m.Conv1.Forward(x)
+	if err != nil {
+		return nil, err
+	}
+	if h, err = w.bn(m.BN1, h); err != nil {
+		return nil, err
+	}
+	if err := h.Relu_(); err != nil {
+		return nil, err
+	}
+	if h, err = m.MaxPool.Forward(h); err != nil {
+		return nil, err
+	}
+	for i, layer := range m.Layer {
+		for _, c := range layer.Children() {
+			blk, ok := c.Value.(*models.Block)
+			if !ok {
+				return nil, fmt.Errorf("layer%d.%s: not a residual block", i+1, c.Name)
+			}
+			if h, err = w.block(blk, h); err != nil {
+				return nil, fmt.Errorf("layer%d.%s: %w", i+1, c.Name, err)
+			}
+		}
+	}
+	return h, nil
+}
+
+// block is models.Block's forward pass with measured BatchNorms.
+func (w *walker) block(b *models.Block, x *torch.Tensor) (*torch.Tensor, error) {
+	out := x
+	var err error
+	for i, c := range b.Convs {
+		if out, err = c.Forward(out); err != nil {
+			return nil, err
+		}
+		if out, err = w.bn(b.BNs[i], out); err != nil {
+			return nil, err
+		}
+		if i < len(b.Convs)-1 {
+			if err := out.Relu_(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	identity := x
+	if b.Down != nil {
+		if identity, err = w.sequential(b.Down, x); err != nil {
+			return nil, err
+		}
+	}
+	if err := out.Add_(identity, 1); err != nil {
+		return nil, err
+	}
+	return out, out.Relu_()
+}
+
+func (w *walker) sequential(s *nn.Sequential, x *torch.Tensor) (*torch.Tensor, error) {
+	for _, c := range s.Children() {
+		var err error
+		switch m := c.Value.(type) {
+		case *nn.BatchNorm:
+			x, err = w.bn(m, x)
+		case nn.Layer:
+			x, err = m.Forward(x)
+		default:
+			err = fmt.Errorf("%s: no forward pass", c.Name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
+}
+
+// bn records the statistics of x over N, H and W and normalises it with
+// the layer's stored statistics.
+func (w *walker) bn(bn *nn.BatchNorm, x *torch.Tensor) (*torch.Tensor, error) {
+	l := w.byBN[bn]
+	dims := []int64{0, 2, 3}
+	mean, err := x.MeanDims(dims, false)
+	if err != nil {
+		return nil, err
+	}
+	variance, err := x.Var(dims, false, false)
+	if err != nil {
+		return nil, err
+	}
+	mv, err := mean.Float64s()
+	if err != nil {
+		return nil, err
+	}
+	vv, err := variance.Float64s()
+	if err != nil {
+		return nil, err
+	}
+	shape := x.Shape()
+	l.acc.add(float64(shape[0]*shape[2]*shape[3]), mv, vv)
+	return torch.BatchNorm(x, bn.Parameter("weight"), bn.Parameter("bias"),
+		bn.Buffer("running_mean"), bn.Buffer("running_var"), false, 0, bn.Config.Eps)
+}
+
+func (w *walker) report(images int) (*Report, error) {
+	r := &Report{Images: images}
+	for _, l := range w.layers {
+		runMean, err := l.bn.Buffer("running_mean").Float64s()
+		if err != nil {
+			return nil, fmt.Errorf("shift: %s: %w", l.path, err)
+		}
+		runVar, err := l.bn.Buffer("running_var").Float64s()
+		if err != nil {
+			return nil, fmt.Errorf("shift: %s: %w", l.path, err)
+		}
+		eps := l.bn.Config.Eps
+		sum := 0.0
+		for c, m := range l.acc.mean {
+			sum += SymmetricKL(m, l.acc.m2[c]/l.acc.n+eps, runMean[c], runVar[c]+eps)
+		}
+		r.Layers = append(r.Layers, Layer{Path: l.path, Stage: stageOf(l.path), Divergence: sum / float64(len(runMean))})
+	}
+	for _, name := range Stages {
+		st := StageShift{Name: name}
+		for _, l := range r.Layers {
+			if l.Stage == name {
+				st.Divergence += l.Divergence
+				st.Layers++
+			}
+		}
+		if st.Layers > 0 {
+			st.Divergence /= float64(st.Layers)
+		}
+		r.Stages = append(r.Stages, st)
+	}
+	return r, nil
+}
+
+// stageOf returns the stage of a backbone path: layerN for the residual
+// stages, stem for conv1 and bn1.
+func stageOf(path string) string {
+	if head, _, _ := strings.Cut(path, "."); strings.HasPrefix(head, "layer") {
+		return head
+	}
+	return "stem"
+}
