@@ -30,7 +30,9 @@ type Event struct {
 	Message string    `json:"message,omitempty"`
 	// Step events: steps done in the epoch, of Steps; the epoch's running
 	// mean loss; the learning rate; throughput.
-	Epoch           int           `json:"epoch,omitempty"`
+	Epoch int `json:"epoch,omitempty"`
+	// Epochs is a stage event's maximum number of epochs.
+	Epochs          int           `json:"epochs,omitempty"`
 	Step            int           `json:"step,omitempty"`
 	Steps           int           `json:"steps,omitempty"`
 	Loss            float64       `json:"loss,omitempty"`

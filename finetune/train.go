@@ -355,7 +355,7 @@ func (tr *trainer) prepareStage(ctx context.Context, p stagePlan) error {
 		return fmt.Errorf("stages[%d]: %w", p.index, err)
 	}
 	total, trainable := nn.CountParameters(tr.m)
-	tr.emit(Event{Kind: EventStage, Stage: p.Name, Message: fmt.Sprintf(
+	tr.emit(Event{Kind: EventStage, Stage: p.Name, Epochs: p.Epochs, Message: fmt.Sprintf(
 		"stage %s: %d epochs at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
 		p.Name, p.Epochs, p.Freeze, nn.Thousands(trainable), nn.Thousands(total), cfg.Train.BatchNorm, p.stepsPerEpoch)})
 	return nil

@@ -60,6 +60,9 @@ func newDisplay(mode outputMode, cfg finetune.Config) *display {
 func (d *display) event(e finetune.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if e.Kind == finetune.EventStage && e.Epochs > 0 {
+		d.epochs[e.Stage] = e.Epochs
+	}
 	switch {
 	case d.mode == modeJSON:
 		d.json(e)
