@@ -32,6 +32,11 @@ var ErrClosed = errors.New("data: batch loader closed")
 // SingletonPolicy says what a BatchLoader does with a last batch that
 // would hold a single sample. Such a batch fails in a BatchNorm layer in
 // training mode, which needs more than one value per channel.
+//
+// Under SkipBadImage, a batch that skipped images leave with one sample
+// of several is merged into the next batch, whatever the policy but
+// KeepSingleton; when it is the last batch of the epoch, that sample is
+// dropped, with a warning.
 type SingletonPolicy int
 
 const (
@@ -164,8 +169,8 @@ type SkippedImage struct {
 // picture, but a small crop of a large photo is cut from fewer pixels and
 // comes out softer than torchvision's, about what training on a
 // pre-resized copy of the dataset gives, as fast ImageNet recipes do. A
-// negative PreSize with DecodeTurbo keeps full resolution, at the price of
-// decoding every epoch for photos too large to cache.
+// negative PreSize keeps full resolution, at the price of decoding every
+// epoch the photos too large to cache.
 //
 // A BatchLoader is safe for concurrent use; Close stops it.
 type BatchLoader struct {
@@ -180,7 +185,7 @@ type BatchLoader struct {
 	lut       *[3][256]float32
 	cacheSize int64
 	cache     []atomic.Pointer[rgbImage] // by dataset index
-	cached    atomic.Int64               // bytes in cache
+	cacheUsed atomic.Int64               // bytes in cache
 	bufs      sync.Pool                  // *[]float32 batch buffers
 	pin       bool
 
@@ -246,11 +251,7 @@ func NewBatchLoader(l *Loader, indices []int, opts BatchOptions) (*BatchLoader, 
 	}
 	bl.prefix, bl.rest = steps[:k], steps[k:]
 	minSide := 0
-	var first Step
-	if len(steps) > 0 {
-		first = steps[0]
-	}
-	switch s := first.(type) {
+	switch s := firstStep(steps).(type) {
 	case Resize:
 		minSide = s.Size
 	case RandomResizedCrop:
@@ -467,6 +468,9 @@ func (bl *BatchLoader) run(parent context.Context, epoch int, yield func(*Batch,
 		}
 	}()
 	for cur = range queue {
+		if ctx.Err() != nil {
+			return stopErr()
+		}
 		var r jobResult
 		select {
 		case r = <-cur.done:
@@ -632,23 +636,26 @@ func (bl *BatchLoader) sample(i int, r *rand.Rand) (img pixels, err error) {
 			err = fmt.Errorf("data: %s: panic: %v", path, p)
 		}
 	}()
-	var prepared *image.NRGBA
-	if bl.cache != nil {
-		if c := bl.cache[i].Load(); c != nil {
-			if len(bl.rest) == 0 {
-				return c.pixels(), nil
-			}
-			prepared = c.nrgba()
+	rest := bl.rest
+	var out *image.NRGBA
+	if c := bl.cached(i); c != nil {
+		switch crop, ok := firstStep(rest).(RandomResizedCrop); {
+		case len(rest) == 0:
+			return c.pixels(), nil
+		case ok:
+			// What crop.Apply does, unpacking only the region it reads.
+			out = resizeBilinear(c.nrgba(crop.Params(c.w, c.h, r)), crop.Size, crop.Size)
+			rest = rest[1:]
+		default:
+			out = c.nrgba(image.Rect(0, 0, c.w, c.h))
 		}
-	}
-	if prepared == nil {
-		if prepared, err = bl.prepare(path); err != nil {
+	} else {
+		if out, err = bl.prepare(path); err != nil {
 			return pixels{}, err
 		}
-		bl.store(i, prepared)
+		bl.store(i, out)
 	}
-	out := prepared
-	for _, s := range bl.rest {
+	for _, s := range rest {
 		if out = s.Apply(out, r); out == nil || out.Bounds().Empty() {
 			return pixels{}, fmt.Errorf("data: %s: step %T returned an empty image", path, s)
 		}
@@ -674,23 +681,39 @@ func (bl *BatchLoader) prepare(path string) (*image.NRGBA, error) {
 	return img, nil
 }
 
+// firstStep returns steps[0], or nil.
+func firstStep(steps []Step) Step {
+	if len(steps) == 0 {
+		return nil
+	}
+	return steps[0]
+}
+
+// cached returns the cached prepared image of sample i, or nil.
+func (bl *BatchLoader) cached(i int) *rgbImage {
+	if bl.cache == nil {
+		return nil
+	}
+	return bl.cache[i].Load()
+}
+
 // store caches the prepared image of sample i if the budget allows.
 func (bl *BatchLoader) store(i int, img *image.NRGBA) {
 	if bl.cache == nil {
 		return
 	}
 	size := int64(3 * img.Bounds().Dx() * img.Bounds().Dy())
-	if bl.cached.Add(size) > bl.cacheSize {
-		bl.cached.Add(-size)
+	if bl.cacheUsed.Add(size) > bl.cacheSize {
+		bl.cacheUsed.Add(-size)
 		return
 	}
 	if !bl.cache[i].CompareAndSwap(nil, packRGB(img)) {
-		bl.cached.Add(-size) // another worker stored it first
+		bl.cacheUsed.Add(-size) // another worker stored it first
 	}
 }
 
 // CachedBytes returns the memory the cache of prepared images holds now.
-func (bl *BatchLoader) CachedBytes() int64 { return bl.cached.Load() }
+func (bl *BatchLoader) CachedBytes() int64 { return bl.cacheUsed.Load() }
 
 func (bl *BatchLoader) isSkipped(i int) bool {
 	if bl.opts.OnBadImage != SkipBadImage {
@@ -743,6 +766,6 @@ func (bl *BatchLoader) Close() error {
 	bl.stop()
 	bl.workers.Wait()
 	bl.cache = nil
-	bl.cached.Store(0)
+	bl.cacheUsed.Store(0)
 	return nil
 }

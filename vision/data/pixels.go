@@ -24,12 +24,17 @@ func packRGB(img *image.NRGBA) *rgbImage {
 	return p
 }
 
-// nrgba returns p as a new opaque *image.NRGBA.
-func (p *rgbImage) nrgba() *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, p.w, p.h))
-	for i := range p.w * p.h {
-		s, d := p.pix[3*i:3*i+3:3*i+3], img.Pix[4*i:4*i+4:4*i+4]
-		d[0], d[1], d[2], d[3] = s[0], s[1], s[2], 0xff
+// nrgba returns the region r of p, which must lie inside it, as a new
+// opaque *image.NRGBA at the origin.
+func (p *rgbImage) nrgba(r image.Rectangle) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
+	for y := range r.Dy() {
+		src := p.pix[3*(p.w*(r.Min.Y+y)+r.Min.X) : 3*(p.w*(r.Min.Y+y)+r.Max.X)]
+		dst := img.Pix[y*img.Stride : y*img.Stride+4*r.Dx()]
+		for x := range r.Dx() {
+			s, d := src[3*x:3*x+3:3*x+3], dst[4*x:4*x+4:4*x+4]
+			d[0], d[1], d[2], d[3] = s[0], s[1], s[2], 0xff
+		}
 	}
 	return img
 }
