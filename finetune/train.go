@@ -326,6 +326,11 @@ func (tr *trainer) run(ctx context.Context) error {
 	for tr.state.Stage < len(tr.cfg.Stages) {
 		p := tr.plan(tr.state.Stage)
 		if err := tr.runStage(ctx, p); err != nil {
+			// Cancellation may surface anywhere (a loader, a validation
+			// pass); the state still describes the last finished step.
+			if ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
+				return tr.interrupt(p, ctx.Err())
+			}
 			return err
 		}
 		tr.state.Stage++
