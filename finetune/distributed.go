@@ -34,6 +34,15 @@ var sharedGroup struct {
 	pg *distributed.ProcessGroup
 }
 
+// PrimaryProcess reports whether this process writes a run's files
+// (checkpoints, metrics, logs, plots) and reports its progress: a
+// process training alone, or rank 0 of a data-parallel group (see
+// distributed.FromEnv). The other ranks only compute.
+func PrimaryProcess() bool {
+	c, err := distributed.FromEnv()
+	return err != nil || c.Rank == 0
+}
+
 // joinDataParallel joins the group that the environment describes (see
 // distributed.FromEnv: finetune launch, torchrun, srun), or returns nil
 // when the process runs alone. dev is the configured device: on CUDA
@@ -74,10 +83,6 @@ func (dp *dataParallel) String() string {
 	}
 	return fmt.Sprintf("rank %d of %d (%s)", dp.pg.Rank(), dp.pg.Size(), dp.pg.Backend())
 }
-
-// writer reports whether this process writes the run's files and
-// reports its progress: rank 0, or a process alone.
-func (dp *dataParallel) writer() bool { return dp == nil || dp.pg.Rank() == 0 }
 
 // shard returns this rank's part of an epoch's order of the training
 // samples (see distributed.Shard); alone, the whole order.
@@ -127,8 +132,8 @@ type stepTotals struct {
 	loss    float64 // the mean loss of the global batch
 	correct int64
 	n       int
-	// stop is the cause when some rank's context is cancelled: every
-	// rank stops after this step.
+	// stop is, in a group, the cause when some rank's context was
+	// cancelled: every rank stops after this step.
 	stop error
 }
 
@@ -137,13 +142,32 @@ type stepTotals struct {
 // the global one not finite, so that every rank stops at the same step.
 func (dp *dataParallel) totals(ctx context.Context, loss float64, correct int64, n int) (stepTotals, error) {
 	if dp == nil {
-		return stepTotals{loss: loss, correct: correct, n: n, stop: ctx.Err()}, nil
+		return stepTotals{loss: loss, correct: correct, n: n}, nil
 	}
 	s, err := distributed.AllReduceValues(dp.pg, distributed.Sum, loss*float64(n), float64(correct), float64(n), stopFlag(ctx))
 	if err != nil {
 		return stepTotals{}, err
 	}
 	return stepTotals{loss: s[0] / s[2], correct: int64(s[1]), n: int(s[2]), stop: stopCause(ctx, s[3])}, nil
+}
+
+// stopped returns why to stop after the step that t sums: alone,
+// ctx.Err() now; in a group, the cause all ranks agreed on in totals.
+func (dp *dataParallel) stopped(ctx context.Context, t stepTotals) error {
+	if dp == nil {
+		return ctx.Err()
+	}
+	return t.stop
+}
+
+// loaderContext returns the context for the training loader: in a group
+// one that signals do not cancel, since a rank must not leave its epoch
+// on its own, but only when all stop together (see totals).
+func (dp *dataParallel) loaderContext(ctx context.Context) context.Context {
+	if dp == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // interrupted returns the cause when some rank's context is cancelled,

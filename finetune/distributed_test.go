@@ -23,8 +23,8 @@ func TestDataParallelAlone(t *testing.T) {
 	if err != nil || dp != nil || dev != torch.CPU {
 		t.Fatalf("joinDataParallel alone = %v, %v, %v; want nil, cpu, nil", dp, dev, err)
 	}
-	if !dp.writer() || dp.String() != "one process" {
-		t.Errorf("alone: writer %v, %q", dp.writer(), dp.String())
+	if !PrimaryProcess() || dp.String() != "one process" {
+		t.Errorf("alone: primary %v, %q", PrimaryProcess(), dp.String())
 	}
 	order := []int{3, 1, 2}
 	if got := dp.shard(order); !slices.Equal(got, order) {
@@ -40,8 +40,11 @@ func TestDataParallelAlone(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if tot, _ := dp.totals(ctx, 0.5, 3, 4); !errors.Is(tot.stop, context.Canceled) {
-		t.Errorf("totals after cancel: stop %v", tot.stop)
+	if err := dp.stopped(ctx, tot); !errors.Is(err, context.Canceled) {
+		t.Errorf("stopped after cancel: %v", err)
+	}
+	if dp.loaderContext(ctx) != ctx {
+		t.Error("alone, the loader's context is not the run's")
 	}
 	if err := dp.interrupted(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted after cancel: %v", err)
@@ -85,8 +88,8 @@ func TestDataParallelOneRank(t *testing.T) {
 	defer pg.Close()
 	dp := &dataParallel{pg: pg, reducer: distributed.NewGradReducer(pg, 0)}
 	defer dp.free()
-	if !dp.writer() || dp.String() != "rank 0 of 1 (gloo)" {
-		t.Errorf("writer %v, %q", dp.writer(), dp.String())
+	if dp.String() != "rank 0 of 1 (gloo)" {
+		t.Errorf("String() = %q", dp.String())
 	}
 	m := must[*Model](t)(NewModel("resnet18", HeadConfig{Pooling: "avg"}, 2, 32))
 	defer nn.Free(m)
@@ -120,8 +123,38 @@ func TestDataParallelOneRank(t *testing.T) {
 	if err := dp.interrupted(context.Background()); err != nil {
 		t.Errorf("interrupted: %v", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if tot, err := dp.totals(ctx, 0.25, 3, 4); err != nil || !errors.Is(dp.stopped(ctx, tot), context.Canceled) {
+		t.Errorf("totals after cancel: %+v, %v", tot, err)
+	}
+	if dp.loaderContext(ctx).Err() != nil {
+		t.Error("in a group, the loader's context is cancelled with the run's")
+	}
 	v := 0.75
 	if err := dp.agree(&v); err != nil || v != 0.75 {
 		t.Errorf("agree: %v, %v", v, err)
+	}
+}
+
+func TestPrimaryProcess(t *testing.T) {
+	for _, tc := range []struct {
+		rank, slurm string
+		want        bool
+	}{{"", "", true}, {"0", "", true}, {"1", "", false}, {"", "2", false}} {
+		for _, v := range []string{"RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_NNODES", "MASTER_ADDR"} {
+			t.Setenv(v, "")
+		}
+		if tc.rank != "" {
+			t.Setenv("RANK", tc.rank)
+			t.Setenv("WORLD_SIZE", "4")
+		}
+		if tc.slurm != "" {
+			t.Setenv("SLURM_PROCID", tc.slurm)
+			t.Setenv("SLURM_NTASKS", "4")
+		}
+		if got := PrimaryProcess(); got != tc.want {
+			t.Errorf("RANK=%q SLURM_PROCID=%q: PrimaryProcess() = %v", tc.rank, tc.slurm, got)
+		}
 	}
 }

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ pkg-config git ca-certificates
   libtorch-dev              # libtorch 1.13, CPU: what the bindings link by default
+  libgloo-dev               # Gloo's headers, for torch/distributed (c10d's ProcessGroupGloo)
   python3-torch             # the same libtorch from Python: reference for parity tests
   python3-torchvision
   python3-pil
