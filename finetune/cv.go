@@ -61,6 +61,9 @@ func CrossValidate(ctx context.Context, cfg Config, opts Options) (*Result, erro
 	if opts.Observer != nil {
 		opts.Observer(Event{Kind: EventInfo, Fold: -1, Message: fmt.Sprintf("cross-validation: val accuracy %.4f ± %.4f over %d folds", mean, std, len(accs))})
 	}
+	if !PrimaryProcess() {
+		return res, nil
+	}
 	return res, writeJSON(filepath.Join(cfg.Output.Dir, "cv.json"), map[string]any{
 		"folds": res.Folds, "val_accuracy_mean": mean, "val_accuracy_std": std,
 	})

@@ -110,7 +110,7 @@ func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int
 	if logf == nil {
 		logf = log.Printf
 	}
-	return data.NewBatchLoader(&data.Loader{Dataset: set, Pipeline: pipe}, indices, data.BatchOptions{
+	opts := data.BatchOptions{
 		BatchSize:  cfg.Data.BatchSize,
 		Workers:    cfg.Data.Workers,
 		Shuffle:    kind == trainLoader,
@@ -119,5 +119,11 @@ func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int
 		OnBadImage: policy,
 		PinMemory:  at.device.Type == torch.DeviceCUDA,
 		Logf:       logf,
-	})
+	}
+	if kind == trainLoader {
+		// Each rank of a data-parallel group trains on its share; the
+		// fixed loaders (validation, features, AdaBN) stay whole.
+		opts.Sampler = at.shard
+	}
+	return data.NewBatchLoader(&data.Loader{Dataset: set, Pipeline: pipe}, indices, opts)
 }

@@ -15,6 +15,8 @@ type placement struct {
 	autocast torch.DType
 	scaler   *amp.GradScaler
 	format   torch.MemoryFormat
+	// shard picks this rank's share of the training order; nil alone.
+	shard func(order []int) []int
 }
 
 // newPlacement resolves device, train.precision and train.channels_last.

@@ -17,12 +17,12 @@ func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeat
 	part := &tr.state.Partial
 	tr.m.Train(true)
 	tr.reseedEpoch(p)
-	for b, err := range tr.epochBatches(ctx, p, feats) {
+	for b, err := range tr.epochBatches(tr.dp.loaderContext(ctx), p, feats) {
 		if err != nil {
 			return em, fmt.Errorf("data: %w", err)
 		}
 		lr := tr.applySchedule(p, total)
-		loss, correct, err := tr.step(b, feats.trainFrozen)
+		tot, err := tr.step(ctx, b, feats.trainFrozen)
 		if b.feats != nil {
 			b.feats.Free()
 			b.y.Free()
@@ -30,19 +30,19 @@ func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeat
 		if err != nil {
 			return em, err
 		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		if math.IsNaN(tot.loss) || math.IsInf(tot.loss, 0) {
 			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); the last good checkpoint is %s",
-				p.Name, em.Epoch, tr.state.StepInEpoch+1, ErrNotFinite, loss, filepath.Join(tr.runDir(), lastCheckpoint))
+				p.Name, em.Epoch, tr.state.StepInEpoch+1, ErrNotFinite, tot.loss, filepath.Join(tr.runDir(), lastCheckpoint))
 		}
-		part.LossSum += loss * float64(b.n)
-		part.Correct += correct
-		part.Seen += int64(b.n)
+		part.LossSum += tot.loss * float64(tot.n)
+		part.Correct += tot.correct
+		part.Seen += int64(tot.n)
 		tr.state.StepInEpoch++
 		tr.state.Step++
 		elapsed := part.Seconds + time.Since(start).Seconds()
 		tr.emit(Event{Kind: EventStep, Stage: p.Name, Epoch: em.Epoch, Step: tr.state.StepInEpoch, Steps: p.stepsPerEpoch,
 			Loss: part.LossSum / float64(part.Seen), LR: lr, ImagesPerSecond: float64(part.Seen) / math.Max(elapsed, 1e-9)})
-		if err := ctx.Err(); err != nil && tr.state.StepInEpoch < p.stepsPerEpoch {
+		if err := tr.dp.stopped(ctx, tot); err != nil && tr.state.StepInEpoch < p.stepsPerEpoch {
 			part.Seconds += time.Since(start).Seconds()
 			return em, tr.interrupt(p, err)
 		}
@@ -89,18 +89,18 @@ func (tr *trainer) applySchedule(p stagePlan, total int) float64 {
 }
 
 // step runs one optimisation step and returns the batch's mean loss and
-// its number of correct predictions.
-func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, error) {
+// its number of correct predictions, summed over a data-parallel group.
+func (tr *trainer) step(ctx context.Context, b trainBatch, backboneFrozen bool) (stepTotals, error) {
 	s := torch.NewScope()
 	defer s.Close()
 	y, err := tr.at.labels(b.y)
 	if err != nil {
-		return 0, 0, err
+		return stepTotals{}, err
 	}
 	var logits *torch.Tensor
 	mixed, err := tr.mixBatch(b, y)
 	if err != nil {
-		return 0, 0, err
+		return stepTotals{}, err
 	}
 	var loss *torch.Tensor
 	err = tr.at.compute(func() error {
@@ -134,35 +134,42 @@ func (tr *trainer) step(b trainBatch, backboneFrozen bool) (float64, int64, erro
 		return err
 	})
 	if err != nil {
-		return 0, 0, err
+		return stepTotals{}, err
 	}
 	value, err := loss.Item()
 	if err != nil {
-		return 0, 0, err
-	}
-	if math.IsNaN(value) || math.IsInf(value, 0) {
-		return value, 0, nil
-	}
-	if err := tr.backwardAndStep(loss); err != nil {
-		return 0, 0, err
-	}
-	if err := tr.opt.ZeroGrad(); err != nil {
-		return 0, 0, err
+		return stepTotals{}, err
 	}
 	pred, err := logits.Argmax(1, false)
 	if err != nil {
-		return 0, 0, err
+		return stepTotals{}, err
 	}
 	hits, err := pred.Eq(y)
 	if err != nil {
-		return 0, 0, err
+		return stepTotals{}, err
 	}
 	sum, err := hits.Sum()
 	if err != nil {
-		return 0, 0, err
+		return stepTotals{}, err
 	}
 	correct, err := sum.Item()
-	return value, int64(correct), err
+	if err != nil {
+		return stepTotals{}, err
+	}
+	tot, err := tr.dp.totals(ctx, value, int64(correct), b.n)
+	if err != nil {
+		return stepTotals{}, err
+	}
+	if math.IsNaN(tot.loss) || math.IsInf(tot.loss, 0) {
+		return tot, nil
+	}
+	if err := tr.backwardAndStep(loss); err != nil {
+		return stepTotals{}, err
+	}
+	if err := tr.opt.ZeroGrad(); err != nil {
+		return stepTotals{}, err
+	}
+	return tot, nil
 }
 
 func (tr *trainer) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, error) {
@@ -195,6 +202,9 @@ func (tr *trainer) backwardAndStep(loss *torch.Tensor) error {
 		}
 	}
 	if err := loss.Backward(); err != nil {
+		return err
+	}
+	if err := tr.dp.reduceGradients(nn.Trainable(tr.m)); err != nil {
 		return err
 	}
 	if scaler != nil && tr.cfg.Train.GradClip > 0 {

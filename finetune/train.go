@@ -87,7 +87,7 @@ func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := time.Now()
-	tr := &trainer{cfg: cfg, opts: opts, d: d, fold: fold}
+	tr := &trainer{cfg: cfg, opts: opts, d: d, fold: fold, primary: PrimaryProcess()}
 	if err := tr.setup(ctx); err != nil {
 		tr.close()
 		return nil, err
@@ -113,6 +113,10 @@ type trainer struct {
 	m    *Model
 	gen  *torch.Generator
 	log  *runLog
+	// dp is the data-parallel group (nil when training alone); only the
+	// primary process writes files and reports progress.
+	dp      *dataParallel
+	primary bool
 
 	trainLoader, valLoader *data.BatchLoader
 	classWeights           *torch.Tensor
@@ -156,6 +160,9 @@ type partialEpoch struct {
 }
 
 func (tr *trainer) emit(e Event) {
+	if !tr.primary && e.Kind != EventWarning {
+		return
+	}
 	e.Fold = tr.fold
 	if tr.opts.Observer != nil {
 		tr.opts.Observer(e)
@@ -180,14 +187,23 @@ func (tr *trainer) setup(ctx context.Context) error {
 	if msg != "" {
 		tr.info("%s", msg)
 	}
-	if err := os.MkdirAll(tr.runDir(), 0o755); err != nil {
-		return fmt.Errorf("output.dir: %w", err)
-	}
-	if tr.log, err = openRunLog(tr.runDir(), tr.opts.Resume != ""); err != nil {
+	if tr.dp, tr.at.device, err = joinDataParallel(ctx, tr.at.device); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(tr.runDir(), "config.yaml"), []byte(ConfigYAML(cfg)), 0o644); err != nil {
-		return fmt.Errorf("output.dir: %w", err)
+	if tr.dp != nil {
+		tr.at.shard = tr.dp.shard
+		tr.info("data-parallel: %v", tr.dp)
+	}
+	if tr.primary {
+		if err := os.MkdirAll(tr.runDir(), 0o755); err != nil {
+			return fmt.Errorf("output.dir: %w", err)
+		}
+		if tr.log, err = openRunLog(tr.runDir(), tr.opts.Resume != ""); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tr.runDir(), "config.yaml"), []byte(ConfigYAML(cfg)), 0o644); err != nil {
+			return fmt.Errorf("output.dir: %w", err)
+		}
 	}
 	torch.ManualSeed(cfg.Seed)
 	if tr.gen, err = torch.NewGenerator(cfg.Seed); err != nil {
@@ -229,9 +245,11 @@ func (tr *trainer) setup(ctx context.Context) error {
 	}
 	tr.state.Trained = map[string]bool{}
 	if tr.opts.Resume != "" {
-		return tr.resume(tr.opts.Resume)
+		if err := tr.resume(tr.opts.Resume); err != nil {
+			return err
+		}
 	}
-	return nil
+	return tr.dp.broadcastModel(tr.m)
 }
 
 func (tr *trainer) loaderLog(format string, args ...any) { tr.warn(format, args...) }
@@ -253,6 +271,7 @@ func (tr *trainer) close() {
 	if tr.log != nil {
 		tr.log.Close()
 	}
+	tr.dp.free()
 	for _, b := range tr.best {
 		b.Value.Free()
 	}
@@ -525,16 +544,22 @@ func (tr *trainer) runStage(ctx context.Context, p stagePlan) error {
 	defer feats.free(tr.m)
 	total := p.Epochs * p.stepsPerEpoch
 	for tr.state.Epoch < p.Epochs {
-		if err := ctx.Err(); err != nil {
+		if err := tr.dp.interrupted(ctx); err != nil {
 			return tr.interrupt(p, err)
 		}
 		em, err := tr.trainEpoch(ctx, p, feats, total)
 		if err != nil {
 			return err
 		}
+		if err := tr.dp.syncBuffers(tr.m); err != nil {
+			return err
+		}
 		val, err := tr.evaluate(ctx, tr.valLoader, feats.val, nil)
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
+		}
+		if err := tr.dp.agree(&val.Loss, &val.Accuracy); err != nil {
+			return err
 		}
 		em.ValLoss, em.ValAccuracy = val.Loss, val.Accuracy
 		em.Gap = em.TrainAccuracy - em.ValAccuracy
@@ -606,12 +631,14 @@ func (tr *trainer) endEpoch(p stagePlan, em *EpochMetrics) (bool, error) {
 		}
 	}
 	tr.state.History = append(tr.state.History, *em)
-	if err := tr.log.Write(*em); err != nil {
-		return false, err
-	}
 	tr.emit(Event{Kind: EventEpoch, Stage: p.Name, Epoch: em.Epoch, Metrics: em})
-	if err := tr.writeResume(); err != nil {
-		return false, err
+	if tr.primary {
+		if err := tr.log.Write(*em); err != nil {
+			return false, err
+		}
+		if err := tr.writeResume(); err != nil {
+			return false, err
+		}
 	}
 	pat := tr.cfg.Train.EarlyStopping.Patience
 	return pat > 0 && tr.state.SinceBest >= pat, nil
@@ -654,6 +681,9 @@ func (tr *trainer) restoreBest() error {
 
 // interrupt writes a resumable checkpoint for the step just finished.
 func (tr *trainer) interrupt(p stagePlan, cause error) error {
+	if !tr.primary {
+		return fmt.Errorf("%w: %w", ErrInterrupted, cause)
+	}
 	if err := tr.writeResume(); err != nil {
 		return fmt.Errorf("%w; and writing the checkpoint failed: %v", cause, err)
 	}
@@ -681,11 +711,13 @@ func (tr *trainer) finish(ctx context.Context) (*Result, error) {
 		}
 	}
 	res.Skipped = append(tr.trainLoader.Skipped(), tr.valLoader.Skipped()...)
-	if res.Checkpoints, err = tr.writeFinal(res); err != nil {
-		return nil, err
-	}
-	if err := writeJSON(filepath.Join(tr.runDir(), "result.json"), summaryJSON(res)); err != nil {
-		return nil, err
+	if tr.primary {
+		if res.Checkpoints, err = tr.writeFinal(res); err != nil {
+			return nil, err
+		}
+		if err := writeJSON(filepath.Join(tr.runDir(), "result.json"), summaryJSON(res)); err != nil {
+			return nil, err
+		}
 	}
 	tr.m = nil // the caller owns it now
 	return res, nil

@@ -84,6 +84,10 @@ func execute(args []string) (status int) {
 		fmt.Fprintf(os.Stderr, "finetune: unknown command %q%s; run 'finetune --help' for the list\n", name, didYouMean(name, names, ""))
 		return exitUsage
 	}
+	if cmd.name == "launch" {
+		// The launcher forwards signals to its children itself.
+		return exitStatus(cmd.run(context.Background(), args[1:]), false)
+	}
 	ctx, interrupted := interruptible()
 	return exitStatus(cmd.run(ctx, args[1:]), interrupted.Load())
 }

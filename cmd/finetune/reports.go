@@ -72,6 +72,9 @@ func (r *reports) close() []string {
 // validation confusion matrix when res has one; it returns the files it
 // wrote. A run that stopped early still gets its curves.
 func (r *reports) write(res *finetune.Result) []string {
+	if !finetune.PrimaryProcess() {
+		return nil
+	}
 	dirs := []string{runDir(r.cfg, -1)}
 	if r.cfg.CV.Folds > 0 {
 		dirs = dirs[:0]

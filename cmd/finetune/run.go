@@ -59,6 +59,10 @@ RUN/last.safetensors' continues exactly where the run stopped.`)
 	case isTerminal(os.Stdout):
 		mode = modeBar
 	}
+	if !finetune.PrimaryProcess() {
+		// Rank 0 of a data-parallel group reports for all.
+		mode = modeQuiet
+	}
 	d := newDisplay(mode, cfg)
 	d.info("finetune %s: %s on %s -> %s (configuration: %s)", finetune.Version, cfg.Model.Arch, cfg.Data.Train, cfg.Output.Dir, from)
 	return train(ctx, cfg, *resume, d)
@@ -72,6 +76,9 @@ func train(ctx context.Context, cfg finetune.Config, resume string, d *display) 
 		hub.Progress = os.Stderr
 	}
 	rep := newReports(cfg, d)
+	if !finetune.PrimaryProcess() {
+		rep.dead = true // only rank 0 writes the run folder
+	}
 	res, err := finetune.Train(ctx, cfg, finetune.Options{
 		Resume: resume,
 		Hub:    hub,
@@ -88,6 +95,8 @@ func train(ctx context.Context, cfg finetune.Config, resume string, d *display) 
 	if res.Model != nil {
 		defer nn.Free(res.Model)
 	}
-	d.summary(cfg, res, files)
+	if finetune.PrimaryProcess() {
+		d.summary(cfg, res, files)
+	}
 	return nil
 }

@@ -17,8 +17,9 @@ type CVOptions struct {
 	// Cs is the grid of C values, ascending; nil means DefaultCs.
 	Cs []float64
 	// Options are the final fit's tolerance and iteration bound (their C
-	// is ignored); the folds' fits, which only rank the Cs, stop at a
-	// tolerance of cvTol unless Options.Tol is looser.
+	// is ignored). The folds' fits, which only rank the Cs and each start
+	// from the previous C's solution, stop at cvTol and cvMaxIter unless
+	// Options ask for less.
 	Options Options
 }
 
@@ -36,8 +37,12 @@ func (o CVOptions) withDefaults() CVOptions {
 	return o
 }
 
-// cvTol is the tolerance of the folds' fits.
-const cvTol = 1e-5
+// The folds' fits' tolerance and iterations, as LogisticRegressionCV's
+// defaults.
+const (
+	cvTol     = 1e-4
+	cvMaxIter = 100
+)
 
 // CVReport is the outcome of FitCV.
 type CVReport struct {
@@ -67,7 +72,7 @@ func FitCV(x *torch.Tensor, y []int, classes int, opts CVOptions) (*Model, *CVRe
 		return nil, nil, err
 	}
 	defer p.free()
-	rep, err := crossValidate(p, y, folds, opts)
+	rep, err := crossValidate(p, folds, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,7 +83,7 @@ func FitCV(x *torch.Tensor, y []int, classes int, opts CVOptions) (*Model, *CVRe
 }
 
 // crossValidate scores every C of opts on each fold.
-func crossValidate(p *problem, y []int, folds []data.Fold, opts CVOptions) (*CVReport, error) {
+func crossValidate(p *problem, folds []data.Fold, opts CVOptions) (*CVReport, error) {
 	rep := &CVReport{Cs: opts.Cs, Accuracy: make([][]float64, len(opts.Cs)), Mean: make([]float64, len(opts.Cs))}
 	for f, fold := range folds {
 		train, err := p.rows(fold.Train)
@@ -90,10 +95,6 @@ func crossValidate(p *problem, y []int, folds []data.Fold, opts CVOptions) (*CVR
 			train.free()
 			return nil, err
 		}
-		yVal := make([]int, len(fold.Val))
-		for i, j := range fold.Val {
-			yVal[i] = y[j]
-		}
 		err = func() error {
 			defer train.free()
 			defer val.free()
@@ -101,11 +102,13 @@ func crossValidate(p *problem, y []int, folds []data.Fold, opts CVOptions) (*CVR
 			for i, c := range opts.Cs {
 				o := opts.Options
 				o.C, o.Tol = c, math.Max(o.Tol, cvTol)
-				m, err := train.fit(theta, o.withDefaults(), theta)
-				if err != nil {
+				if o.MaxIter == 0 || o.MaxIter > cvMaxIter {
+					o.MaxIter = cvMaxIter
+				}
+				if _, err := train.fit(theta, o, theta); err != nil {
 					return fmt.Errorf("fold %d, C %g: %w", f+1, c, err)
 				}
-				acc, err := m.Accuracy(val.x, yVal)
+				acc, err := val.accuracy(theta)
 				if err != nil {
 					return err
 				}

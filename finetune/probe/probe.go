@@ -26,14 +26,14 @@ import (
 )
 
 // Options configure Fit. The zero value is valid: scikit-learn's C = 1,
-// converged tightly.
+// converged well past what ranking predictions needs.
 type Options struct {
 	// C is the inverse of the L2 penalty's strength, as scikit-learn's;
 	// 0 means 1.
 	C float64
 	// Tol stops L-BFGS when the largest gradient component of the mean
-	// objective (the objective divided by C·N) is at most Tol; 0 means
-	// 1e-8.
+	// objective (the objective divided by C·N, in standardised
+	// coordinates) is at most Tol; 0 means 1e-6.
 	Tol float64
 	// MaxIter bounds the L-BFGS iterations; 0 means 1000.
 	MaxIter int
@@ -44,7 +44,7 @@ func (o Options) withDefaults() Options {
 		o.C = 1
 	}
 	if o.Tol == 0 {
-		o.Tol = 1e-8
+		o.Tol = 1e-6
 	}
 	if o.MaxIter == 0 {
 		o.MaxIter = 1000
@@ -79,9 +79,15 @@ func Fit(x *torch.Tensor, y []int, classes int, opts Options) (*Model, error) {
 }
 
 // problem is a fit's data as float64 tensors on the features' device.
+// The features are standardised, x̃ = (x − mean)/scale per feature, and
+// the optimiser works on V = W·diag(scale) and c = W·mean + b, where the
+// penalty is Σ V²/scale²: the same objective and minimum in better
+// conditioned coordinates (pooled ReLU features have widely different
+// scales, which slows L-BFGS on the raw ones by orders of magnitude).
 type problem struct {
-	x, onehot *torch.Tensor // N×D, N×K float64
-	n, d, k   int
+	x, onehot   *torch.Tensor // N×D standardised, N×K float64
+	mean, scale []float64
+	n, d, k     int
 }
 
 func newProblem(x *torch.Tensor, y []int, classes int) (*problem, error) {
@@ -102,17 +108,17 @@ func newProblem(x *torch.Tensor, y []int, classes int) (*problem, error) {
 		}
 		labels[i] = int64(c)
 	}
+	p := &problem{n: n, d: d, k: classes}
 	s := torch.NewScope()
 	defer s.Close()
-	xd, err := x.ToDType(torch.Float64)
-	if err != nil {
-		return nil, fmt.Errorf("probe: %w", err)
+	err := p.standardise(x)
+	var lt, oh *torch.Tensor
+	if err == nil {
+		lt, err = torch.FromSlice(labels)
 	}
-	lt, err := torch.FromSlice(labels)
 	if err == nil {
 		lt, err = lt.ToDevice(x.Device())
 	}
-	var oh *torch.Tensor
 	if err == nil {
 		oh, err = torch.OneHot(lt, int64(classes))
 	}
@@ -120,9 +126,54 @@ func newProblem(x *torch.Tensor, y []int, classes int) (*problem, error) {
 		oh, err = oh.ToDType(torch.Float64)
 	}
 	if err != nil {
+		p.x.Free()
 		return nil, fmt.Errorf("probe: %w", err)
 	}
-	return &problem{x: xd.Keep(), onehot: oh.Keep(), n: n, d: d, k: classes}, nil
+	p.onehot = oh.Keep()
+	return p, nil
+}
+
+// standardise sets p.x, p.mean and p.scale from the features x; a
+// constant feature keeps scale 1.
+func (p *problem) standardise(x *torch.Tensor) error {
+	xd, err := x.ToDType(torch.Float64)
+	if err != nil {
+		return err
+	}
+	mean, err := xd.MeanDims([]int64{0}, true)
+	if err != nil {
+		return err
+	}
+	std, err := xd.Std([]int64{0}, false, true)
+	if err != nil {
+		return err
+	}
+	if p.mean, err = mean.Float64s(); err != nil {
+		return err
+	}
+	if p.scale, err = std.Float64s(); err != nil {
+		return err
+	}
+	for j, v := range p.scale {
+		if !(v > 1e-12) {
+			p.scale[j] = 1
+		}
+	}
+	st, err := torch.FromSlice(p.scale, 1, int64(p.d))
+	if err == nil {
+		st, err = st.ToDevice(x.Device())
+	}
+	if err == nil {
+		xd, err = xd.Sub(mean)
+	}
+	if err == nil {
+		xd, err = xd.Div(st)
+	}
+	if err != nil {
+		return err
+	}
+	p.x = xd.Keep()
+	return nil
 }
 
 func (p *problem) free() {
@@ -130,7 +181,8 @@ func (p *problem) free() {
 	p.onehot.Free()
 }
 
-// rows returns the problem restricted to the samples idx.
+// rows returns the problem restricted to the samples idx, in the same
+// coordinates.
 func (p *problem) rows(idx []int) (*problem, error) {
 	s := torch.NewScope()
 	defer s.Close()
@@ -152,11 +204,11 @@ func (p *problem) rows(idx []int) (*problem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
-	return &problem{x: x.Keep(), onehot: oh.Keep(), n: len(idx), d: p.d, k: p.k}, nil
+	return &problem{x: x.Keep(), onehot: oh.Keep(), mean: p.mean, scale: p.scale, n: len(idx), d: p.d, k: p.k}, nil
 }
 
-// params splits θ (K·D weights, row-major, then K intercepts) into
-// tensors on the problem's device.
+// params makes tensors, on the problem's device, of the weights
+// (K·D, row-major) and intercepts (K) that follow them in theta.
 func (p *problem) params(theta []float64) (w, b *torch.Tensor, err error) {
 	dev := p.x.Device()
 	if w, err = torch.FromSlice(theta[:p.k*p.d], int64(p.k), int64(p.d)); err == nil {
@@ -170,16 +222,21 @@ func (p *problem) params(theta []float64) (w, b *torch.Tensor, err error) {
 	return w, b, err
 }
 
+// logits returns x̃·Vᵀ + c for theta = (V, c).
+func (p *problem) logits(theta []float64) (*torch.Tensor, error) {
+	v, c, err := p.params(theta)
+	if err != nil {
+		return nil, err
+	}
+	return torch.Linear(p.x, v, c)
+}
+
 // eval returns the mean objective (1/N)·Σ log loss + ½λ‖W‖², with
-// λ = 1/(C·N), and writes its gradient into grad.
+// λ = 1/(C·N), at theta = (V, c), and writes its gradient into grad.
 func (p *problem) eval(theta, grad []float64, lambda float64) (float64, error) {
 	s := torch.NewScope()
 	defer s.Close()
-	w, b, err := p.params(theta)
-	if err != nil {
-		return 0, err
-	}
-	logits, err := torch.Linear(p.x, w, b)
+	logits, err := p.logits(theta)
 	if err != nil {
 		return 0, err
 	}
@@ -212,31 +269,32 @@ func (p *problem) eval(theta, grad []float64, lambda float64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	gw, err := dt.Matmul(p.x)
+	gv, err := dt.Matmul(p.x)
 	if err != nil {
 		return 0, err
 	}
-	gb, err := diff.SumDims([]int64{0}, false)
+	gc, err := diff.SumDims([]int64{0}, false)
 	if err != nil {
 		return 0, err
 	}
-	gwv, err := gw.Float64s()
+	gvv, err := gv.Float64s()
 	if err != nil {
 		return 0, err
 	}
-	gbv, err := gb.Float64s()
+	gcv, err := gc.Float64s()
 	if err != nil {
 		return 0, err
 	}
 	nf := float64(p.n)
 	penalty := 0.0
-	for i, v := range gwv {
-		wi := theta[i]
-		grad[i] = v/nf + lambda*wi
-		penalty += wi * wi
+	for i, g := range gvv {
+		sc := p.scale[i%p.d]
+		v := theta[i] / (sc * sc)
+		grad[i] = g/nf + lambda*v
+		penalty += theta[i] * v
 	}
-	for i, v := range gbv {
-		grad[p.k*p.d+i] = v / nf
+	for i, g := range gcv {
+		grad[p.k*p.d+i] = g / nf
 	}
 	f := -ll/nf + 0.5*lambda*penalty
 	if math.IsNaN(f) || math.IsInf(f, 0) {
@@ -245,8 +303,8 @@ func (p *problem) eval(theta, grad []float64, lambda float64) (float64, error) {
 	return f, nil
 }
 
-// fit minimises the objective from theta0 (zeros when nil) and returns
-// the model; when theta is not nil the solution is also left in it.
+// fit minimises the objective from theta0 (zeros when nil), leaves the
+// solution in theta when it is not nil, and returns the model.
 func (p *problem) fit(theta0 []float64, o Options, theta []float64) (*Model, error) {
 	if theta == nil {
 		theta = make([]float64, p.k*p.d+p.k)
@@ -259,12 +317,49 @@ func (p *problem) fit(theta0 []float64, o Options, theta []float64) (*Model, err
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
-	m := &Model{C: o.C, Iterations: res.iterations, Converged: res.converged,
-		Objective: res.f * o.C * float64(p.n), Intercept: append([]float64(nil), theta[p.k*p.d:]...)}
+	m := &Model{C: o.C, Iterations: res.iterations, Converged: res.converged, Objective: res.f * o.C * float64(p.n)}
+	// Back to the features' coordinates: W = V/scale, b = c − W·mean.
 	for c := range p.k {
-		m.Coef = append(m.Coef, append([]float64(nil), theta[c*p.d:(c+1)*p.d]...))
+		row := make([]float64, p.d)
+		b := theta[p.k*p.d+c]
+		for j := range row {
+			row[j] = theta[c*p.d+j] / p.scale[j]
+			b -= row[j] * p.mean[j]
+		}
+		m.Coef = append(m.Coef, row)
+		m.Intercept = append(m.Intercept, b)
 	}
 	return m, nil
+}
+
+// accuracy returns the fraction of the problem's samples that theta
+// classifies right.
+func (p *problem) accuracy(theta []float64) (float64, error) {
+	s := torch.NewScope()
+	defer s.Close()
+	logits, err := p.logits(theta)
+	if err != nil {
+		return 0, err
+	}
+	pred, err := logits.Argmax(1, false)
+	if err != nil {
+		return 0, err
+	}
+	truth, err := p.onehot.Argmax(1, false)
+	if err != nil {
+		return 0, err
+	}
+	hits, err := pred.Eq(truth)
+	if err == nil {
+		hits, err = hits.ToDType(torch.Float64)
+	}
+	if err == nil {
+		hits, err = hits.Mean()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return hits.Item()
 }
 
 // Proba returns the class probabilities (N×K float64, on x's device) of
@@ -282,17 +377,24 @@ func (m *Model) logits(x *torch.Tensor) (*torch.Tensor, error) {
 	if x.Dim() != 2 || x.Shape()[1] != int64(d) {
 		return nil, fmt.Errorf("probe: features: want N×%d, got shape %v", d, x.Shape())
 	}
-	flat := make([]float64, 0, k*d+k)
+	flat := make([]float64, 0, k*d)
 	for _, row := range m.Coef {
 		flat = append(flat, row...)
 	}
-	flat = append(flat, m.Intercept...)
-	p := &problem{x: x, n: int(x.Shape()[0]), d: d, k: k}
-	w, b, err := p.params(flat)
-	if err != nil {
-		return nil, err
+	w, err := torch.FromSlice(flat, int64(k), int64(d))
+	if err == nil {
+		w, err = w.ToDevice(x.Device())
 	}
-	xd, err := x.ToDType(torch.Float64)
+	var b, xd *torch.Tensor
+	if err == nil {
+		b, err = torch.FromSlice(m.Intercept)
+	}
+	if err == nil {
+		b, err = b.ToDevice(x.Device())
+	}
+	if err == nil {
+		xd, err = x.ToDType(torch.Float64)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func TestMatchesScikitLearn(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			s := torch.NewScope()
 			defer s.Close()
-			m := must[*Model](t)(Fit(features(t, c.X, c.D), c.Y, c.Classes, Options{C: c.C}))
+			m := must[*Model](t)(Fit(features(t, c.X, c.D), c.Y, c.Classes, Options{C: c.C, Tol: 1e-10, MaxIter: 10000}))
 			require.True(t, m.Converged)
 			require.InDelta(t, c.Objective, m.Objective, 1e-10*c.Objective, "objective")
 			// scikit-learn keeps one row for two classes: the second's.

@@ -17,7 +17,7 @@ import (
 
 // SearchOptions configure Search. Zero fields take the defaults.
 type SearchOptions struct {
-	// Folds of the stratified k-fold cross-validation; 0 means 5.
+	// Folds of the stratified k-fold cross-validation; 0 means 3.
 	Folds int
 	// Seed draws the folds, the heads' initialisation, the batches and
 	// dropout: the same seed gives the same result.
@@ -25,7 +25,7 @@ type SearchOptions struct {
 	// LRs and WDs are the grid of AdamW's learning rate and weight decay;
 	// nil means DefaultLRs and DefaultWDs.
 	LRs, WDs []float64
-	// Epochs of each training; 0 means 10.
+	// Epochs of each training; 0 means 5, as finetune's head stage.
 	Epochs int
 	// BatchSize of each step; 0 means 32.
 	BatchSize int
@@ -47,7 +47,7 @@ var (
 
 func (o SearchOptions) withDefaults() SearchOptions {
 	if o.Folds == 0 {
-		o.Folds = 5
+		o.Folds = 3
 	}
 	if o.LRs == nil {
 		o.LRs = DefaultLRs
@@ -56,7 +56,7 @@ func (o SearchOptions) withDefaults() SearchOptions {
 		o.WDs = DefaultWDs
 	}
 	if o.Epochs == 0 {
-		o.Epochs = 10
+		o.Epochs = 5
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 32
@@ -122,7 +122,7 @@ func Search(ctx context.Context, feats *torch.Tensor, labels []int, classes int,
 	}
 	defer p.free()
 	res := &SearchResult{Seed: opts.Seed, Folds: opts.Folds, Epochs: opts.Epochs, BatchSize: opts.BatchSize}
-	if res.Probe, err = crossValidate(p, labels, folds, CVOptions{Cs: opts.Cs}); err != nil {
+	if res.Probe, err = crossValidate(p, folds, CVOptions{Cs: opts.Cs}); err != nil {
 		return nil, fmt.Errorf("probe: search: %w", err)
 	}
 	for _, lr := range opts.LRs {

@@ -234,8 +234,8 @@ func TestSuggestFreeze(t *testing.T) {
 func TestTable(t *testing.T) {
 	r := report(0.5, 0.1, 0, 0, 0)
 	tab := r.Table()
-	for _, want := range []string{"stem", "layer4", "0.5000", "all"} {
+	for _, want := range []string{"stem", "layer4", "0.5000", "shift 0.1500"} {
 		require.Contains(t, tab, want)
 	}
-	require.InDelta(t, 0.12, r.Mean(), 1e-12)
+	require.InDelta(t, 0.15, r.Shift(), 1e-12, "mean of stem to layer3")
 }

@@ -107,6 +107,12 @@ type BatchOptions struct {
 	// Logf prints warnings (skipped images, ignored options); nil means
 	// log.Printf.
 	Logf func(format string, args ...any)
+
+	// Sampler, when set, picks the positions an epoch visits from its
+	// order (shuffled or not), such as one rank's share in data-parallel
+	// training (distributed.Shard). It must return as many positions
+	// every epoch; Len, Order and Bounds follow it.
+	Sampler func(order []int) []int
 }
 
 // A Batch is a batch of samples as CPU tensors. It is made outside any
@@ -238,7 +244,7 @@ func NewBatchLoader(l *Loader, indices []int, opts BatchOptions) (*BatchLoader, 
 		dataset: l.Dataset,
 		indices: append([]int(nil), indices...),
 		opts:    opts,
-		bounds:  batchBounds(len(indices), opts),
+		bounds:  batchBounds(sampledLen(len(indices), opts.Sampler), opts),
 		lut:     normLUT(l.Pipeline.Normalization()),
 		skipped: map[int]SkippedImage{},
 	}
@@ -323,7 +329,18 @@ func (bl *BatchLoader) order(epoch int) []int {
 		r := streamRand(bl.opts.Seed, epoch, shuffleStream)
 		r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	}
+	if bl.opts.Sampler != nil {
+		order = bl.opts.Sampler(order)
+	}
 	return order
+}
+
+// sampledLen returns how many of n positions an epoch visits.
+func sampledLen(n int, sampler func([]int) []int) int {
+	if sampler == nil {
+		return n
+	}
+	return len(sampler(make([]int, n)))
 }
 
 // shuffleStream is the stream number of an epoch's shuffling; samples use
