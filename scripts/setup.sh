@@ -13,12 +13,14 @@ packages=(
   python3-torch             # the same libtorch from Python: reference for parity tests
   python3-torchvision
   python3-pil
+  python3-sklearn           # reference logistic regression for the linear probe's parity test
   libjpeg62-turbo-dev       # libjpeg-turbo: vision/data decodes JPEGs with it
   dataset-fashion-mnist     # the built-in demo's data
 )
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   sudo=""
