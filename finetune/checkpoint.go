@@ -192,11 +192,17 @@ func (tr *trainer) resume(path string) error {
 	if meta.Form != "resume" {
 		return fmt.Errorf("%s: a %s checkpoint cannot be resumed from; use %s of the interrupted run", path, meta.Form, lastCheckpoint)
 	}
+	if err := json.Unmarshal([]byte(md["trainer"]), &tr.state); err != nil {
+		return fmt.Errorf("%s: trainer state: %w", path, err)
+	}
+	// What "auto" stood for was decided on the data before the
+	// interruption: keep it.
+	tr.state.Auto.apply(&tr.cfg)
 	if diff := configDiff(meta.Config, tr.cfg); diff != "" {
 		return fmt.Errorf("%s: the run used a different configuration (%s); resume with the same one", path, diff)
 	}
-	if err := json.Unmarshal([]byte(md["trainer"]), &tr.state); err != nil {
-		return fmt.Errorf("%s: trainer state: %w", path, err)
+	if err := tr.m.SetBNMode(tr.cfg.Train.BatchNorm); err != nil {
+		return err
 	}
 	var model, best []nn.Named[*torch.Tensor]
 	st := &optim.State{Tensors: map[string]*torch.Tensor{}}
@@ -346,7 +352,7 @@ func LoadCheckpoint(ctx context.Context, path string, hub *models.Hub) (*Model, 
 	default:
 		return nil, meta, fmt.Errorf("%s: unknown checkpoint form %q", path, meta.Form)
 	}
-	if err := m.SetBNMode(cfg.Train.BatchNorm); err != nil {
+	if err := m.SetBNMode(ProvisionalBN(cfg)); err != nil {
 		return nil, meta, err
 	}
 	m.Train(false)

@@ -22,6 +22,9 @@ type Config struct {
 	Model   ModelConfig   `mapstructure:"model"`
 	Augment AugmentConfig `mapstructure:"augment"`
 	Train   TrainConfig   `mapstructure:"train"`
+	Recipe  string        `mapstructure:"recipe" doc:"default (the stages as configured), auto (the freeze point of every stage after the first chosen from the measured BatchNorm shift and the data size) or linear-probe (only a logistic regression on the frozen backbone's features, the baseline, as the whole run)"`
+	Search  string        `mapstructure:"search" doc:"quick (when the first stage's features are cached, a small search over the head's learning rate and weight decay across cross-validation folds picks them before the long run) or off"`
+	Probe   bool          `mapstructure:"probe" doc:"fit the linear-probe baseline (logistic regression on the frozen backbone's features, L2 chosen by cross-validation) and report it beside the result"`
 	Stages  []Stage       `mapstructure:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer4 at a tenth of the learning rate (fastai's fine_tune)"`
 	CV      CVConfig      `mapstructure:"cv"`
 	Output  OutputConfig  `mapstructure:"output"`
@@ -77,7 +80,7 @@ type AugmentConfig struct {
 
 // TrainConfig holds the optimisation settings shared by every stage.
 type TrainConfig struct {
-	BatchNorm      string        `mapstructure:"batchnorm" doc:"frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
+	BatchNorm      string        `mapstructure:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
 	BNAffine       string        `mapstructure:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
 	Optimizer      string        `mapstructure:"optimizer" doc:"adamw, adam or sgd"`
 	LR             float64       `mapstructure:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult)"`
@@ -135,7 +138,8 @@ func Defaults() Config {
 			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Dropout: 0.2}},
 		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.35, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
 			HFlip: 0.5, Brightness: 0.2, Contrast: 0.2, Saturation: 0.2},
-		Train: TrainConfig{BatchNorm: "frozen", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
+		Recipe: "default", Search: "quick", Probe: true,
+		Train: TrainConfig{BatchNorm: "auto", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
 			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
 			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto", Precision: "auto", ChannelsLast: "auto",
 			EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
@@ -395,7 +399,12 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Sprintf("augment.hue: must be in [0, 0.5], got %v", a.Hue))
 	}
 	t := c.Train
-	check(oneOf("train.batchnorm", t.BatchNorm, "frozen", "train", "adapt", "legacy"))
+	check(oneOf("train.batchnorm", t.BatchNorm, "auto", "frozen", "train", "adapt", "legacy"))
+	check(oneOf("recipe", c.Recipe, "default", "auto", "linear-probe"))
+	check(oneOf("search", c.Search, "quick", "off"))
+	if c.Recipe == "linear-probe" && len(c.Model.Head.Hidden) > 0 {
+		errs = append(errs, "recipe: linear-probe fits one linear layer: model.head.hidden must be empty")
+	}
 	check(oneOf("train.bn_affine", t.BNAffine, "follow", "train", "freeze"))
 	check(oneOf("train.optimizer", t.Optimizer, "adamw", "adam", "sgd"))
 	positive("train.lr", t.LR)

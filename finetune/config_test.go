@@ -73,7 +73,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"unknown key", "data:\n  train: x\n  batch_sise: 3\n", `unknown config key "data.batch_sise" (did you mean "data.batch_size"?)`},
 		{"unknown section", "data:\n  train: x\nmodle:\n  arch: resnet18\n", `unknown config key "modle.arch"`},
 		{"missing train", "data:\n  batch_size: 3\n", "data.train: required"},
-		{"bad enum", "data:\n  train: x\ntrain:\n  batchnorm: sometimes\n", `train.batchnorm: "sometimes" is not one of frozen, train, adapt, legacy`},
+		{"bad enum", "data:\n  train: x\ntrain:\n  batchnorm: sometimes\n", `train.batchnorm: "sometimes" is not one of auto, frozen, train, adapt, legacy`},
 		{"bad number", "data:\n  train: x\ntrain:\n  lr: -1\n", "train.lr: must be positive, got -1"},
 		{"bad type", "data:\n  train: x\n  batch_size: many\n", "batch_size"},
 		{"bad stage", "data:\n  train: x\nstages:\n  - name: a\n    epochs: 2\n    freeze: layer9\n", `stages[0].freeze: "layer9" is not one of`},

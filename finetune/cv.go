@@ -84,7 +84,10 @@ func (r *Result) CVSummary() (mean, std float64) {
 func summaryJSON(r *Result) map[string]any {
 	out := map[string]any{
 		"classes": r.Classes, "best": r.Best, "head_params": r.HeadParams,
-		"checkpoints": r.Checkpoints, "features": r.Cached,
+		"checkpoints": r.Checkpoints, "features": r.Cached, "batchnorm": r.BatchNorm,
+	}
+	if r.ProbeAccuracy != nil {
+		out["linear_probe_val_accuracy"] = *r.ProbeAccuracy
 	}
 	for name, e := range map[string]*Evaluation{"val": r.Val, "test": r.Test} {
 		if e == nil {

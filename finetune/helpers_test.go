@@ -56,7 +56,40 @@ func tinyConfig(t testing.TB, train string) Config {
 	c.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all", BackboneLRMult: 0.1}}
 	c.Output.Dir = filepath.Join(t.TempDir(), "run")
 	c.Device = "cpu"
+	// From scratch, auto would mean train; the tests pin each choice.
+	c.Train.BatchNorm = "frozen"
+	c.Probe, c.Search = false, "off"
 	return c
 }
 
 func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(3, 4)) }
+
+// invertPNG replaces a PNG with its negative.
+func invertPNG(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	b := img.Bounds()
+	out := image.NewNRGBA(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			out.Set(x, y, color.NRGBA{255 - uint8(r>>8), 255 - uint8(g>>8), 255 - uint8(bl>>8), 255})
+		}
+	}
+	w, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(w, out); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}

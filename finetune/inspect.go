@@ -107,7 +107,7 @@ func Inspect(cfg Config, numClasses int) (*Inspection, error) {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	defer nn.Free(m)
-	if err := m.SetBNMode(cfg.Train.BatchNorm); err != nil {
+	if err := m.SetBNMode(ProvisionalBN(cfg)); err != nil {
 		return nil, err
 	}
 	in := &Inspection{Arch: cfg.Model.Arch, ImageSize: cfg.Data.ImageSize, NumClasses: numClasses, Pooling: m.Pooling}

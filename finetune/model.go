@@ -247,6 +247,20 @@ func (m *Model) SetBNMode(mode string) error {
 	return nil
 }
 
+// ProvisionalBN is the BatchNorm mode of cfg before a run has seen the
+// data: train.batchnorm, except that auto stands for frozen (stored
+// statistics) until the run measures the shift, and for train without
+// pretrained weights.
+func ProvisionalBN(cfg Config) string {
+	switch {
+	case cfg.Train.BatchNorm != "auto":
+		return cfg.Train.BatchNorm
+	case cfg.Model.Weights == "none":
+		return "train"
+	}
+	return "frozen"
+}
+
 // BNMode returns the BatchNorm policy.
 func (m *Model) BNMode() string { return m.bnMode }
 

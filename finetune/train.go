@@ -61,6 +61,11 @@ type Result struct {
 	Folds  []FoldResult
 	// Skipped lists images left out under data.on_bad_image: skip.
 	Skipped []data.SkippedImage
+	// ProbeAccuracy is the linear-probe baseline's validation accuracy,
+	// when it ran.
+	ProbeAccuracy *float64
+	// BatchNorm is the BatchNorm mode the run used (auto resolved).
+	BatchNorm string
 }
 
 // Train runs cfg: it builds the model, trains it stage by stage and
@@ -147,6 +152,7 @@ type trainState struct {
 	History     []EpochMetrics  `json:"history"`
 	Trained     map[string]bool `json:"trained"`
 	Adapted     bool            `json:"adapted"`
+	Auto        resolved        `json:"auto"`
 	Partial     partialEpoch    `json:"partial"`
 }
 
@@ -248,6 +254,8 @@ func (tr *trainer) setup(ctx context.Context) error {
 		if err := tr.resume(tr.opts.Resume); err != nil {
 			return err
 		}
+	} else if err := tr.resolveAuto(ctx); err != nil {
+		return err
 	}
 	return tr.dp.broadcastModel(tr.m)
 }
@@ -292,7 +300,7 @@ func buildModel(ctx context.Context, cfg Config, numClasses int64, hub *models.H
 		}
 		info("backbone %s: %d tensors loaded from %s", cfg.Model.Arch, len(r.Loaded), cfg.Model.Weights)
 	}
-	if err := m.SetBNMode(cfg.Train.BatchNorm); err != nil {
+	if err := m.SetBNMode(ProvisionalBN(cfg)); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -351,6 +359,9 @@ func (tr *trainer) run(ctx context.Context) error {
 				return tr.interrupt(p, ctx.Err())
 			}
 			return err
+		}
+		if tr.cfg.Recipe == "linear-probe" {
+			break
 		}
 		tr.state.Stage++
 		tr.state.Epoch, tr.state.Step, tr.state.StepInEpoch = 0, 0, 0
@@ -542,6 +553,16 @@ func (tr *trainer) runStage(ctx context.Context, p stagePlan) error {
 		return err
 	}
 	defer feats.free(tr.m)
+	if p.index == 0 && !tr.state.Auto.Baselines {
+		if err := tr.baselines(ctx, p, feats); err != nil {
+			return err
+		}
+		tr.state.Auto.Baselines = true
+	}
+	if tr.cfg.Recipe == "linear-probe" {
+		tr.info("recipe: linear-probe: the probe is the model; no stage trains")
+		return nil
+	}
 	total := p.Epochs * p.stepsPerEpoch
 	for tr.state.Epoch < p.Epochs {
 		if err := tr.dp.interrupted(ctx); err != nil {
@@ -693,7 +714,12 @@ func (tr *trainer) interrupt(p stagePlan, cause error) error {
 }
 
 func (tr *trainer) finish(ctx context.Context) (*Result, error) {
-	res := &Result{Classes: tr.d.Classes, History: tr.state.History, Best: tr.state.Best, Model: tr.m, Cached: tr.cached}
+	res := &Result{Classes: tr.d.Classes, History: tr.state.History, Best: tr.state.Best, Model: tr.m, Cached: tr.cached,
+		BatchNorm: tr.cfg.Train.BatchNorm}
+	if tr.state.Auto.HaveProbe {
+		p := tr.state.Auto.Probe
+		res.ProbeAccuracy = &p
+	}
 	res.HeadParams, _ = nn.CountParameters(tr.m.Head)
 	var err error
 	if res.Val, err = tr.evaluate(ctx, tr.valLoader, nil, tr.d.ValSet); err != nil {

@@ -49,7 +49,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"evl"}, `did you mean eval?`},
-		{append([]string{"run", "--train.batchnorm", "sometimes"}, base...), `train.batchnorm: "sometimes" is not one of frozen, train, adapt, legacy`},
+		{append(append([]string{"run"}, base...), "--train.batchnorm", "sometimes"), `train.batchnorm: "sometimes" is not one of auto, frozen, train, adapt, legacy`},
 		{append([]string{"run", "--config", "typo.yaml"}, base...), `unknown config key "train.lrr" (did you mean "train.lr"?)`},
 		{append([]string{"run", "--train.lrr", "0.1"}, base...), "flag provided but not defined: --train.lrr (did you mean --train.lr?)"},
 		{append([]string{"run", "--train.lr", "fast"}, base...), `invalid value "fast" for flag --train.lr: not a number`},
@@ -65,7 +65,7 @@ func TestUsageErrors(t *testing.T) {
 		require.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
 		require.NotContains(t, r.stderr, "goroutine")
 	}
-	r := cli(t, dir, append([]string{"run", "--train.batchnorm", "sometimes", "--train.lr", "-1", "--verbose"}, base...)...)
+	r := cli(t, dir, append(append([]string{"run"}, base...), "--train.batchnorm", "sometimes", "--train.lr", "-1", "--verbose")...)
 	requireExit(t, r, 2)
 	require.Contains(t, r.stderr, "\n  - train.lr: must be positive, got -1\n", "--verbose lists every problem")
 }

@@ -113,11 +113,12 @@ func writeImages(t *testing.T, root string, n int) {
 }
 
 // tinyFlags configure a fast run: resnet18 from scratch at 32 pixels on
-// the CPU, batches of 4, one decoding worker.
+// the CPU, batches of 4, one decoding worker, BatchNorm pinned to frozen
+// and no baselines.
 func tinyFlags(data, out string, stages string) []string {
 	return []string{"--data.train", data, "--model.arch", "resnet18", "--model.weights", "none",
 		"--data.image_size", "32", "--data.batch_size", "4", "--data.workers", "1", "--device", "cpu",
-		"--output.dir", out, "--stages", stages}
+		"--output.dir", out, "--stages", stages, "--train.batchnorm", "frozen", "--probe=false", "--search", "off"}
 }
 
 // requirePlain fails if s holds a carriage return or an escape sequence.

@@ -1,0 +1,236 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+
+	"github.com/finetune-go/finetune/finetune/probe"
+	"github.com/finetune-go/finetune/finetune/shift"
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+// shiftSample is how many training images the BatchNorm shift is
+// measured on.
+const shiftSample = 256
+
+// resolved records what the "auto" settings stood for on this data, so
+// that a resumed run uses the same.
+type resolved struct {
+	BatchNorm string  `json:"batchnorm"`
+	Stages    []Stage `json:"stages"`
+	// Searched says the quick search ran; LR and WeightDecay are what it
+	// chose.
+	Searched    bool    `json:"searched"`
+	LR          float64 `json:"lr"`
+	WeightDecay float64 `json:"weight_decay"`
+	Probe       float64 `json:"probe_accuracy"`
+	HaveProbe   bool    `json:"have_probe"`
+	Baselines   bool    `json:"baselines"`
+}
+
+// apply puts the decisions into c.
+func (r *resolved) apply(c *Config) {
+	if r.BatchNorm != "" {
+		c.Train.BatchNorm = r.BatchNorm
+	}
+	if r.Stages != nil {
+		c.Stages = append([]Stage(nil), r.Stages...)
+	}
+	if r.Searched {
+		c.Train.LR, c.Train.WeightDecay = r.LR, r.WeightDecay
+	}
+}
+
+// resolveAuto measures how far the training images are from the
+// backbone's stored BatchNorm statistics and decides train.batchnorm: auto
+// and, with recipe: auto, the fine-tuning stages' freeze point.
+func (tr *trainer) resolveAuto(ctx context.Context) error {
+	cfg := &tr.cfg
+	r := &tr.state.Auto
+	if cfg.Train.BatchNorm != "auto" && cfg.Recipe != "auto" {
+		return nil
+	}
+	if cfg.Model.Weights == "none" {
+		if cfg.Train.BatchNorm == "auto" {
+			r.BatchNorm = "train"
+			tr.info("train.batchnorm: auto → train: no pretrained statistics to keep (model.weights: none)")
+		}
+		r.apply(cfg)
+		return tr.m.SetBNMode(cfg.Train.BatchNorm)
+	}
+	sample := append([]int(nil), tr.d.Train...)
+	rand.New(rand.NewPCG(cfg.Seed, 0x5417)).Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
+	sample = sample[:min(len(sample), shiftSample)]
+	loader, err := tr.d.loader(*cfg, tr.at, tr.d.TrainSet, sample, fixedLoader, tr.loaderLog)
+	if err != nil {
+		return err
+	}
+	defer loader.Close()
+	report, err := shift.Measure(ctx, tr.m.Backbone, func(yield func(*torch.Tensor, error) bool) {
+		for b, err := range loader.Epoch(ctx, 0) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			x, err := tr.at.input(b.Images)
+			ok := yield(x, err)
+			b.Free()
+			if !ok || err != nil {
+				return
+			}
+		}
+	}, shiftSample)
+	if err != nil {
+		return fmt.Errorf("measuring the BatchNorm shift: %w", err)
+	}
+	if tr.primary {
+		if err := writeJSON(filepath.Join(tr.runDir(), "shift.json"), report); err != nil {
+			return err
+		}
+	}
+	if cfg.Train.BatchNorm == "auto" {
+		mode, why := shift.ChooseBN(report)
+		r.BatchNorm = mode
+		tr.info("train.batchnorm: auto → %s: %s", mode, why)
+	}
+	if cfg.Recipe == "auto" {
+		point, why := shift.SuggestFreeze(report, len(tr.d.Train))
+		r.Stages = append([]Stage(nil), cfg.Stages...)
+		for i := 1; i < len(r.Stages); i++ {
+			r.Stages[i].Freeze = point
+		}
+		tr.info("recipe: auto → fine-tuning stages frozen up to %s: %s", point, why)
+	}
+	r.apply(cfg)
+	return tr.m.SetBNMode(cfg.Train.BatchNorm)
+}
+
+// baselines runs, once, on the first stage's frozen features: the linear
+// probe (reported beside the result, or the whole run with recipe:
+// linear-probe) and the quick search over the head's learning rate and
+// weight decay.
+func (tr *trainer) baselines(ctx context.Context, p stagePlan, feats *stageFeatures) error {
+	r := &tr.state.Auto
+	cfg := &tr.cfg
+	wantProbe := cfg.Probe || cfg.Recipe == "linear-probe"
+	wantSearch := cfg.Search == "quick" && feats.train != nil && cfg.Recipe != "linear-probe"
+	if !wantProbe && !wantSearch {
+		return nil
+	}
+	if !tr.cacheValid() || feats.val == nil {
+		if cfg.Recipe == "linear-probe" {
+			return fmt.Errorf("recipe: linear-probe needs fixed backbone features: stage %s must freeze everything "+
+				"(freeze: all) with train.batchnorm frozen, adapt or auto, and train.cache_features not off", p.Name)
+		}
+		tr.info("linear probe and search skipped: the backbone's features are not fixed in stage %s", p.Name)
+		return nil
+	}
+	train := feats.train
+	if train == nil {
+		fixed, err := tr.d.loader(*cfg, tr.at, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
+		if err != nil {
+			return err
+		}
+		train, err = tr.features(ctx, fixed)
+		fixed.Close()
+		if err != nil {
+			return fmt.Errorf("features for the linear probe: %w", err)
+		}
+		defer train.Free()
+	}
+	labels := tr.labelsOf(tr.d.TrainSet, tr.d.Train)
+	valLabels := tr.labelsOf(tr.d.ValSet, tr.d.Val)
+	if n, _ := train.Size(0); int(n) != len(labels) {
+		tr.warn("linear probe and search skipped: %d training images could not be loaded", len(labels)-int(n))
+		return nil
+	}
+	k := len(tr.d.Classes)
+	if wantProbe {
+		pm, cv, err := probe.FitCV(train, labels, k, probe.CVOptions{Seed: cfg.Seed})
+		if err != nil {
+			return fmt.Errorf("linear probe: %w", err)
+		}
+		acc, err := pm.Accuracy(feats.val, valLabels)
+		if err != nil {
+			return fmt.Errorf("linear probe: %w", err)
+		}
+		r.Probe, r.HaveProbe = acc, true
+		tr.info("linear probe baseline (C = %g chosen by cross-validation, %.4f there): validation accuracy %.4f", pm.C, cv.BestAccuracy, acc)
+		if cfg.Recipe == "linear-probe" {
+			return tr.headFromProbe(pm)
+		}
+	}
+	if wantSearch {
+		res, err := probe.Search(ctx, train, labels, k, probe.SearchOptions{
+			Seed: cfg.Seed, BatchSize: cfg.Data.BatchSize, LabelSmoothing: cfg.Train.LabelSmoothing,
+			NewHead: func(in, classes int64) (nn.Layer, error) { return NewHead(cfg.Model.Head, in, classes) },
+		})
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		if tr.primary {
+			if err := res.WriteJSON(tr.runDir()); err != nil {
+				return err
+			}
+		}
+		r.Searched, r.LR, r.WeightDecay = true, res.Best.LR, res.Best.WeightDecay
+		r.apply(cfg)
+		tr.info("search: quick → train.lr %g, train.weight_decay %g (cross-validated accuracy %.4f; results in search.json)",
+			res.Best.LR, res.Best.WeightDecay, res.Best.Accuracy)
+		if tr.opt, tr.baseLR, err = newOptimizer(cfg.Train, tr.m, p.BackboneLRMult); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (tr *trainer) labelsOf(set interface{ Labels() []int }, indices []int) []int {
+	all := set.Labels()
+	out := make([]int, len(indices))
+	for i, k := range indices {
+		out[i] = all[k]
+	}
+	return out
+}
+
+// headFromProbe makes the head the probe's logistic regression.
+func (tr *trainer) headFromProbe(pm *probe.Model) error {
+	var lin *nn.Linear
+	for _, c := range tr.m.Head.Children() {
+		if l, ok := c.Value.(*nn.Linear); ok {
+			lin = l
+		}
+	}
+	if lin == nil {
+		return fmt.Errorf("recipe: linear-probe: the head has no linear layer")
+	}
+	var w []float32
+	for _, row := range pm.Coef {
+		for _, v := range row {
+			w = append(w, float32(v))
+		}
+	}
+	b := make([]float32, len(pm.Intercept))
+	for i, v := range pm.Intercept {
+		b[i] = float32(v)
+	}
+	return torch.NoGrad(func() error {
+		s := torch.NewScope()
+		defer s.Close()
+		wt, err := torch.FromSlice(w, lin.Out, lin.In)
+		if err != nil {
+			return err
+		}
+		bt, err := torch.FromSlice(b)
+		if err != nil {
+			return err
+		}
+		if err := lin.Parameter("weight").Copy_(wt); err != nil {
+			return err
+		}
+		return lin.Parameter("bias").Copy_(bt)
+	})
+}
