@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 
 	"github.com/finetune-go/finetune/finetune/probe"
 	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/data"
+	"github.com/finetune-go/finetune/vision/models"
 )
 
 // shiftSample is how many training images the BatchNorm shift is
@@ -91,6 +94,7 @@ func (tr *trainer) resolveAuto(ctx context.Context) error {
 			return err
 		}
 	}
+	tr.shiftReport = report
 	if cfg.Train.BatchNorm == "auto" {
 		mode, why := shift.ChooseBN(report)
 		r.BatchNorm = mode
@@ -233,4 +237,36 @@ func (tr *trainer) headFromProbe(pm *probe.Model) error {
 		}
 		return lin.Parameter("bias").Copy_(bt)
 	})
+}
+
+// MeasureShift measures, for cfg's backbone and weights, how far the
+// images of dir (a folder with one subfolder per class) are from the
+// stored BatchNorm statistics, on a seeded sample of up to 256 images. It
+// also returns how many images dir holds.
+func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) (*shift.Report, int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	set, err := data.ImageFolder(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	if cfg.Model.Weights == "none" {
+		return nil, 0, fmt.Errorf("model.weights: none: there are no stored statistics to compare with")
+	}
+	m, err := buildModel(ctx, cfg, int64(len(set.Classes)), hub, func(string, ...any) {})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer nn.Free(m)
+	cfg.Train.BatchNorm = "auto"
+	tr := &trainer{cfg: cfg, m: m, d: &Data{TrainSet: set, Train: allIndices(len(set.Samples))}}
+	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	tr.d.evalPipe = pipe
+	if err := tr.resolveAuto(ctx); err != nil {
+		return nil, 0, err
+	}
+	return tr.shiftReport, len(set.Samples), nil
 }

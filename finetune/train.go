@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/torch/optim"
@@ -132,6 +133,8 @@ type trainer struct {
 	// baseLR is each optimizer group's learning rate before the schedule.
 	baseLR []float64
 	cached string
+	// shiftReport is the BatchNorm shift measured for auto settings.
+	shiftReport *shift.Report
 	// pendingOptState is a resumed optimizer state, loaded once the
 	// stage's optimizer exists.
 	pendingOptState *optim.State

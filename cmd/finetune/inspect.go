@@ -11,10 +11,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/models"
 )
 
-func cmdInspect(_ context.Context, args []string) error {
+func cmdInspect(ctx context.Context, args []string) error {
 	fs := newFlagSet("inspect", "finetune inspect [--config FILE | --checkpoint FILE] [--classes N] [--format table|json] [flags]", `
 Shows the model a configuration trains, before spending a GPU-hour on it:
 each part's output shape at the configured image size, its parameters and
@@ -22,11 +24,17 @@ how many of them train in each stage of the recipe, which BatchNorm layers
 normalise with batch statistics while training, the head's size, the size
 of a full and of a delta checkpoint, and the steps of an epoch when
 data.train exists. It reads no pretrained weights: sizes do not depend on
-them. It takes the flags of run; data.train is optional here.`)
+them. It takes the flags of run; data.train is optional here.
+
+With --data DIR it also loads the pretrained weights and measures, on a
+sample of DIR's images, how far they are from the data the backbone was
+trained on, as each BatchNorm layer sees it, per stage; it says what that
+implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 	file := fs.String("config", "", "configuration `FILE` (YAML, JSON or TOML; default ./finetune.yaml when it exists)")
 	ckpt := fs.String("checkpoint", "", "inspect the model of checkpoint `FILE` (its configuration and classes)")
 	classes := fs.Int("classes", 0, "number of classes (default: data.train's, the checkpoint's, else 2)")
 	format := fs.String("format", "table", "output: table or json")
+	shiftDir := fs.String("data", "", "measure the BatchNorm shift of the images in `DIR` (one subfolder per class)")
 	keys := fs.addConfigFlags()
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -84,6 +92,16 @@ them. It takes the flags of run; data.train is optional here.`)
 	printData(os.Stdout, cfg, data, dataNote)
 	for _, w := range in.Warnings {
 		fmt.Printf("\nwarning: %s\n", w)
+	}
+	if *shiftDir != "" {
+		rep, n, err := finetune.MeasureShift(ctx, cfg, *shiftDir, models.DefaultHub())
+		if err != nil {
+			return fmt.Errorf("--data: %w", err)
+		}
+		mode, why := shift.ChooseBN(rep)
+		point, freezeWhy := shift.SuggestFreeze(rep, n)
+		fmt.Printf("\nBatchNorm shift of %s (%s) on %d images of %s:\n%s\n-> %s\n-> train.batchnorm: auto would choose %s: %s\n-> freeze for the fine-tuning stage: %s: %s\n",
+			cfg.Model.Arch, cfg.Model.Weights, rep.Images, *shiftDir, rep.Table(), rep.Implication(), mode, why, point, freezeWhy)
 	}
 	return nil
 }

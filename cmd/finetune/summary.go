@@ -118,6 +118,12 @@ func (d *display) runSummary(w *tabwriter.Writer, cfg finetune.Config, res *fine
 	if t := res.Test; t != nil {
 		fmt.Fprintf(w, "  test accuracy\t%.4f  loss %.4f  macro F1 %.4f  (%d images)\n", t.Accuracy, t.Loss, t.Confusion.MacroF1(), t.Confusion.Total())
 	}
+	if res.ProbeAccuracy != nil {
+		fmt.Fprintf(w, "  linear probe\tval accuracy %.4f: the baseline (logistic regression on the frozen features)\n", *res.ProbeAccuracy)
+	}
+	if res.BatchNorm != "" {
+		fmt.Fprintf(w, "  batchnorm\t%s\n", res.BatchNorm)
+	}
 	fmt.Fprintf(w, "  train accuracy\t%.4f at the best epoch: gap %+.4f over validation\n", b.TrainAccuracy, b.Gap)
 	fmt.Fprintf(w, "  head\t%s parameters (%s pooling, hidden %v)\n", nn.Thousands(res.HeadParams), cfg.Model.Head.Pooling, cfg.Model.Head.Hidden)
 	if res.Cached != "" && res.Cached != "none" {
