@@ -118,8 +118,9 @@ func rssBytes(t *testing.T) int64 {
 
 // TestStepMemoryIsFlat runs 2,000 AMSGrad AdamW steps and requires that
 // nothing joins the caller's scope and that the resident set grows by less
-// than 5 MiB after warm-up. The parameters hold 0.6 MiB, so one leaked
-// temporary per step would show as a gigabyte.
+// than 20 MiB after warm-up (the bound of torch's own loop test: allocator
+// and Go heap noise on a loaded machine reach a few MiB). The parameters
+// hold 0.6 MiB, so one leaked temporary per step would show as a gigabyte.
 func TestStepMemoryIsFlat(t *testing.T) {
 	gen := torch.Must(torch.NewGenerator(1))
 	defer gen.Free()
@@ -149,7 +150,7 @@ func TestStepMemoryIsFlat(t *testing.T) {
 	runtime.GC()
 	growth := rssBytes(t) - before
 	t.Logf("RSS growth over 1,900 steps: %.2f MiB", float64(growth)/(1<<20))
-	require.Less(t, growth, int64(5<<20))
+	require.Less(t, growth, int64(20<<20))
 }
 
 // TestStepWrapsTorchErrors checks that a libtorch failure comes back
