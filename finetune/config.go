@@ -5,9 +5,11 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
+	textsuggest "github.com/finetune-go/finetune/internal/suggest"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 )
@@ -228,36 +230,16 @@ func isStageKey(k string) bool { return k == "stages" || strings.HasPrefix(k, "s
 
 // suggest names the known key closest to a typo.
 func suggest(k string, known map[string]bool) string {
-	best, dist := "", 3
+	names := make([]string, 0, len(known))
 	for name := range known {
-		if d := editDistance(k, name); d < dist {
-			best, dist = name, d
-		}
+		names = append(names, name)
 	}
+	sort.Strings(names)
+	best := textsuggest.Closest(k, names, 3)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // stageHook decodes the compact form "head:5:all,finetune:15:layer3:0.1"

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/suggest"
 	"github.com/spf13/viper"
 )
 
@@ -257,35 +258,9 @@ func formatValue(v any) string {
 // didYouMean returns " (did you mean PREFIX+name?)" for the closest of
 // names to s, or "" when none is close.
 func didYouMean(s string, names []string, prefix string) string {
-	best, dist := "", max(3, len(s)/6+1)
-	for _, n := range names {
-		if d := editDistance(s, n); d < dist {
-			best, dist = n, d
-		}
-	}
+	best := suggest.Closest(s, names, max(3, len(s)/6+1))
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %s%s?)", prefix, best)
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
