@@ -88,13 +88,13 @@ func BenchmarkResNet50Inference(b *testing.B) {
 // BenchmarkFrozenEpoch is an epoch of training a linear head on a frozen
 // ResNet50 over 512 images of 160×160: on cached features (finetune's
 // default), and with caching off, the folded backbone running on every
-// batch in each memory format.
+// batch in channels-last (the trainer's format) and contiguous.
 func BenchmarkFrozenEpoch(b *testing.B) {
 	for _, v := range []struct {
 		name   string
 		cached bool
 		format torch.MemoryFormat
-	}{{"cached", true, torch.ContiguousFormat}, {"off", false, torch.ContiguousFormat}, {"off-channels-last", false, torch.ChannelsLast}} {
+	}{{"cached", true, torch.ChannelsLast}, {"off-channels-last", false, torch.ChannelsLast}, {"off-contiguous", false, torch.ContiguousFormat}} {
 		b.Run(v.name, func(b *testing.B) {
 			pin(b)
 			f, err := NewFrozen("resnet50", 512, 160, 32, 10)

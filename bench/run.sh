@@ -17,6 +17,7 @@
 #   --threads N      intra-op threads of both libraries (default: all cores)
 #   --pairs N        measured A/B pairs after warm-up (default 7)
 #   --cpuprofile P   write CPU profiles of the Go side to P.<bench>.pprof
+#   --py-first       run PyTorch first in each training pair (an order check)
 #
 # Output: the log on stdout and in bench/out/run.log, the results as JSON
 # in bench/out/results.json.
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift ;;
     --pairs) pairs=$2; shift ;;
     --cpuprofile) args+=(-cpuprofile "$2"); shift ;;
+    --py-first) args+=(-py-first) ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift

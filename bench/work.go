@@ -118,6 +118,8 @@ type Infer struct {
 	Model  *models.ResNet
 	X      *torch.Tensor
 	Folded *finetune.FoldedBackbone
+	// Mkldnn, when set, runs instead (see MkldnnBackbone).
+	Mkldnn *MkldnnBackbone
 }
 
 // NewInfer builds arch with classes outputs in evaluation mode and a batch
@@ -153,15 +155,20 @@ func (in *Infer) Step() error {
 	s := torch.NewScope()
 	defer s.Close()
 	return torch.NoGrad(func() error {
-		if in.Folded == nil {
-			_, err := in.Model.Forward(in.X)
+		var f *torch.Tensor
+		var err error
+		switch {
+		case in.Mkldnn != nil:
+			f, err = in.Mkldnn.Pooled(in.X)
+		case in.Folded != nil:
+			var fmap *torch.Tensor
+			if fmap, err = in.Folded.Layer4(in.X); err == nil {
+				f, err = finetune.Pool("avg", fmap)
+			}
+		default:
+			_, err = in.Model.Forward(in.X)
 			return err
 		}
-		fmap, err := in.Folded.Layer4(in.X)
-		if err != nil {
-			return err
-		}
-		f, err := finetune.Pool("avg", fmap)
 		if err != nil {
 			return err
 		}
@@ -187,6 +194,9 @@ type Frozen struct {
 	Labels *torch.Tensor // (N)
 	Batch  int
 	Feats  *torch.Tensor // (N, C) once Cache ran
+	// Mkldnn, when set, is the backbone EpochMkldnn runs (see
+	// MkldnnBackbone).
+	Mkldnn *MkldnnBackbone
 	rng    *rand.Rand
 }
 
@@ -276,6 +286,25 @@ func (f *Frozen) EpochOff() error {
 			return nil, err
 		}
 		return f.M.FrozenFeatures(x)
+	})
+}
+
+// EpochMkldnn trains the head for an epoch, computing each batch's
+// features with f.Mkldnn: the experiment of keeping the folded backbone in
+// oneDNN's layout.
+func (f *Frozen) EpochMkldnn() error {
+	if f.Mkldnn == nil {
+		var err error
+		if f.Mkldnn, err = FoldMkldnn(f.M.Backbone); err != nil {
+			return err
+		}
+	}
+	return f.epoch(func(idx *torch.Tensor) (*torch.Tensor, error) {
+		x, err := f.Images.IndexSelect(0, idx)
+		if err != nil {
+			return nil, err
+		}
+		return f.Mkldnn.Pooled(x)
 	})
 }
 

@@ -11,10 +11,12 @@
 //	quit            exits
 //
 // Variants: train has "-"; infer has "plain", "folded" (BatchNorm folded,
-// contiguous) and "folded-cl" (folded, channels-last); frozen has "cached"
+// contiguous), "folded-cl" (folded, channels-last) and "mkldnn" (folded,
+// in oneDNN's layout: bench.MkldnnBackbone); frozen has "cached"
 // (finetune's default: head epochs on the cached features), "off"
 // (train.cache_features: off, the folded backbone in the contiguous
-// format) and "off-cl" (the same in channels-last).
+// format), "off-cl" (the same in channels-last) and "off-mkldnn" (the
+// same with bench.MkldnnBackbone).
 //
 // The workload runs on the main goroutine, locked to the main OS thread
 // for the process's life, with libtorch's intra-op threads set by
@@ -93,7 +95,13 @@ func main() {
 				in.Folded.Free()
 				in.Folded = nil
 			}
+			if in.Mkldnn != nil {
+				in.Mkldnn.Free()
+				in.Mkldnn = nil
+			}
 			switch v {
+			case "mkldnn":
+				in.Mkldnn, err = bench.FoldMkldnn(in.Model)
 			case "folded":
 				err = in.Fold(torch.ContiguousFormat)
 			case "folded-cl":
@@ -122,10 +130,11 @@ func main() {
 			return f.UseFolded(m)
 		}
 		// The cache pass is what a stage pays once: the fold and the
-		// features of every image.
+		// features of every image, in the memory format the trainer folds
+		// for (finetune/features.go: channels-last).
 		cache = func() error {
 			format = -1
-			if err := use(torch.ContiguousFormat); err != nil {
+			if err := use(torch.ChannelsLast); err != nil {
 				return err
 			}
 			return f.Cache()
@@ -141,12 +150,22 @@ func main() {
 				return use(torch.ContiguousFormat)
 			case "off-cl":
 				return use(torch.ChannelsLast)
+			case "off-mkldnn":
+				if f.Mkldnn == nil {
+					var err error
+					f.Mkldnn, err = bench.FoldMkldnn(f.M.Backbone)
+					return err
+				}
+				return nil
 			}
 			return fmt.Errorf("frozen: unknown variant %q", v)
 		}
 		run = func(v string) error {
-			if v == "cached" {
+			switch v {
+			case "cached":
 				return f.EpochCached()
+			case "off-mkldnn":
+				return f.EpochMkldnn()
 			}
 			return f.EpochOff()
 		}

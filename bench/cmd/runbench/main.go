@@ -441,8 +441,8 @@ func train18(o options, res *results) error {
 
 // frozen measures the frozen-backbone epoch: each round runs PyTorch's
 // plain loop, then finetune with caching off (contiguous, then
-// channels-last), then finetune's caching (the features computed once,
-// then epochs on them).
+// channels-last, then the oneDNN-layout experiment), then finetune's
+// caching (the features computed once, then epochs on them).
 func frozen(o options, res *results) error {
 	const bench = "frozen"
 	n, size, batch, cachedEpochs := "512", "160", "32", 5
@@ -461,10 +461,11 @@ func frozen(o options, res *results) error {
 	py := &series{Name: "py-frozen-plain", Unit: "epoch"}
 	off := &series{Name: "go-frozen-off", Unit: "epoch"}
 	offCL := &series{Name: "go-frozen-off-cl", Unit: "epoch"}
+	offMK := &series{Name: "go-frozen-off-mkldnn", Unit: "epoch"}
 	cache := &series{Name: "go-frozen-cache", Unit: "cache pass"}
 	cached := &series{Name: "go-frozen-cached", Unit: "epoch"}
 	for round := range o.pairs + 1 { // round 0 is the warm-up
-		var rs [5]reply
+		var rs [6]reply
 		steps := []struct {
 			w       *worker
 			cmd     string
@@ -475,6 +476,7 @@ func frozen(o options, res *results) error {
 			{p, "run", "plain", 1, py},
 			{g, "run", "off", 1, off},
 			{g, "run", "off-cl", 1, offCL},
+			{g, "run", "off-mkldnn", 1, offMK},
 			{g, "cache", "", 1, cache},
 			{g, "run", "cached", cachedEpochs, cached},
 		}
@@ -498,12 +500,12 @@ func frozen(o options, res *results) error {
 		if round == 0 {
 			label = "warm-up"
 		}
-		fmt.Printf("%s %s: PyTorch %.3f s  Go off %.3f s  Go off-cl %.3f s  Go cache pass %.3f s  Go cached %.4f s\n",
-			bench, label, rs[0].Seconds, rs[1].Seconds, rs[2].Seconds, rs[3].Seconds, rs[4].Seconds/float64(cachedEpochs))
+		fmt.Printf("%s %s: PyTorch %.3f s  Go off %.3f s  Go off-cl %.3f s  Go off-mkldnn %.3f s  Go cache pass %.3f s  Go cached %.4f s\n",
+			bench, label, rs[0].Seconds, rs[1].Seconds, rs[2].Seconds, rs[3].Seconds, rs[4].Seconds, rs[5].Seconds/float64(cachedEpochs))
 	}
-	res.Series = append(res.Series, py, off, offCL, cache, cached)
+	res.Series = append(res.Series, py, off, offCL, offMK, cache, cached)
 	res.compare(bench, "caching off: folded backbone, contiguous", off, py, "<= 0.80")
-	res.compare(bench, "caching off: folded backbone, channels-last", offCL, py, "<= 0.80")
+	res.compare(bench, "caching off: folded backbone, channels-last (the trainer's format)", offCL, py, "<= 0.80")
 	res.compare(bench, "cached features (finetune's default), epoch after the cache pass", cached, py, "<= 0.05 (20× faster)")
 	// The cache is paid once a stage: with the default head stage of
 	// five epochs, the mean epoch is (cache + 5 cached epochs)/5.
@@ -514,6 +516,8 @@ func frozen(o options, res *results) error {
 	res.Series = append(res.Series, amort)
 	res.compare(bench, "cached, with the cache pass spread over the head stage's 5 epochs", amort, py, "")
 	res.compare(bench, "caching off: channels-last against contiguous", offCL, off, "")
+	res.compare(bench, "experiment: caching off, folded backbone in oneDNN's layout", offMK, py, "")
+	res.compare(bench, "experiment: oneDNN's layout against channels-last", offMK, offCL, "")
 	return nil
 }
 
@@ -542,6 +546,7 @@ func infer50(o options, res *results) error {
 		{g, "plain", &series{Name: "go-infer50", Unit: "batch of 16"}},
 		{g, "folded", &series{Name: "go-infer50-folded", Unit: "batch of 16"}},
 		{g, "folded-cl", &series{Name: "go-infer50-folded-cl", Unit: "batch of 16"}},
+		{g, "mkldnn", &series{Name: "go-infer50-mkldnn", Unit: "batch of 16"}},
 		{p, "cl", &series{Name: "py-infer50-cl", Unit: "batch of 16"}},
 	}
 	for round := range o.pairs + 1 {
@@ -568,7 +573,8 @@ func infer50(o options, res *results) error {
 	res.compare(bench, "the model as built, contiguous", steps[1].s, steps[0].s, "")
 	res.compare(bench, "BatchNorm folded (finetune.Fold), contiguous", steps[2].s, steps[0].s, "")
 	res.compare(bench, "BatchNorm folded (finetune.Fold), channels-last", steps[3].s, steps[0].s, "")
-	res.compare(bench, "PyTorch channels-last (a PyTorch-only figure)", steps[4].s, steps[0].s, "")
+	res.compare(bench, "experiment: BatchNorm folded, oneDNN's layout (bench.MkldnnBackbone)", steps[4].s, steps[0].s, "")
+	res.compare(bench, "PyTorch channels-last (a PyTorch-only figure)", steps[5].s, steps[0].s, "")
 	return nil
 }
 
