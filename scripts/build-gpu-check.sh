@@ -4,7 +4,7 @@
 # test binaries of torch and torch/amp and the gpubench program, all built
 # with the shim_shared tag so that they load libfinetune_shim.so at run
 # time, and the sources gpu-check.sh builds that library from (shim.cpp,
-# shim.h, build-shim.sh) there, against the machine's own libtorch.
+# shim.h, guard.h, build-shim.sh) there, against the machine's own libtorch.
 #
 #   scripts/build-gpu-check.sh
 #   scp -r build/gpu-check gpu-host: && ssh gpu-host bash gpu-check/gpu-check.sh
@@ -21,7 +21,7 @@ scripts/build-shim.sh system build/shim
 go test -c -tags shim_shared -o "$out/torch.test" ./torch/
 go test -c -tags shim_shared -o "$out/amp.test" ./torch/amp/
 go build -tags shim_shared -o "$out/gpubench" ./scripts/gpubench/
-cp torch/shim.cpp torch/shim.h scripts/build-shim.sh scripts/gpu-check.sh scripts/gpubench/bench.py "$out/"
+cp torch/shim.cpp torch/shim.h torch/guard.h scripts/build-shim.sh scripts/gpu-check.sh scripts/gpubench/bench.py "$out/"
 
 # The binaries must run through the shim here too (CUDA tests skip).
 "$out/torch.test" -test.run 'TestBuildInfo|TestAutocast|TestCUDA' >/dev/null

@@ -4,6 +4,7 @@
 // translation unit of the bindings: one boxed entry point reaches every
 // ATen operator by name, so adding an op needs Go code only.
 #include "shim.h"
+#include "guard.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -23,29 +24,8 @@
 
 namespace {
 
-char *dup_message(const std::string &s) {
-  char *m = static_cast<char *>(std::malloc(s.size() + 1));
-  if (m != nullptr) {
-    std::memcpy(m, s.data(), s.size());
-    m[s.size()] = '\0';
-  }
-  return m;
-}
-
-// guard runs f and turns any C++ exception into a message; a C++ exception
-// must never unwind into Go.
-template <typename F> char *guard(F f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const c10::Error &e) {
-    return dup_message(e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    return dup_message(e.what());
-  } catch (...) {
-    return dup_message("unknown C++ exception");
-  }
-}
+using finetune::dup_message;
+using finetune::guard;
 
 at::Tensor &T(ft_tensor t) {
   if (t == nullptr) {

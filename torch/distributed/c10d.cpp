@@ -5,6 +5,7 @@
 // with USE_C10D_NCCL) for the collectives. No C++ exception crosses into
 // Go: guard turns each into a message.
 #include "c10d.h"
+#include "../guard.h"
 
 // c10d's headers declare ProcessGroupGloo only for libtorch built with
 // Gloo, as every official and Debian build is.
@@ -45,27 +46,8 @@ struct Group {
   bool native_avg; // the backend implements ReduceOp::AVG
 };
 
-char *dup_message(const std::string &s) {
-  char *m = static_cast<char *>(std::malloc(s.size() + 1));
-  if (m != nullptr) {
-    std::memcpy(m, s.data(), s.size());
-    m[s.size()] = '\0';
-  }
-  return m;
-}
-
-template <typename F> char *guard(F f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const c10::Error &e) {
-    return dup_message(e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    return dup_message(e.what());
-  } catch (...) {
-    return dup_message("unknown C++ exception");
-  }
-}
+using finetune::dup_message;
+using finetune::guard;
 
 Group &G(ftd_group g) {
   if (g == nullptr) {
