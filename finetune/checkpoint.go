@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/finetune-go/finetune/torch"
@@ -142,8 +144,10 @@ func (tr *trainer) writeResume() error {
 		if err != nil {
 			return fmt.Errorf("checkpoint: optimizer: %w", err)
 		}
-		for name, t := range st.Tensors {
-			entries = append(entries, nn.Named[*torch.Tensor]{Name: "optim/" + name, Value: t})
+		// The optimizer's tensors come from a map: give the file a stable
+		// order.
+		for _, name := range slices.Sorted(maps.Keys(st.Tensors)) {
+			entries = append(entries, nn.Named[*torch.Tensor]{Name: "optim/" + name, Value: st.Tensors[name]})
 		}
 		b, err := json.Marshal(st)
 		if err != nil {
@@ -162,21 +166,10 @@ func (tr *trainer) writeResume() error {
 	}
 	md["trainer"] = string(b)
 	path := filepath.Join(tr.runDir(), lastCheckpoint)
-	if err := nn.WriteSafetensors(path, sortedEntries(entries), md); err != nil {
+	if err := nn.WriteSafetensors(path, entries, md); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
-}
-
-func sortedEntries(es []nn.Named[*torch.Tensor]) []nn.Named[*torch.Tensor] {
-	// Optimizer tensors come from a map: give the file a stable order.
-	out := append([]nn.Named[*torch.Tensor](nil), es...)
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && strings.HasPrefix(out[j].Name, "optim/") && strings.HasPrefix(out[j-1].Name, "optim/") && out[j].Name < out[j-1].Name; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
 }
 
 // resume restores a run from its last.safetensors.

@@ -287,13 +287,9 @@ func sourceModel(ctx context.Context, o Options, sc scale, dir string) (string, 
 	defer nn.Free(res.Model)
 	s := torch.NewScope()
 	defer s.Close()
-	var backbone []nn.Named[*torch.Tensor]
-	for _, e := range nn.StateDict(res.Model.Backbone) {
-		backbone = append(backbone, e)
-	}
 	md := map[string]string{"source": "Fashion-MNIST classes " + fmt.Sprint(SourceClasses),
 		"val_accuracy": fmt.Sprintf("%.4f", res.Val.Accuracy)}
-	if err := nn.WriteSafetensors(path, backbone, md); err != nil {
+	if err := nn.WriteSafetensors(path, nn.StateDict(res.Model.Backbone), md); err != nil {
 		return "", err
 	}
 	o.info("demo: source model: val accuracy %.4f on its 8 classes, %.0f s", res.Val.Accuracy, time.Since(start).Seconds())
