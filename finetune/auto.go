@@ -32,6 +32,9 @@ type resolved struct {
 	Probe       float64 `json:"probe_accuracy"`
 	HaveProbe   bool    `json:"have_probe"`
 	Baselines   bool    `json:"baselines"`
+	// FellBack says the run ended with the probe's model
+	// (probe_fallback).
+	FellBack bool `json:"fell_back"`
 }
 
 // apply puts the decisions into c.
@@ -113,24 +116,35 @@ func (tr *trainer) resolveAuto(ctx context.Context) error {
 }
 
 // baselines runs, once, on the first stage's frozen features: the linear
-// probe (reported beside the result, or the whole run with recipe:
-// linear-probe) and the quick search over the head's learning rate and
-// weight decay.
+// probe (reported beside the result, the head's starting point with
+// model.head.init: probe, or the whole run with recipe: linear-probe) and
+// the quick search over the head's learning rate and weight decay.
 func (tr *trainer) baselines(ctx context.Context, p stagePlan, feats *stageFeatures) error {
 	r := &tr.state.Auto
 	cfg := &tr.cfg
-	wantProbe := cfg.Probe || cfg.Recipe == "linear-probe"
+	initHead := cfg.Model.Head.Init == "probe" && len(cfg.Model.Head.Hidden) == 0 && cfg.Recipe != "linear-probe"
+	wantProbe := cfg.Probe || cfg.Recipe == "linear-probe" || initHead
 	wantSearch := cfg.Search == "quick" && feats.train != nil && cfg.Recipe != "linear-probe"
 	if !wantProbe && !wantSearch {
 		return nil
 	}
-	if !tr.cacheValid() || feats.val == nil {
+	if !tr.cacheValid() {
 		if cfg.Recipe == "linear-probe" {
 			return fmt.Errorf("recipe: linear-probe needs fixed backbone features: stage %s must freeze everything "+
-				"(freeze: all) with train.batchnorm frozen, adapt or auto, and train.cache_features not off", p.Name)
+				"(freeze: all) with train.batchnorm frozen, adapt or auto", p.Name)
 		}
-		tr.info("linear probe and search skipped: the backbone's features are not fixed in stage %s", p.Name)
+		tr.info("linear probe, model.head.init: probe and search skipped: the backbone's features are not fixed in stage %s", p.Name)
 		return nil
+	}
+	// Without the feature cache the probe computes its own, so that
+	// train.cache_features stays a matter of speed, never of the result.
+	val := feats.val
+	if val == nil {
+		var err error
+		if val, err = tr.features(ctx, tr.valLoader); err != nil {
+			return fmt.Errorf("features for the linear probe: %w", err)
+		}
+		defer val.Free()
 	}
 	train := feats.train
 	if train == nil {
@@ -157,7 +171,7 @@ func (tr *trainer) baselines(ctx context.Context, p stagePlan, feats *stageFeatu
 		if err != nil {
 			return fmt.Errorf("linear probe: %w", err)
 		}
-		acc, err := pm.Accuracy(feats.val, valLabels)
+		acc, err := pm.Accuracy(val, valLabels)
 		if err != nil {
 			return fmt.Errorf("linear probe: %w", err)
 		}
@@ -165,6 +179,20 @@ func (tr *trainer) baselines(ctx context.Context, p stagePlan, feats *stageFeatu
 		tr.info("linear probe baseline (C = %g chosen by cross-validation, %.4f there): validation accuracy %.4f", pm.C, cv.BestAccuracy, acc)
 		if cfg.Recipe == "linear-probe" {
 			return tr.headFromProbe(pm)
+		}
+		if initHead {
+			if err := tr.headFromProbe(pm); err != nil {
+				return err
+			}
+			if err := tr.dp.broadcastModel(tr.m.Head); err != nil {
+				return err
+			}
+			tr.info("model.head.init: probe: the head starts as the linear probe")
+			if cfg.ProbeFallback {
+				if err := tr.keepProbeStart(); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if wantSearch {

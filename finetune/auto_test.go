@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -87,4 +88,115 @@ func TestLinearProbeRecipe(t *testing.T) {
 	require.Empty(t, res.History)
 	require.NotNil(t, res.ProbeAccuracy)
 	require.InDelta(t, *res.ProbeAccuracy, res.Val.Accuracy, 1e-9, "the final model is the probe")
+}
+
+// TestHeadInitProbe: with model.head.init: probe the head starts as the
+// linear probe (the probe recipe's head), with or without the feature
+// cache; with random it does not.
+func TestHeadInitProbe(t *testing.T) {
+	data := shapes(t, 12)
+	weights := pretrained(t, data)
+	headOf := func(edit func(*Config)) map[string][]float32 {
+		cfg := tinyConfig(t, data)
+		cfg.Model.Weights = weights
+		cfg.Augment.Enabled = false
+		edit(&cfg)
+		res, err := Train(context.Background(), cfg, Options{})
+		require.NoError(t, err)
+		defer nn.Free(res.Model)
+		return headValues(t, res.Model)
+	}
+	probe := headOf(func(c *Config) { c.Recipe = "linear-probe" })
+	// A learning rate this small leaves the starting point in place.
+	for _, cache := range []string{"auto", "off"} {
+		got := headOf(func(c *Config) {
+			c.Model.Head.Init, c.Train.CacheFeatures = "probe", cache
+			c.Train.LR, c.Stages = 1e-12, []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
+		})
+		require.Equal(t, len(probe), len(got))
+		for name, want := range probe {
+			require.InDeltaSlice(t, toFloat64(want), toFloat64(got[name]), 1e-5, "cache_features %s: %s", cache, name)
+		}
+	}
+	random := headOf(func(c *Config) {
+		c.Train.LR, c.Stages = 1e-12, []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
+	})
+	require.NotEqual(t, probe["1.weight"], random["1.weight"])
+}
+
+func toFloat64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// TestProbeFallback: when training does worse on validation than the
+// probe it started from, the run ends with the probe's model, also after
+// an interruption and resume.
+func TestProbeFallback(t *testing.T) {
+	data := shapes(t, 12)
+	weights := pretrained(t, data)
+	cfg := tinyConfig(t, data)
+	cfg.Model.Weights = weights
+	cfg.Augment.Enabled = false
+	cfg.Model.Head.Init, cfg.ProbeFallback = "probe", true
+	// Targets smoothed to almost uniform, followed by plain SGD at a
+	// learning rate this large, throw the head off the probe's solution:
+	// the trained model is worse.
+	cfg.Train.Optimizer, cfg.Train.Momentum, cfg.Train.LR = "sgd", 0, 1e4
+	cfg.Train.Schedule, cfg.Train.WeightDecay, cfg.Train.LabelSmoothing = "constant", 0, 0.999
+	cfg.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all"}}
+	probeHead := func() map[string][]float32 {
+		c := cfg
+		c.Recipe = "linear-probe"
+		c.Output.Dir = filepath.Join(t.TempDir(), "probe")
+		res, err := Train(context.Background(), c, Options{})
+		require.NoError(t, err)
+		defer nn.Free(res.Model)
+		return headValues(t, res.Model)
+	}()
+	check := func(res *Result) {
+		require.True(t, res.EndedWithProbe)
+		require.NotNil(t, res.ProbeAccuracy)
+		require.Greater(t, *res.ProbeAccuracy, res.Best.ValAccuracy)
+		require.InDelta(t, *res.ProbeAccuracy, res.Val.Accuracy, 1e-9, "the final model is the probe's")
+		got := headValues(t, res.Model)
+		for name, want := range probeHead {
+			require.InDeltaSlice(t, toFloat64(want), toFloat64(got[name]), 1e-6, name)
+		}
+	}
+	res, err := Train(context.Background(), cfg, Options{})
+	require.NoError(t, err)
+	check(res)
+	nn.Free(res.Model)
+	raw, err := os.ReadFile(filepath.Join(cfg.Output.Dir, "result.json"))
+	require.NoError(t, err)
+	var summary map[string]any
+	require.NoError(t, json.Unmarshal(raw, &summary))
+	require.Equal(t, true, summary["ended_with_probe"])
+
+	cfg.Output.Dir = filepath.Join(t.TempDir(), "interrupted")
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = Train(ctx, cfg, Options{Observer: func(e Event) {
+		if e.Kind == EventStep {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, err, ErrInterrupted)
+	res, err = Train(context.Background(), cfg, Options{Resume: filepath.Join(cfg.Output.Dir, lastCheckpoint)})
+	require.NoError(t, err)
+	defer nn.Free(res.Model)
+	check(res)
+}
+
+func headValues(t *testing.T, m *Model) map[string][]float32 {
+	out := map[string][]float32{}
+	for _, p := range nn.NamedParameters(m.Head) {
+		v, err := p.Value.Float32s()
+		require.NoError(t, err)
+		out[p.Name] = v
+	}
+	return out
 }

@@ -135,6 +135,7 @@ func (tr *trainer) writeResume() error {
 	if tr.best != nil {
 		entries = append(entries, pick(tr.best, keys, "best/")...)
 	}
+	entries = append(entries, pick(tr.probeStart, nil, "probe/")...)
 	md, err := tr.meta("resume", nil).encode()
 	if err != nil {
 		return err
@@ -205,6 +206,8 @@ func (tr *trainer) resume(path string) error {
 			model = append(model, nn.Named[*torch.Tensor]{Name: strings.TrimPrefix(name, "model/"), Value: e.Value})
 		case strings.HasPrefix(name, "best/"):
 			best = append(best, nn.Named[*torch.Tensor]{Name: strings.TrimPrefix(name, "best/"), Value: e.Value})
+		case strings.HasPrefix(name, "probe/"):
+			tr.probeStart = append(tr.probeStart, nn.Named[*torch.Tensor]{Name: strings.TrimPrefix(name, "probe/"), Value: e.Value.Keep()})
 		case strings.HasPrefix(name, "optim/"):
 			st.Tensors[strings.TrimPrefix(name, "optim/")] = e.Value.Keep()
 		case name == "rng/head":

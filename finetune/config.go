@@ -27,11 +27,15 @@ type Config struct {
 	Recipe  string        `mapstructure:"recipe" doc:"default (the stages as configured), auto (the freeze point of every stage after the first chosen from the measured BatchNorm shift and the data size) or linear-probe (only a logistic regression on the frozen backbone's features, the baseline, as the whole run)"`
 	Search  string        `mapstructure:"search" doc:"quick (when the first stage's features are cached, a small search over the head's learning rate and weight decay across cross-validation folds picks them before the long run) or off"`
 	Probe   bool          `mapstructure:"probe" doc:"fit the linear-probe baseline (logistic regression on the frozen backbone's features, L2 chosen by cross-validation) and report it beside the result"`
-	Stages  []Stage       `mapstructure:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer4 at a tenth of the learning rate (fastai's fine_tune)"`
-	CV      CVConfig      `mapstructure:"cv"`
-	Output  OutputConfig  `mapstructure:"output"`
-	Seed    uint64        `mapstructure:"seed" doc:"one seed fixes data order, augmentation and head initialisation"`
-	Device  string        `mapstructure:"device" doc:"auto (CUDA when available), cpu, cuda or cuda:N"`
+	// ProbeFallback is a field of its own, not a value of Probe, because
+	// it needs the head to start as the probe: that state is what the run
+	// falls back to.
+	ProbeFallback bool         `mapstructure:"probe_fallback" doc:"with model.head.init: probe, end with the probe's model (the backbone before training, the probe as the head) when its validation accuracy beats the best epoch's"`
+	Stages        []Stage      `mapstructure:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer4 at a tenth of the learning rate (fastai's fine_tune)"`
+	CV            CVConfig     `mapstructure:"cv"`
+	Output        OutputConfig `mapstructure:"output"`
+	Seed          uint64       `mapstructure:"seed" doc:"one seed fixes data order, augmentation and head initialisation"`
+	Device        string       `mapstructure:"device" doc:"auto (CUDA when available), cpu, cuda or cuda:N"`
 }
 
 // DataConfig says where the images are and how they are batched.
@@ -61,6 +65,7 @@ type HeadConfig struct {
 	Hidden    []int   `mapstructure:"hidden" doc:"sizes of hidden layers before the classifier, e.g. [512]; empty: one linear layer"`
 	Dropout   float64 `mapstructure:"dropout" doc:"dropout before each linear layer of the head"`
 	BatchNorm bool    `mapstructure:"batchnorm" doc:"BatchNorm1d after each hidden layer"`
+	Init      string  `mapstructure:"init" doc:"probe (a head of one linear layer starts as the linear probe fitted on the frozen backbone's features, then trains: LP-FT) or random"`
 }
 
 // AugmentConfig is the training-time augmentation; evaluation never
@@ -137,10 +142,10 @@ func Defaults() Config {
 	return Config{
 		Data: DataConfig{ValSplit: 0.2, ImageSize: 224, BatchSize: 32, OnBadImage: "error", CacheMB: 2048},
 		Model: ModelConfig{Arch: "resnet50", Weights: "imagenet",
-			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Dropout: 0.2}},
-		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.35, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
+			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Dropout: 0.2, Init: "probe"}},
+		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
 			HFlip: 0.5, Brightness: 0.2, Contrast: 0.2, Saturation: 0.2},
-		Recipe: "default", Search: "quick", Probe: true,
+		Recipe: "default", Search: "quick", Probe: true, ProbeFallback: true,
 		Train: TrainConfig{BatchNorm: "auto", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
 			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
 			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto", Precision: "auto", ChannelsLast: "auto",
@@ -352,6 +357,7 @@ func (c Config) Validate() error {
 		}
 	}
 	fraction("model.head.dropout", c.Model.Head.Dropout, true)
+	check(oneOf("model.head.init", c.Model.Head.Init, "probe", "random"))
 	a := c.Augment
 	for _, r := range []struct {
 		key string

@@ -88,6 +88,7 @@ func summaryJSON(r *Result) map[string]any {
 	}
 	if r.ProbeAccuracy != nil {
 		out["linear_probe_val_accuracy"] = *r.ProbeAccuracy
+		out["ended_with_probe"] = r.EndedWithProbe
 	}
 	for name, e := range map[string]*Evaluation{"val": r.Val, "test": r.Test} {
 		if e == nil {

@@ -59,6 +59,7 @@ func tinyConfig(t testing.TB, train string) Config {
 	// From scratch, auto would mean train; the tests pin each choice.
 	c.Train.BatchNorm = "frozen"
 	c.Probe, c.Search = false, "off"
+	c.Model.Head.Init = "random"
 	return c
 }
 

@@ -43,7 +43,7 @@ func TestCachedFeaturesMatchUncached(t *testing.T) {
 	for _, mode := range []string{"on", "off"} {
 		cfg := tinyConfig(t, root)
 		cfg.Augment.Enabled = false
-		cfg.Model.Head = HeadConfig{Pooling: "avg", Hidden: []int{16}, Dropout: 0.3}
+		cfg.Model.Head = HeadConfig{Pooling: "avg", Hidden: []int{16}, Dropout: 0.3, Init: "random"}
 		cfg.Train.CacheFeatures = mode
 		cfg.Stages = []Stage{{Name: "head", Epochs: 3, Freeze: "all"}}
 		res, err := Train(context.Background(), cfg, Options{})
@@ -91,7 +91,7 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 func TestResumeReachesSameWeights(t *testing.T) {
 	root := shapes(t, 12)
 	base := tinyConfig(t, root)
-	base.Model.Head = HeadConfig{Pooling: "avg", Hidden: []int{8}, Dropout: 0.2}
+	base.Model.Head = HeadConfig{Pooling: "avg", Hidden: []int{8}, Dropout: 0.2, Init: "random"}
 	base.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all"}, {Name: "ft", Epochs: 2, Freeze: "layer3", BackboneLRMult: 0.1}}
 	base.Train.BatchNorm = "train"
 

@@ -65,6 +65,9 @@ type Result struct {
 	// ProbeAccuracy is the linear-probe baseline's validation accuracy,
 	// when it ran.
 	ProbeAccuracy *float64
+	// EndedWithProbe says the model is the probe's, which beat the best
+	// epoch on validation (probe_fallback); Best is still that epoch.
+	EndedWithProbe bool
 	// BatchNorm is the BatchNorm mode the run used (auto resolved).
 	BatchNorm string
 }
@@ -129,7 +132,11 @@ type trainer struct {
 
 	state trainState
 	best  []nn.Named[*torch.Tensor]
-	opt   optim.Optimizer
+	// probeStart is the model as the probe made it, before any training:
+	// what probe_fallback ends with (its delta keys only: the rest
+	// never changes).
+	probeStart []nn.Named[*torch.Tensor]
+	opt        optim.Optimizer
 	// baseLR is each optimizer group's learning rate before the schedule.
 	baseLR []float64
 	cached string
@@ -286,6 +293,9 @@ func (tr *trainer) close() {
 	for _, b := range tr.best {
 		b.Value.Free()
 	}
+	for _, b := range tr.probeStart {
+		b.Value.Free()
+	}
 }
 
 // buildModel makes the model of cfg and loads the backbone's weights.
@@ -369,6 +379,41 @@ func (tr *trainer) run(ctx context.Context) error {
 		tr.state.Stage++
 		tr.state.Epoch, tr.state.Step, tr.state.StepInEpoch = 0, 0, 0
 		tr.state.StageHave, tr.state.SinceBest = false, 0
+	}
+	return tr.fallBackToProbe()
+}
+
+// fallBackToProbe ends the run with the probe's model when the probe
+// did better on validation than the best epoch (probe_fallback).
+// Accuracy decides, not the early-stopping metric: the probe's L2
+// penalty, chosen for accuracy, leaves its probabilities less confident
+// than a trained head's, so its loss says little about how often it is
+// right.
+func (tr *trainer) fallBackToProbe() error {
+	a := &tr.state.Auto
+	if tr.probeStart == nil || !a.HaveProbe || !tr.state.HaveBest || a.Probe <= tr.state.Best.ValAccuracy {
+		return nil
+	}
+	if _, err := nn.LoadStateDict(tr.m, tr.probeStart, nn.LoadOptions{AllowMissing: true}); err != nil {
+		return fmt.Errorf("probe_fallback: %w", err)
+	}
+	a.FellBack = true
+	tr.info("probe_fallback: the linear probe's validation accuracy %.4f beats the best epoch's %.4f: the run ends with the probe's model",
+		a.Probe, tr.state.Best.ValAccuracy)
+	return nil
+}
+
+// keepProbeStart copies the model as the probe made it.
+func (tr *trainer) keepProbeStart() error {
+	for _, e := range pick(nn.StateDict(tr.m), tr.deltaKeys(), "") {
+		c, err := e.Value.Detach()
+		if err == nil {
+			c, err = c.Clone()
+		}
+		if err != nil {
+			return err
+		}
+		tr.probeStart = append(tr.probeStart, nn.Named[*torch.Tensor]{Name: e.Name, Value: c.Keep()})
 	}
 	return nil
 }
@@ -537,9 +582,8 @@ func newOptimizer(c TrainConfig, m *Model, lrMult float64) (optim.Optimizer, []f
 	return opt, lrs, err
 }
 
-// cacheValid reports whether the backbone's output for an image cannot
-// change during the stage: nothing in it trains and its BatchNorm layers
-// use stored statistics.
+// runStage trains one stage of the recipe until its epochs are done or
+// early stopping ends it.
 func (tr *trainer) runStage(ctx context.Context, p stagePlan) error {
 	if err := tr.prepareStage(ctx, p); err != nil {
 		return err
@@ -723,6 +767,7 @@ func (tr *trainer) finish(ctx context.Context) (*Result, error) {
 		p := tr.state.Auto.Probe
 		res.ProbeAccuracy = &p
 	}
+	res.EndedWithProbe = tr.state.Auto.FellBack
 	res.HeadParams, _ = nn.CountParameters(tr.m.Head)
 	var err error
 	if res.Val, err = tr.evaluate(ctx, tr.valLoader, nil, tr.d.ValSet); err != nil {

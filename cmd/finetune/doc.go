@@ -19,7 +19,7 @@
 //	config [--config FILE] [flags]
 //	    Prints the configuration a run would use, every default filled
 //	    in, and checks it.
-//	inspect [--config FILE | --checkpoint FILE] [--classes N] [flags]
+//	inspect [--config FILE | --checkpoint FILE] [--classes N] [--data DIR] [flags]
 //	    Shows the model as it will train, without reading pretrained
 //	    weights: each part's output shape at the configured image size,
 //	    parameters in total and trainable in each stage of the recipe,
@@ -29,7 +29,11 @@
 //	    data.train exists, and a warning when the head is large enough to
 //	    memorise a small dataset (a flattened 10×10×2048 map into 1024
 //	    units at 300×300 pixels is 210M parameters, 2.3 GiB with Adam's
-//	    state). --format json prints the same figures as JSON.
+//	    state). --format json prints the same figures as JSON. With
+//	    --data DIR it loads the pretrained weights and measures how far
+//	    DIR's images are from the stored BatchNorm statistics, per stage
+//	    (stem, layer1..layer4), with what train.batchnorm: auto and
+//	    recipe: auto would choose.
 //	run [--config FILE] [--resume PATH] [--quiet | --json] [flags]
 //	    Trains as configured; see Runs below.
 //	eval --checkpoint FILE --data DIR [--format table|json] [--png FILE]
@@ -88,6 +92,17 @@
 // summary only; --json prints JSON lines, every event (see
 // finetune.Event) and then one summary object ("event": "summary"), or
 // an error object ("event": "error"). Warnings go to standard error.
+//
+// Before the first stage, the run settles what the configuration leaves
+// to the data, and says so: train.batchnorm: auto measures the BatchNorm
+// shift on up to 256 training images and picks adapt or frozen;
+// recipe: auto picks the fine-tuning stages' freeze point; on the frozen
+// backbone's features the linear probe is fitted (reported as a
+// baseline, the head's starting point with model.head.init: probe, the
+// whole model with recipe: linear-probe); and search: quick, when the
+// training features are cached, picks the head's learning rate and
+// weight decay across cross-validation folds (search.json). shift.json
+// holds the measured shift.
 //
 // The summary gives the best epoch, validation and test accuracy, the gap
 // between training and validation accuracy, the time taken and the

@@ -17,7 +17,7 @@ import (
 )
 
 func cmdInspect(ctx context.Context, args []string) error {
-	fs := newFlagSet("inspect", "finetune inspect [--config FILE | --checkpoint FILE] [--classes N] [--format table|json] [flags]", `
+	fs := newFlagSet("inspect", "finetune inspect [--config FILE | --checkpoint FILE] [--classes N] [--data DIR] [--format table|json] [flags]", `
 Shows the model a configuration trains, before spending a GPU-hour on it:
 each part's output shape at the configured image size, its parameters and
 how many of them train in each stage of the recipe, which BatchNorm layers

@@ -118,8 +118,15 @@ func (d *display) runSummary(w *tabwriter.Writer, cfg finetune.Config, res *fine
 	if t := res.Test; t != nil {
 		fmt.Fprintf(w, "  test accuracy\t%.4f  loss %.4f  macro F1 %.4f  (%d images)\n", t.Accuracy, t.Loss, t.Confusion.MacroF1(), t.Confusion.Total())
 	}
-	if res.ProbeAccuracy != nil {
-		fmt.Fprintf(w, "  linear probe\tval accuracy %.4f: the baseline (logistic regression on the frozen features)\n", *res.ProbeAccuracy)
+	if p := res.ProbeAccuracy; p != nil {
+		verdict := "the baseline (logistic regression on the frozen features)"
+		if res.Val != nil && *p > res.Val.Accuracy && cfg.Recipe != "linear-probe" {
+			verdict = "above the trained model's: the frozen features alone did better here (recipe: linear-probe keeps that model)"
+		}
+		if res.EndedWithProbe {
+			verdict = fmt.Sprintf("above the best epoch's %.4f: the model is the probe's (probe_fallback)", b.ValAccuracy)
+		}
+		fmt.Fprintf(w, "  linear probe\tval accuracy %.4f: %s\n", *p, verdict)
 	}
 	if res.BatchNorm != "" {
 		fmt.Fprintf(w, "  batchnorm\t%s\n", res.BatchNorm)

@@ -188,7 +188,7 @@ func (o Options) info(format string, args ...any) {
 // early stopping, flips, the full model saved.
 func classic(sc scale) func(finetune.Config) finetune.Config {
 	return func(c finetune.Config) finetune.Config {
-		c.Model.Head = finetune.HeadConfig{Pooling: "flatten", Hidden: []int{1024, 512, 256}, Dropout: 0.5}
+		c.Model.Head = finetune.HeadConfig{Pooling: "flatten", Hidden: []int{1024, 512, 256}, Dropout: 0.5, Init: "random"}
 		c.Train.BatchNorm = "legacy"
 		c.Train.Optimizer, c.Train.LR, c.Train.WeightDecay = "adam", 1e-4, 0
 		c.Train.Schedule, c.Train.LabelSmoothing = "constant", 0
@@ -255,6 +255,26 @@ func prepare(o Options, sc scale) (folders, error) {
 	return f, os.WriteFile(marker, []byte(key+"\n"), 0o644)
 }
 
+// SourceConfig is the configuration that trains the stand-in for ImageNet
+// weights from scratch: arch on the source classes' images in dir, at
+// imageSize pixels for epochs epochs, every layer and BatchNorm statistic
+// learning, the run written to out.
+func SourceConfig(dir, out, arch string, imageSize, epochs int, device string) finetune.Config {
+	cfg := finetune.Defaults()
+	cfg.Data.Train, cfg.Data.ValSplit = dir, 0.1
+	cfg.Data.ImageSize, cfg.Data.Resize = imageSize, imageSize
+	cfg.Model.Arch, cfg.Model.Weights = arch, "none"
+	cfg.Model.Head = finetune.HeadConfig{Pooling: "avg", Hidden: []int{}, Init: "random"}
+	cfg.Train.BatchNorm, cfg.Train.LR, cfg.Train.LabelSmoothing = "train", 2e-3, 0
+	cfg.Train.EarlyStopping.Patience = 0
+	cfg.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{0.9, 1.1}, HFlip: 0.5}
+	cfg.Stages = []finetune.Stage{{Name: "source", Epochs: epochs, Freeze: "none", BackboneLRMult: 1}}
+	cfg.Output.Dir = out
+	cfg.Output.Checkpoint = "full"
+	cfg.Device = device
+	return cfg
+}
+
 // sourceModel trains the stand-in for ImageNet weights, or finds it
 // cached, and returns its path: a safetensors file with torchvision's
 // keys, which model.weights accepts.
@@ -268,18 +288,7 @@ func sourceModel(ctx context.Context, o Options, sc scale, dir string) (string, 
 	}
 	o.info("demo: training the source model (%s on 8 Fashion-MNIST classes; cached for later runs)", o.Arch)
 	start := time.Now()
-	cfg := finetune.Defaults()
-	cfg.Data.Train, cfg.Data.ValSplit = dir, 0.1
-	cfg.Data.ImageSize, cfg.Data.Resize = sc.imageSize, sc.imageSize
-	cfg.Model.Arch, cfg.Model.Weights = o.Arch, "none"
-	cfg.Model.Head = finetune.HeadConfig{Pooling: "avg", Hidden: []int{}}
-	cfg.Train.BatchNorm, cfg.Train.LR, cfg.Train.LabelSmoothing = "train", 2e-3, 0
-	cfg.Train.EarlyStopping.Patience = 0
-	cfg.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{0.9, 1.1}, HFlip: 0.5}
-	cfg.Stages = []finetune.Stage{{Name: "source", Epochs: sc.sourceEpochs, Freeze: "none", BackboneLRMult: 1}}
-	cfg.Output.Dir = filepath.Join(o.Work, "source-run")
-	cfg.Output.Checkpoint = "full"
-	cfg.Device = o.Device
+	cfg := SourceConfig(dir, filepath.Join(o.Work, "source-run"), o.Arch, sc.imageSize, sc.sourceEpochs, o.Device)
 	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer})
 	if err != nil {
 		return "", fmt.Errorf("demo: source model: %w", err)
