@@ -24,23 +24,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"log"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/finetune-go/finetune/bench/internal/fmtasks"
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/demo"
 	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/internal/fashionmnist"
 	"github.com/finetune-go/finetune/torch"
@@ -48,30 +44,6 @@ import (
 	"github.com/finetune-go/finetune/vision/data"
 	"github.com/finetune-go/finetune/vision/models"
 )
-
-// sourceClasses are the demo's source classes (finetune/demo).
-var sourceClasses = []int{1, 2, 3, 4, 5, 7, 8, 9}
-
-// pairs are the target tasks: two held-out classes (the demo's task) and
-// pairs of classes the source model has seen.
-var pairs = [][2]int{{0, 6}, {2, 4}, {5, 7}, {3, 8}}
-
-// variant is a transform of the grey images into RGB ones.
-type variant struct {
-	name string
-	rgb  func(v uint8) color.NRGBA
-}
-
-var variants = []variant{
-	{"original", func(v uint8) color.NRGBA { return color.NRGBA{v, v, v, 255} }},
-	{"dimmed", func(v uint8) color.NRGBA { g := uint8(float64(v) * 0.6); return color.NRGBA{g, g, g, 255} }},
-	{"washed-out", func(v uint8) color.NRGBA { g := uint8(110 + float64(v)*0.35); return color.NRGBA{g, g, g, 255} }},
-	{"tinted", func(v uint8) color.NRGBA {
-		f := float64(v)
-		return color.NRGBA{uint8(f), uint8(30 + f*0.55), uint8(90 + f*0.25), 255}
-	}},
-	{"inverted", func(v uint8) color.NRGBA { return color.NRGBA{255 - v, 255 - v, 255 - v, 255} }},
-}
 
 type options struct {
 	dataDir, work, out      string
@@ -82,18 +54,15 @@ type options struct {
 
 // result is one dataset's line of the table.
 type result struct {
-	pair    [2]int
-	variant string
-	report  *shift.Report
+	task   fmtasks.Task
+	report *shift.Report
 	// frozen and adapted are the test accuracies of the two modes,
 	// averaged over the seeds.
 	frozen, adapted float64
 	seconds         float64
 }
 
-func (r result) name() string {
-	return fashionmnist.Classes[r.pair[0]] + "/" + fashionmnist.Classes[r.pair[1]]
-}
+func (r result) name() string { return r.task.Pair.Name() }
 
 // statistic is a candidate summary of a Report for the decision.
 type statistic struct {
@@ -129,12 +98,8 @@ var statistics = []statistic{
 
 func main() {
 	var o options
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
 	flag.StringVar(&o.dataDir, "data", fashionmnist.DefaultDir, "Fashion-MNIST's IDX files")
-	flag.StringVar(&o.work, "work", filepath.Join(cache, "finetune", "bnauto"), "image folders, the source model and the runs")
+	flag.StringVar(&o.work, "work", fmtasks.WorkDir("bnauto"), "image folders, the source model and the runs")
 	flag.StringVar(&o.out, "out", filepath.Join("bench", "bnauto", "RESULTS.md"), "results table (markdown)")
 	flag.IntVar(&o.trainPerClass, "train", 300, "training images per class of a target task")
 	flag.IntVar(&o.testPer, "test", 500, "test images per class (from the test split)")
@@ -143,30 +108,15 @@ func main() {
 	flag.IntVar(&o.source, "source", 500, "images per class the source model trains on")
 	seeds := flag.String("seeds", "42,7", "seeds of the trainings, comma separated: accuracies are averaged over them")
 	flag.Parse()
-	for _, f := range strings.Split(*seeds, ",") {
-		seed, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
-		if err != nil {
-			log.Fatalf("-seeds: %v", err)
-		}
-		o.seeds = append(o.seeds, seed)
+	var err error
+	if o.seeds, err = fmtasks.ParseSeeds(*seeds); err != nil {
+		log.Fatalf("-seeds: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		log.Fatal(err)
-	}
+	fmtasks.Main(func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) error {
-	train, err := fashionmnist.Read(o.dataDir, "train")
-	if err != nil {
-		return err
-	}
-	test, err := fashionmnist.Read(o.dataDir, "t10k")
-	if err != nil {
-		return err
-	}
-	weights, err := sourceModel(ctx, o, train)
+	sets, weights, err := fmtasks.Prepare(ctx, o.dataDir, o.work, o.source)
 	if err != nil {
 		return err
 	}
@@ -180,13 +130,17 @@ func run(ctx context.Context, o options) error {
 	}
 	nn.Train(backbone, false)
 	var results []result
-	for _, p := range pairs {
-		for _, v := range variants {
-			r, err := dataset(ctx, o, train, test, p, v, backbone, weights)
+	for _, p := range fmtasks.Pairs {
+		for _, v := range fmtasks.Variants {
+			task, err := fmtasks.Write(o.work, sets, p, v, o.trainPerClass, o.testPer)
 			if err != nil {
-				return fmt.Errorf("%v %s: %w", p, v.name, err)
+				return err
 			}
-			log.Printf("%-20s %-10s shift %.4f (stages %s) frozen %.4f adapt %.4f (%.0f s)", r.name(), r.variant,
+			r, err := dataset(ctx, o, task, backbone, weights)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", p.Name(), v.Name, err)
+			}
+			log.Printf("%-20s %-10s shift %.4f (stages %s) frozen %.4f adapt %.4f (%.0f s)", r.name(), r.task.Variant.Name,
 				r.report.Shift(), stagesText(r.report), r.frozen, r.adapted, r.seconds)
 			results = append(results, r)
 		}
@@ -204,109 +158,14 @@ func stagesText(r *shift.Report) string {
 	return strings.Join(parts, " ")
 }
 
-// sourceModel trains the demo's source model (finetune/demo: resnet18 on
-// the 8 source classes, 4 epochs at 32 pixels) or finds it cached.
-func sourceModel(ctx context.Context, o options, train *fashionmnist.Set) (string, error) {
-	path := filepath.Join(o.work, fmt.Sprintf("source-resnet18-%d.safetensors", o.source))
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	dir := filepath.Join(o.work, fmt.Sprintf("source-%d", o.source))
-	if err := os.RemoveAll(dir); err != nil {
-		return "", err
-	}
-	if _, err := train.WriteFolder(dir, sourceClasses, o.source); err != nil {
-		return "", err
-	}
-	log.Printf("training the source model on %s", dir)
-	cfg := finetune.Defaults()
-	cfg.Data.Train, cfg.Data.ValSplit = dir, 0.1
-	cfg.Data.ImageSize, cfg.Data.Resize = 32, 32
-	cfg.Model.Arch, cfg.Model.Weights = "resnet18", "none"
-	cfg.Model.Head = finetune.HeadConfig{Pooling: "avg", Hidden: []int{}}
-	cfg.Train.BatchNorm, cfg.Train.LR, cfg.Train.LabelSmoothing = "train", 2e-3, 0
-	cfg.Train.EarlyStopping.Patience = 0
-	cfg.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{0.9, 1.1}, HFlip: 0.5}
-	cfg.Stages = []finetune.Stage{{Name: "source", Epochs: 4, Freeze: "none", BackboneLRMult: 1}}
-	cfg.Output.Dir = filepath.Join(o.work, "source-run")
-	cfg.Output.Checkpoint = "full"
-	cfg.Device = "cpu"
-	res, err := finetune.Train(ctx, cfg, finetune.Options{})
-	if err != nil {
-		return "", fmt.Errorf("source model: %w", err)
-	}
-	defer nn.Free(res.Model)
-	s := torch.NewScope()
-	defer s.Close()
-	md := map[string]string{"source": fmt.Sprint("Fashion-MNIST classes ", sourceClasses)}
-	if err := nn.WriteSafetensors(path, nn.StateDict(res.Model.Backbone), md); err != nil {
-		return "", err
-	}
-	log.Printf("source model: val accuracy %.4f", res.Val.Accuracy)
-	return path, nil
-}
-
-// writeVariant writes up to perClass images of each class of pair from
-// set, transformed by v, as dst/<class>/<n>.png.
-func writeVariant(set *fashionmnist.Set, dst string, pair [2]int, perClass int, v variant) error {
-	counts := map[int]int{}
-	for i, l := range set.Labels {
-		c := int(l)
-		if (c != pair[0] && c != pair[1]) || counts[c] >= perClass {
-			continue
-		}
-		img := image.NewNRGBA(image.Rect(0, 0, fashionmnist.Side, fashionmnist.Side))
-		for p, g := range set.Images[i] {
-			img.SetNRGBA(p%fashionmnist.Side, p/fashionmnist.Side, v.rgb(g))
-		}
-		dir := filepath.Join(dst, fashionmnist.Classes[c])
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%05d.png", i)))
-		if err != nil {
-			return err
-		}
-		if err := png.Encode(f, img); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		counts[c]++
-	}
-	return nil
-}
-
-// dataset writes one task's folders (once), measures its shift and trains
-// a head with each BatchNorm mode.
-func dataset(ctx context.Context, o options, train, test *fashionmnist.Set, pair [2]int, v variant,
-	backbone *models.ResNet, weights string) (result, error) {
+// dataset measures one task's shift and trains a head with each
+// BatchNorm mode.
+func dataset(ctx context.Context, o options, task fmtasks.Task, backbone *models.ResNet, weights string) (result, error) {
 	start := time.Now()
-	r := result{pair: pair, variant: v.name}
-	root := filepath.Join(o.work, "data", fmt.Sprintf("%d-%d-%s-%d-%d", pair[0], pair[1], v.name, o.trainPerClass, o.testPer))
-	trainDir, testDir := filepath.Join(root, "train"), filepath.Join(root, "test")
-	marker := filepath.Join(root, "complete")
-	if _, err := os.Stat(marker); err != nil {
-		if err := os.RemoveAll(root); err != nil {
-			return r, err
-		}
-		if err := writeVariant(train, trainDir, pair, o.trainPerClass, v); err != nil {
-			return r, err
-		}
-		if err := writeVariant(test, testDir, pair, o.testPer, v); err != nil {
-			return r, err
-		}
-		if err := os.WriteFile(marker, nil, 0o644); err != nil {
-			return r, err
-		}
-	}
-	// Finished measurements and trainings are kept, so the table can be
-	// rewritten (after changing a statistic, say) without training again.
-	err := cached(filepath.Join(root, fmt.Sprintf("shift-%d.json", o.measure)), &r.report, func() error {
+	r := result{task: task}
+	err := fmtasks.Cached(filepath.Join(task.Root, fmt.Sprintf("shift-%d.json", o.measure)), &r.report, func() error {
 		var err error
-		r.report, err = measure(ctx, o, backbone, trainDir)
+		r.report, err = measure(ctx, o, backbone, task.Train())
 		return err
 	})
 	if err != nil {
@@ -314,12 +173,12 @@ func dataset(ctx context.Context, o options, train, test *fashionmnist.Set, pair
 	}
 	for _, seed := range o.seeds {
 		var acc struct{ Frozen, Adapt float64 }
-		err := cached(filepath.Join(root, fmt.Sprintf("accuracy-%d-%d.json", o.epochs, seed)), &acc, func() error {
+		err := fmtasks.Cached(filepath.Join(task.Root, fmt.Sprintf("accuracy-%d-%d.json", o.epochs, seed)), &acc, func() error {
 			var err error
-			if acc.Frozen, err = trainHead(ctx, o, "frozen", seed, root, weights); err != nil {
+			if acc.Frozen, err = trainHead(ctx, o, "frozen", seed, task, weights); err != nil {
 				return err
 			}
-			acc.Adapt, err = trainHead(ctx, o, "adapt", seed, root, weights)
+			acc.Adapt, err = trainHead(ctx, o, "adapt", seed, task, weights)
 			return err
 		})
 		if err != nil {
@@ -332,32 +191,20 @@ func dataset(ctx context.Context, o options, train, test *fashionmnist.Set, pair
 	return r, nil
 }
 
-// cached decodes path into v, or runs compute and encodes v into path.
-func cached(path string, v any, compute func() error) error {
-	if raw, err := os.ReadFile(path); err == nil {
-		return json.Unmarshal(raw, v)
-	}
-	if err := compute(); err != nil {
-		return err
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, raw, 0o644)
-}
-
 // trainHead trains the head on the frozen backbone in BatchNorm mode and
 // returns the test accuracy.
-func trainHead(ctx context.Context, o options, mode string, seed uint64, root, weights string) (float64, error) {
+func trainHead(ctx context.Context, o options, mode string, seed uint64, task fmtasks.Task, weights string) (float64, error) {
 	cfg := finetune.Defaults()
-	cfg.Data.Train, cfg.Data.Test = filepath.Join(root, "train"), filepath.Join(root, "test")
-	cfg.Data.ImageSize, cfg.Data.Resize = 32, 32
+	cfg.Data.Train, cfg.Data.Test = task.Train(), task.Test()
+	cfg.Data.ImageSize, cfg.Data.Resize = fmtasks.ImageSize, fmtasks.ImageSize
 	cfg.Model.Arch, cfg.Model.Weights = "resnet18", weights
 	cfg.Augment.Enabled = false
+	// The experiment that set the threshold trained the head from a
+	// random start; the probe start came later.
+	cfg.Model.Head.Init = "random"
 	cfg.Train.BatchNorm = mode
 	cfg.Stages = []finetune.Stage{{Name: "head", Epochs: o.epochs, Freeze: "all", BackboneLRMult: 0.1}}
-	cfg.Output.Dir = filepath.Join(o.work, "runs", fmt.Sprintf("%s-seed%d", filepath.Base(root), seed), mode)
+	cfg.Output.Dir = filepath.Join(o.work, "runs", fmt.Sprintf("%s-seed%d", filepath.Base(task.Root), seed), mode)
 	cfg.Output.Checkpoint = "delta"
 	cfg.Device = "cpu"
 	cfg.Seed = seed
@@ -484,7 +331,7 @@ func resultsMarkdown(o options, rs []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# train.batchnorm: auto — the experiment\n\n")
 	fmt.Fprintf(&b, "Written by `go run ./bench/bnauto` (%s). ", time.Now().Format("2006-01-02"))
-	fmt.Fprintf(&b, "Source model: resnet18 trained on Fashion-MNIST classes %v (%d images each, 4 epochs, 32 pixels: the demo's stand-in for ImageNet weights). ", sourceClasses, o.source)
+	fmt.Fprintf(&b, "Source model: resnet18 trained on Fashion-MNIST classes %v (%d images each, 4 epochs, 32 pixels: the demo's stand-in for ImageNet weights). ", demo.SourceClasses, o.source)
 	fmt.Fprintf(&b, "Each task: two classes, %d training images per class (a fifth held out for validation), %d test images per class from the test split, ", o.trainPerClass, o.testPer)
 	fmt.Fprintf(&b, "as they are or transformed (dimmed ×0.6, washed out 110+0.35·v, tinted (v, 30+0.55v, 90+0.25v), inverted). ")
 	fmt.Fprintf(&b, "Shift: finetune/shift.Measure on %d training images (symmetric KL per channel between the data's and the stored BatchNorm statistics, mean over channels, then over each stage's layers). ", o.measure)
@@ -492,7 +339,7 @@ func resultsMarkdown(o options, rs []result) string {
 	fmt.Fprintf(&b, "| task | images | shift | stem | layer1 | layer2 | layer3 | layer4 | frozen | adapt | adapt − frozen |\n")
 	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %s | %s | %.4f |", r.name(), r.variant, r.report.Shift())
+		fmt.Fprintf(&b, "| %s | %s | %.4f |", r.name(), r.task.Variant.Name, r.report.Shift())
 		for _, s := range r.report.Stages {
 			fmt.Fprintf(&b, " %.4f |", s.Divergence)
 		}
@@ -532,14 +379,14 @@ func resultsMarkdown(o options, rs []result) string {
 		if r.frozen > r.adapted {
 			best = "frozen"
 		}
-		fmt.Fprintf(&b, "- %s, %s (shift %.3f): %s (better here: %s, by %.4f)\n", r.name(), r.variant, r.report.Shift(), mode, best, math.Abs(r.adapted-r.frozen))
+		fmt.Fprintf(&b, "- %s, %s (shift %.3f): %s (better here: %s, by %.4f)\n", r.name(), r.task.Variant.Name, r.report.Shift(), mode, best, math.Abs(r.adapted-r.frozen))
 	}
 	s := cost(rs, statistics[0], shift.Threshold)
 	fmt.Fprintf(&b, "\nAccuracy lost with it: %.4f summed over the %d tasks (always frozen: %.4f, always adapt: %.4f); wrong by more than %.2f: %d.\n",
 		s.lost, len(rs), lostFrozen, lostAdapt, tieMargin, s.wrong)
 	lo, hi, unshifted := math.Inf(1), 0.0, 0.0
 	for _, r := range rs {
-		if r.variant == "original" {
+		if r.task.Variant.Name == "original" {
 			l4 := r.report.Stages[4].Divergence
 			lo, hi, unshifted = math.Min(lo, l4), math.Max(hi, l4), math.Max(unshifted, r.report.Shift())
 		}
