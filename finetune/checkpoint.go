@@ -135,7 +135,7 @@ func (tr *trainer) writeResume() error {
 	if tr.best != nil {
 		entries = append(entries, pick(tr.best, keys, "best/")...)
 	}
-	entries = append(entries, pick(tr.probeStart, nil, "probe/")...)
+	entries = append(entries, pick(tr.probeStart, keys, "probe/")...)
 	md, err := tr.meta("resume", nil).encode()
 	if err != nil {
 		return err
@@ -198,7 +198,7 @@ func (tr *trainer) resume(path string) error {
 	if err := tr.m.SetBNMode(tr.cfg.Train.BatchNorm); err != nil {
 		return err
 	}
-	var model, best []nn.Named[*torch.Tensor]
+	var model, best, probeStart []nn.Named[*torch.Tensor]
 	st := &optim.State{Tensors: map[string]*torch.Tensor{}}
 	for _, e := range entries {
 		switch name := e.Name; {
@@ -207,13 +207,23 @@ func (tr *trainer) resume(path string) error {
 		case strings.HasPrefix(name, "best/"):
 			best = append(best, nn.Named[*torch.Tensor]{Name: strings.TrimPrefix(name, "best/"), Value: e.Value})
 		case strings.HasPrefix(name, "probe/"):
-			tr.probeStart = append(tr.probeStart, nn.Named[*torch.Tensor]{Name: strings.TrimPrefix(name, "probe/"), Value: e.Value.Keep()})
+			probeStart = append(probeStart, nn.Named[*torch.Tensor]{Name: strings.TrimPrefix(name, "probe/"), Value: e.Value})
 		case strings.HasPrefix(name, "optim/"):
 			st.Tensors[strings.TrimPrefix(name, "optim/")] = e.Value.Keep()
 		case name == "rng/head":
 			if err := tr.gen.SetState(e.Value); err != nil {
 				return fmt.Errorf("%s: generator state: %w", path, err)
 			}
+		}
+	}
+	if len(probeStart) > 0 {
+		// The model still holds the pretrained weights: what the probe's
+		// entries leave out.
+		if _, err := nn.LoadStateDict(tr.m, probeStart, nn.LoadOptions{AllowMissing: true}); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := tr.keepProbeStart(); err != nil {
+			return err
 		}
 	}
 	if len(best) > 0 {

@@ -132,9 +132,9 @@ type trainer struct {
 
 	state trainState
 	best  []nn.Named[*torch.Tensor]
-	// probeStart is the model as the probe made it, before any training:
-	// what probe_fallback ends with (its delta keys only: the rest
-	// never changes).
+	// probeStart is the whole model as the probe made it, before any
+	// training: what probe_fallback ends with. Whole, because later
+	// stages train layers the first one kept frozen.
 	probeStart []nn.Named[*torch.Tensor]
 	opt        optim.Optimizer
 	// baseLR is each optimizer group's learning rate before the schedule.
@@ -394,7 +394,7 @@ func (tr *trainer) fallBackToProbe() error {
 	if tr.probeStart == nil || !a.HaveProbe || !tr.state.HaveBest || a.Probe <= tr.state.Best.ValAccuracy {
 		return nil
 	}
-	if _, err := nn.LoadStateDict(tr.m, tr.probeStart, nn.LoadOptions{AllowMissing: true}); err != nil {
+	if _, err := nn.LoadStateDict(tr.m, tr.probeStart, nn.LoadOptions{}); err != nil {
 		return fmt.Errorf("probe_fallback: %w", err)
 	}
 	a.FellBack = true
@@ -403,9 +403,11 @@ func (tr *trainer) fallBackToProbe() error {
 	return nil
 }
 
-// keepProbeStart copies the model as the probe made it.
+// keepProbeStart copies the whole model as the probe made it, or as it
+// was loaded: a resumed run overlays the probe's entries of the
+// checkpoint, everything else being still the pretrained weights then.
 func (tr *trainer) keepProbeStart() error {
-	for _, e := range pick(nn.StateDict(tr.m), tr.deltaKeys(), "") {
+	for _, e := range nn.StateDict(tr.m) {
 		c, err := e.Value.Detach()
 		if err == nil {
 			c, err = c.Clone()
