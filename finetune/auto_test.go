@@ -96,7 +96,7 @@ func TestLinearProbeRecipe(t *testing.T) {
 func TestHeadInitProbe(t *testing.T) {
 	data := shapes(t, 12)
 	weights := pretrained(t, data)
-	headOf := func(edit func(*Config)) map[string][]float32 {
+	headOf := func(edit func(*Config)) map[string][]float64 {
 		cfg := tinyConfig(t, data)
 		cfg.Model.Weights = weights
 		cfg.Augment.Enabled = false
@@ -104,7 +104,7 @@ func TestHeadInitProbe(t *testing.T) {
 		res, err := Train(context.Background(), cfg, Options{})
 		require.NoError(t, err)
 		defer nn.Free(res.Model)
-		return headValues(t, res.Model)
+		return stateBytes(t, res.Model.Head)
 	}
 	probe := headOf(func(c *Config) { c.Recipe = "linear-probe" })
 	// A learning rate this small leaves the starting point in place.
@@ -115,21 +115,13 @@ func TestHeadInitProbe(t *testing.T) {
 		})
 		require.Equal(t, len(probe), len(got))
 		for name, want := range probe {
-			require.InDeltaSlice(t, toFloat64(want), toFloat64(got[name]), 1e-5, "cache_features %s: %s", cache, name)
+			require.InDeltaSlice(t, want, got[name], 1e-5, "cache_features %s: %s", cache, name)
 		}
 	}
 	random := headOf(func(c *Config) {
 		c.Train.LR, c.Stages = 1e-12, []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
 	})
 	require.NotEqual(t, probe["1.weight"], random["1.weight"])
-}
-
-func toFloat64(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
 }
 
 // TestProbeFallback: when training does worse on validation than the
@@ -193,14 +185,4 @@ func TestProbeFallback(t *testing.T) {
 	require.NoError(t, err)
 	defer nn.Free(res.Model)
 	check(res)
-}
-
-func headValues(t *testing.T, m *Model) map[string][]float32 {
-	out := map[string][]float32{}
-	for _, p := range nn.NamedParameters(m.Head) {
-		v, err := p.Value.Float32s()
-		require.NoError(t, err)
-		out[p.Name] = v
-	}
-	return out
 }
