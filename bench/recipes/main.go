@@ -312,7 +312,7 @@ func markdown(o options, rows []row) string {
 	fmt.Fprintf(&b, "Test accuracy:\n\n")
 	fmt.Fprintf(&b, "| task | images | default | recipe: auto | frozen | adapt | train | legacy | probe | grid pick | grid pick's test | best grid test | default − pick |\n")
 	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n")
-	worst, within := math.Inf(1), 0
+	worst, worstMax, within := math.Inf(1), math.Inf(1), 0
 	var sumDef, sumAuto, sumProbe, sumPick, sumMax float64
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %.4f (%s) | %.4f |", r.task.Pair.Name(), r.task.Variant.Name, r.def, strings.Join(r.auto, ", "), r.recipeAuto)
@@ -322,6 +322,7 @@ func markdown(o options, rows []row) string {
 		diff := r.def - r.gridTest
 		fmt.Fprintf(&b, " %.4f | %s | %.4f | %.4f | %+.4f |\n", r.probe, strings.Join(r.gridPick, "; "), r.gridTest, r.gridMax, diff)
 		worst = math.Min(worst, diff)
+		worstMax = math.Min(worstMax, r.def-r.gridMax)
 		if diff >= -tolerance {
 			within++
 		}
@@ -341,8 +342,8 @@ func markdown(o options, rows []row) string {
 		fmt.Fprintf(&b, " %.4f |", sum/n)
 	}
 	fmt.Fprintf(&b, " %.4f | | %.4f | %.4f | %+.4f |\n\n", sumProbe/n, sumPick/n, sumMax/n, (sumDef-sumPick)/n)
-	fmt.Fprintf(&b, "The default is within %.0f point of the grid search's pick on %d of %d tasks (worst: %+.1f points); mean %+.1f points against the pick, %+.1f against the best grid run in hindsight.\n",
-		100*tolerance, within, len(rows), 100*worst, 100*(sumDef-sumPick)/n, 100*(sumDef-sumMax)/n)
+	fmt.Fprintf(&b, "The default is within %.0f point of the grid search's pick on %d of %d tasks (worst: %+.1f points); mean %+.1f points against the pick. Against the best grid run in hindsight, which no search could know: mean %+.1f, worst %+.1f points.\n",
+		100*tolerance, within, len(rows), 100*worst, 100*(sumDef-sumPick)/n, 100*(sumDef-sumMax)/n, 100*worstMax)
 	if len(o.seeds) > 1 {
 		seedWorst, seedWorstAt, seedWithin, runs := math.Inf(1), "", 0, 0
 		for _, r := range rows {
