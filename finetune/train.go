@@ -407,17 +407,29 @@ func (tr *trainer) fallBackToProbe() error {
 // was loaded: a resumed run overlays the probe's entries of the
 // checkpoint, everything else being still the pretrained weights then.
 func (tr *trainer) keepProbeStart() error {
-	for _, e := range nn.StateDict(tr.m) {
+	var err error
+	tr.probeStart, err = cloneState(tr.m)
+	return err
+}
+
+// cloneState copies every entry of m's state dict into a tensor of its
+// own that outlives any scope; on an error nothing is left allocated.
+func cloneState(m nn.Module) ([]nn.Named[*torch.Tensor], error) {
+	var out []nn.Named[*torch.Tensor]
+	for _, e := range nn.StateDict(m) {
 		c, err := e.Value.Detach()
 		if err == nil {
 			c, err = c.Clone()
 		}
 		if err != nil {
-			return err
+			for _, o := range out {
+				o.Value.Free()
+			}
+			return nil, err
 		}
-		tr.probeStart = append(tr.probeStart, nn.Named[*torch.Tensor]{Name: e.Name, Value: c.Keep()})
+		out = append(out, nn.Named[*torch.Tensor]{Name: e.Name, Value: c.Keep()})
 	}
-	return nil
+	return out, nil
 }
 
 func (tr *trainer) prepareStage(ctx context.Context, p stagePlan) error {
@@ -716,22 +728,13 @@ func (tr *trainer) endEpoch(p stagePlan, em *EpochMetrics) (bool, error) {
 
 // keepBest copies the current weights as the stage's best.
 func (tr *trainer) keepBest() error {
-	sd := nn.StateDict(tr.m)
 	if tr.best == nil {
-		for _, e := range sd {
-			c, err := e.Value.Detach()
-			if err == nil {
-				c, err = c.Clone()
-			}
-			if err != nil {
-				return err
-			}
-			tr.best = append(tr.best, nn.Named[*torch.Tensor]{Name: e.Name, Value: c.Keep()})
-		}
-		return nil
+		var err error
+		tr.best, err = cloneState(tr.m)
+		return err
 	}
 	return torch.NoGrad(func() error {
-		for i, e := range sd {
+		for i, e := range nn.StateDict(tr.m) {
 			if err := tr.best[i].Value.Copy_(e.Value); err != nil {
 				return err
 			}
