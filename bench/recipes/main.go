@@ -106,7 +106,7 @@ func main() {
 	flag.IntVar(&o.testPer, "test", 1000, "test images per class (from the test split)")
 	flag.IntVar(&o.source, "source", 500, "images per class the source model trains on")
 	pairs := flag.String("pairs", "0-6,2-4,5-7", "class pairs, comma separated")
-	variants := flag.String("variants", "original,washed-out,inverted", "image variants, comma separated: original, dimmed, washed-out, tinted, inverted")
+	variants := flag.String("variants", "original,washed-out,inverted", "image variants, comma separated: "+fmtasks.VariantNames())
 	seeds := flag.String("seeds", "42,7", "seeds, comma separated: accuracies are averaged over them")
 	flag.Parse()
 	var err error

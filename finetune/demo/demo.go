@@ -289,18 +289,26 @@ func sourceModel(ctx context.Context, o Options, sc scale, dir string) (string, 
 	o.info("demo: training the source model (%s on 8 Fashion-MNIST classes; cached for later runs)", o.Arch)
 	start := time.Now()
 	cfg := SourceConfig(dir, filepath.Join(o.Work, "source-run"), o.Arch, sc.imageSize, sc.sourceEpochs, o.Device)
-	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer})
+	acc, err := TrainSource(ctx, cfg, path, o.Observer)
 	if err != nil {
 		return "", fmt.Errorf("demo: source model: %w", err)
+	}
+	o.info("demo: source model: val accuracy %.4f on its 8 classes, %.0f s", acc, time.Since(start).Seconds())
+	return path, nil
+}
+
+// TrainSource runs cfg, a SourceConfig, and writes the trained backbone
+// to path with torchvision's keys, as model.weights reads it; it returns
+// the validation accuracy on the source classes.
+func TrainSource(ctx context.Context, cfg finetune.Config, path string, observer func(finetune.Event)) (float64, error) {
+	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: observer})
+	if err != nil {
+		return 0, err
 	}
 	defer nn.Free(res.Model)
 	s := torch.NewScope()
 	defer s.Close()
 	md := map[string]string{"source": "Fashion-MNIST classes " + fmt.Sprint(SourceClasses),
 		"val_accuracy": fmt.Sprintf("%.4f", res.Val.Accuracy)}
-	if err := nn.WriteSafetensors(path, nn.StateDict(res.Model.Backbone), md); err != nil {
-		return "", err
-	}
-	o.info("demo: source model: val accuracy %.4f on its 8 classes, %.0f s", res.Val.Accuracy, time.Since(start).Seconds())
-	return path, nil
+	return res.Val.Accuracy, nn.WriteSafetensors(path, nn.StateDict(res.Model.Backbone), md)
 }

@@ -18,11 +18,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/demo"
 	"github.com/finetune-go/finetune/internal/fashionmnist"
-	"github.com/finetune-go/finetune/torch"
-	"github.com/finetune-go/finetune/torch/nn"
 )
 
 // ImageSize is the side the experiments train at: Fashion-MNIST's 28
@@ -76,6 +73,15 @@ var Variants = []Variant{
 	{"inverted", "255−v", func(v uint8) color.NRGBA { return color.NRGBA{255 - v, 255 - v, 255 - v, 255} }},
 }
 
+// VariantNames lists the variants' names, comma separated.
+func VariantNames() string {
+	var names []string
+	for _, v := range Variants {
+		names = append(names, v.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
 // ParseVariants reads "original,inverted".
 func ParseVariants(s string) ([]Variant, error) {
 	var out []Variant
@@ -88,7 +94,7 @@ func ParseVariants(s string) ([]Variant, error) {
 			}
 		}
 		if i < 0 {
-			return nil, fmt.Errorf("variant %q: want one of original, dimmed, washed-out, tinted, inverted", name)
+			return nil, fmt.Errorf("variant %q: want one of %s", name, VariantNames())
 		}
 		out = append(out, Variants[i])
 	}
@@ -128,18 +134,11 @@ func SourceModel(ctx context.Context, work string, train *fashionmnist.Set, perC
 	}
 	log.Printf("training the source model on %s", dir)
 	cfg := demo.SourceConfig(dir, filepath.Join(work, "source-run"), "resnet18", ImageSize, 4, "cpu")
-	res, err := finetune.Train(ctx, cfg, finetune.Options{})
+	acc, err := demo.TrainSource(ctx, cfg, path, nil)
 	if err != nil {
 		return "", fmt.Errorf("source model: %w", err)
 	}
-	defer nn.Free(res.Model)
-	s := torch.NewScope()
-	defer s.Close()
-	md := map[string]string{"source": fmt.Sprint("Fashion-MNIST classes ", demo.SourceClasses)}
-	if err := nn.WriteSafetensors(path, nn.StateDict(res.Model.Backbone), md); err != nil {
-		return "", err
-	}
-	log.Printf("source model: val accuracy %.4f", res.Val.Accuracy)
+	log.Printf("source model: val accuracy %.4f", acc)
 	return path, nil
 }
 
