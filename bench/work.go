@@ -289,15 +289,23 @@ func (f *Frozen) EpochOff() error {
 	})
 }
 
+// UseMkldnn builds f.Mkldnn, the folded backbone in oneDNN's layout,
+// unless it is built already.
+func (f *Frozen) UseMkldnn() error {
+	if f.Mkldnn != nil {
+		return nil
+	}
+	var err error
+	f.Mkldnn, err = FoldMkldnn(f.M.Backbone)
+	return err
+}
+
 // EpochMkldnn trains the head for an epoch, computing each batch's
 // features with f.Mkldnn: the experiment of keeping the folded backbone in
 // oneDNN's layout.
 func (f *Frozen) EpochMkldnn() error {
 	if f.Mkldnn == nil {
-		var err error
-		if f.Mkldnn, err = FoldMkldnn(f.M.Backbone); err != nil {
-			return err
-		}
+		return fmt.Errorf("bench: EpochMkldnn before UseMkldnn")
 	}
 	return f.epoch(func(idx *torch.Tensor) (*torch.Tensor, error) {
 		x, err := f.Images.IndexSelect(0, idx)

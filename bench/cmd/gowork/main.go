@@ -151,12 +151,7 @@ func main() {
 			case "off-cl":
 				return use(torch.ChannelsLast)
 			case "off-mkldnn":
-				if f.Mkldnn == nil {
-					var err error
-					f.Mkldnn, err = bench.FoldMkldnn(f.M.Backbone)
-					return err
-				}
-				return nil
+				return f.UseMkldnn()
 			}
 			return fmt.Errorf("frozen: unknown variant %q", v)
 		}
