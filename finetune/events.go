@@ -39,6 +39,11 @@ type Event struct {
 	LR              float64       `json:"lr,omitempty"`
 	ImagesPerSecond float64       `json:"images_per_second,omitempty"`
 	Metrics         *EpochMetrics `json:"metrics,omitempty"`
+	// Record events (see Recorder): exactly one is set, by kind.
+	Run        *RunStart        `json:"run,omitempty"`
+	Artifact   *Artifact        `json:"-"`
+	Checkpoint *CheckpointWrite `json:"-"`
+	Result     *Result          `json:"-"`
 }
 
 // EpochMetrics is one line of metrics.jsonl.

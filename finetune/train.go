@@ -30,6 +30,9 @@ var ErrNotFinite = errors.New("loss is not finite")
 type Options struct {
 	// Observer receives progress events; nil ignores them.
 	Observer func(Event)
+	// Recorder keeps the run's record (package runfolder writes it to a
+	// folder); nil keeps none: no file is written.
+	Recorder Recorder
 	// Resume names a checkpoint (last.safetensors of an interrupted run)
 	// to continue from.
 	Resume string
