@@ -314,10 +314,21 @@ func CheckpointSizes(m *Model, trained map[string]bool) (full, delta int64, err 
 	return full, delta, err
 }
 
+// LoadOptions say where LoadCheckpoint finds what a checkpoint does not
+// hold; the zero value is valid.
+type LoadOptions struct {
+	// Hub finds named pretrained weights; nil uses torch hub's cache.
+	Hub *models.Hub
+	// Weights, when set, is the pretrained weights file (or name) a
+	// delta checkpoint is applied to, instead of the one it records.
+	Weights string
+}
+
 // LoadCheckpoint rebuilds the model a checkpoint holds, in evaluation
 // mode. A delta checkpoint needs the pretrained weights it was made from
-// (found through hub, as for training).
-func LoadCheckpoint(ctx context.Context, path string, hub *models.Hub) (*Model, Meta, error) {
+// (found through opts.Hub, as for training, or opts.Weights).
+func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model, Meta, error) {
+	hub := opts.Hub
 	entries, md, err := readCheckpoint(path)
 	if err != nil {
 		return nil, Meta{}, err

@@ -191,7 +191,7 @@ func TestCheckpointLoadsForInference(t *testing.T) {
 	require.Less(t, delta.Bytes, full.Bytes/10, "the delta checkpoint holds only what changed")
 	want := stateBytes(t, res.Model)
 	for _, c := range res.Checkpoints {
-		m, meta, err := LoadCheckpoint(context.Background(), c.Path, nil)
+		m, meta, err := LoadCheckpoint(context.Background(), c.Path, LoadOptions{})
 		require.NoError(t, err, c.Path)
 		require.Equal(t, []string{"bright", "dark"}, meta.Classes)
 		require.Equal(t, want, stateBytes(t, m), c.Form)
@@ -199,7 +199,7 @@ func TestCheckpointLoadsForInference(t *testing.T) {
 	}
 	bad := filepath.Join(t.TempDir(), "x.safetensors")
 	require.NoError(t, os.WriteFile(bad, []byte("nonsense"), 0o644))
-	_, _, err = LoadCheckpoint(context.Background(), bad, nil)
+	_, _, err = LoadCheckpoint(context.Background(), bad, LoadOptions{})
 	require.ErrorContains(t, err, "x.safetensors")
 }
 

@@ -38,6 +38,9 @@ type Options struct {
 	Resume string
 	// Hub finds pretrained weights; nil uses torch hub's cache.
 	Hub *models.Hub
+	// AllowDataChange lets a resumed run go on when the training data
+	// differ from those the checkpoint recorded.
+	AllowDataChange bool
 }
 
 // Evaluation is a model's result on one dataset.

@@ -28,7 +28,7 @@ func loadModel(ctx context.Context, path, device string) (*finetune.Model, finet
 	if isTerminal(os.Stderr) {
 		hub.Progress = os.Stderr
 	}
-	m, meta, err := finetune.LoadCheckpoint(ctx, path, hub)
+	m, meta, err := finetune.LoadCheckpoint(ctx, path, finetune.LoadOptions{Hub: hub})
 	if err != nil {
 		return nil, meta, err
 	}
