@@ -23,7 +23,9 @@ import (
 const Version = "0.1.0"
 
 // CheckpointFormat is the value of a checkpoint's "format" metadata.
-const CheckpointFormat = "finetune-checkpoint/1"
+// Format 2 writes the configuration under its keys; checkpoints of
+// format 1 still load.
+const CheckpointFormat = "finetune-checkpoint/2"
 
 // Checkpoint file names in a run folder.
 const (
@@ -68,11 +70,15 @@ func (m Meta) encode() (map[string]string, error) {
 
 func decodeMeta(path string, md map[string]string) (Meta, error) {
 	var m Meta
-	if md["format"] != CheckpointFormat {
+	if md["format"] != CheckpointFormat && md["format"] != checkpointFormat1 {
 		return m, fmt.Errorf("%s: not a finetune checkpoint (format %q, want %q)", path, md["format"], CheckpointFormat)
 	}
 	m.Form = md["form"]
-	for k, v := range map[string]any{"config": &m.Config, "classes": &m.Classes, "normalize": &m.Normalize,
+	var err error
+	if m.Config, err = decodeMetaConfig(md["format"], md["config"]); err != nil {
+		return m, fmt.Errorf("%s: metadata \"config\": %w", path, err)
+	}
+	for k, v := range map[string]any{"classes": &m.Classes, "normalize": &m.Normalize,
 		"metrics": &m.Metrics, "versions": &m.Versions} {
 		if err := json.Unmarshal([]byte(md[k]), v); err != nil {
 			return m, fmt.Errorf("%s: metadata %q: %w", path, k, err)

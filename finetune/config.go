@@ -5,135 +5,134 @@ import (
 	"math"
 	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	textsuggest "github.com/finetune-go/finetune/internal/suggest"
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/spf13/viper"
 )
 
-// Config is everything a run needs. Each field's key (its mapstructure
-// tag, dotted by nesting) is the same in a YAML/JSON/TOML file, in the
-// environment (FINETUNE_ plus the key in capitals with _ for dots:
-// FINETUNE_TRAIN_LR) and as a flag (--train.lr). The doc tags are the
-// comments of the default config file.
+// Config is everything a run needs. Each field has one key, its json
+// tag dotted by nesting (train.lr), used everywhere a configuration is
+// written or read: a YAML or JSON file (ParseConfig, ConfigYAML), a
+// checkpoint's metadata and a run's record (encoding/json), the
+// command-line tool's environment variables (FINETUNE_TRAIN_LR) and flags
+// (--train.lr). The doc tags are the comments of the default file and the
+// flags' help.
 type Config struct {
-	Data    DataConfig    `mapstructure:"data"`
-	Model   ModelConfig   `mapstructure:"model"`
-	Augment AugmentConfig `mapstructure:"augment"`
-	Train   TrainConfig   `mapstructure:"train"`
-	Recipe  string        `mapstructure:"recipe" doc:"default (the stages as configured), auto (the freeze point of every stage after the first chosen from the measured BatchNorm shift and the data size) or linear-probe (only a logistic regression on the frozen backbone's features, the baseline, as the whole run)"`
-	Search  string        `mapstructure:"search" doc:"quick (when the first stage's features are cached, a small search over the head's learning rate and weight decay across cross-validation folds picks them before the long run) or off"`
-	Probe   bool          `mapstructure:"probe" doc:"fit the linear-probe baseline (logistic regression on the frozen backbone's features, L2 chosen by cross-validation) and report it beside the result"`
+	Data    DataConfig    `json:"data"`
+	Model   ModelConfig   `json:"model"`
+	Augment AugmentConfig `json:"augment"`
+	Train   TrainConfig   `json:"train"`
+	Recipe  string        `json:"recipe" doc:"default (the stages as configured), auto (the freeze point of every stage after the first chosen from the measured BatchNorm shift and the data size) or linear-probe (only a logistic regression on the frozen backbone's features, the baseline, as the whole run)"`
+	Search  string        `json:"search" doc:"quick (when the first stage's features are cached, a small search over the head's learning rate and weight decay across cross-validation folds picks them before the long run) or off"`
+	Probe   bool          `json:"probe" doc:"fit the linear-probe baseline (logistic regression on the frozen backbone's features, L2 chosen by cross-validation) and report it beside the result"`
 	// ProbeFallback is a field of its own, not a value of Probe, because
 	// it needs the head to start as the probe: that state is what the run
 	// falls back to.
-	ProbeFallback bool         `mapstructure:"probe_fallback" doc:"with model.head.init: probe, end with the probe's model (the backbone before training, the probe as the head) when its validation accuracy beats the best epoch's"`
-	Stages        []Stage      `mapstructure:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer4 at a tenth of the learning rate (fastai's fine_tune)"`
-	CV            CVConfig     `mapstructure:"cv"`
-	Output        OutputConfig `mapstructure:"output"`
-	Seed          uint64       `mapstructure:"seed" doc:"one seed fixes data order, augmentation and head initialisation"`
-	Device        string       `mapstructure:"device" doc:"auto (CUDA when available), cpu, cuda or cuda:N"`
+	ProbeFallback bool         `json:"probe_fallback" doc:"with model.head.init: probe, end with the probe's model (the backbone before training, the probe as the head) when its validation accuracy beats the best epoch's"`
+	Stages        []Stage      `json:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer4 at a tenth of the learning rate (fastai's fine_tune)"`
+	CV            CVConfig     `json:"cv"`
+	Output        OutputConfig `json:"output"`
+	Seed          uint64       `json:"seed" doc:"one seed fixes data order, augmentation and head initialisation"`
+	Device        string       `json:"device" doc:"auto (CUDA when available), cpu, cuda or cuda:N"`
 }
 
 // DataConfig says where the images are and how they are batched.
 type DataConfig struct {
-	Train      string  `mapstructure:"train" doc:"folder with one subfolder of images per class (required)"`
-	Val        string  `mapstructure:"val" doc:"validation folder; empty: split val_split of train off, stratified"`
-	Test       string  `mapstructure:"test" doc:"optional test folder, evaluated once at the end"`
-	ValSplit   float64 `mapstructure:"val_split" doc:"fraction of train held out for validation when val is empty"`
-	ImageSize  int     `mapstructure:"image_size" doc:"side of the square crop the network sees"`
-	Resize     int     `mapstructure:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
-	BatchSize  int     `mapstructure:"batch_size" doc:"images per step"`
-	Workers    int     `mapstructure:"workers" doc:"decoding goroutines (0: one per CPU)"`
-	OnBadImage string  `mapstructure:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
-	CacheMB    int     `mapstructure:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
+	Train      string  `json:"train" doc:"folder with one subfolder of images per class (required)"`
+	Val        string  `json:"val" doc:"validation folder; empty: split val_split of train off, stratified"`
+	Test       string  `json:"test" doc:"optional test folder, evaluated once at the end"`
+	ValSplit   float64 `json:"val_split" doc:"fraction of train held out for validation when val is empty"`
+	ImageSize  int     `json:"image_size" doc:"side of the square crop the network sees"`
+	Resize     int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
+	BatchSize  int     `json:"batch_size" doc:"images per step"`
+	Workers    int     `json:"workers" doc:"decoding goroutines (0: one per CPU)"`
+	OnBadImage string  `json:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
+	CacheMB    int     `json:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
 }
 
 // ModelConfig chooses the backbone, its weights and the head.
 type ModelConfig struct {
-	Arch    string     `mapstructure:"arch" doc:"resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2 or resnext50_32x4d"`
-	Weights string     `mapstructure:"weights" doc:"imagenet (the best published), IMAGENET1K_V1, IMAGENET1K_V2, a .pth/.safetensors path, or none"`
-	Head    HeadConfig `mapstructure:"head"`
+	Arch    string     `json:"arch" doc:"resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2 or resnext50_32x4d"`
+	Weights string     `json:"weights" doc:"imagenet (the best published), IMAGENET1K_V1, IMAGENET1K_V2, a .pth/.safetensors path, or none"`
+	Head    HeadConfig `json:"head"`
 }
 
 // HeadConfig describes the classifier put on the backbone.
 type HeadConfig struct {
-	Pooling   string  `mapstructure:"pooling" doc:"avg, max, avgmax (both, concatenated) or flatten (the whole feature map: large)"`
-	Hidden    []int   `mapstructure:"hidden" doc:"sizes of hidden layers before the classifier, e.g. [512]; empty: one linear layer"`
-	Dropout   float64 `mapstructure:"dropout" doc:"dropout before each linear layer of the head"`
-	BatchNorm bool    `mapstructure:"batchnorm" doc:"BatchNorm1d after each hidden layer"`
-	Init      string  `mapstructure:"init" doc:"probe (a head of one linear layer starts as the linear probe fitted on the frozen backbone's features, then trains: LP-FT) or random"`
+	Pooling   string  `json:"pooling" doc:"avg, max, avgmax (both, concatenated) or flatten (the whole feature map: large)"`
+	Hidden    []int   `json:"hidden" doc:"sizes of hidden layers before the classifier, e.g. [512]; empty: one linear layer"`
+	Dropout   float64 `json:"dropout" doc:"dropout before each linear layer of the head"`
+	BatchNorm bool    `json:"batchnorm" doc:"BatchNorm1d after each hidden layer"`
+	Init      string  `json:"init" doc:"probe (a head of one linear layer starts as the linear probe fitted on the frozen backbone's features, then trains: LP-FT) or random"`
 }
 
 // AugmentConfig is the training-time augmentation; evaluation never
 // augments.
 type AugmentConfig struct {
-	Enabled    bool       `mapstructure:"enabled" doc:"augment training images (evaluation images never are)"`
-	Scale      [2]float64 `mapstructure:"scale" doc:"random resized crop: range of the crop's area, as a fraction of the image"`
-	Ratio      [2]float64 `mapstructure:"ratio" doc:"random resized crop: range of the crop's aspect ratio"`
-	HFlip      float64    `mapstructure:"hflip" doc:"probability of a horizontal flip"`
-	VFlip      float64    `mapstructure:"vflip" doc:"probability of a vertical flip"`
-	Rotation   float64    `mapstructure:"rotation" doc:"rotate by a random angle in [-rotation, rotation] degrees (Keras' rotation_range)"`
-	Brightness float64    `mapstructure:"brightness" doc:"colour jitter: brightness factor range 1±brightness"`
-	Contrast   float64    `mapstructure:"contrast" doc:"colour jitter: contrast factor range 1±contrast"`
-	Saturation float64    `mapstructure:"saturation" doc:"colour jitter: saturation factor range 1±saturation"`
-	Hue        float64    `mapstructure:"hue" doc:"colour jitter: hue shift in [-hue, hue] (at most 0.5)"`
-	Mixup      float64    `mapstructure:"mixup" doc:"mixup Beta(α, α) parameter; 0: off"`
-	Cutmix     float64    `mapstructure:"cutmix" doc:"cutmix Beta(α, α) parameter; 0: off"`
+	Enabled    bool       `json:"enabled" doc:"augment training images (evaluation images never are)"`
+	Scale      [2]float64 `json:"scale" doc:"random resized crop: range of the crop's area, as a fraction of the image"`
+	Ratio      [2]float64 `json:"ratio" doc:"random resized crop: range of the crop's aspect ratio"`
+	HFlip      float64    `json:"hflip" doc:"probability of a horizontal flip"`
+	VFlip      float64    `json:"vflip" doc:"probability of a vertical flip"`
+	Rotation   float64    `json:"rotation" doc:"rotate by a random angle in [-rotation, rotation] degrees (Keras' rotation_range)"`
+	Brightness float64    `json:"brightness" doc:"colour jitter: brightness factor range 1±brightness"`
+	Contrast   float64    `json:"contrast" doc:"colour jitter: contrast factor range 1±contrast"`
+	Saturation float64    `json:"saturation" doc:"colour jitter: saturation factor range 1±saturation"`
+	Hue        float64    `json:"hue" doc:"colour jitter: hue shift in [-hue, hue] (at most 0.5)"`
+	Mixup      float64    `json:"mixup" doc:"mixup Beta(α, α) parameter; 0: off"`
+	Cutmix     float64    `json:"cutmix" doc:"cutmix Beta(α, α) parameter; 0: off"`
 }
 
 // TrainConfig holds the optimisation settings shared by every stage.
 type TrainConfig struct {
-	BatchNorm      string        `mapstructure:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
-	BNAffine       string        `mapstructure:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
-	Optimizer      string        `mapstructure:"optimizer" doc:"adamw, adam or sgd"`
-	LR             float64       `mapstructure:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult)"`
-	WeightDecay    float64       `mapstructure:"weight_decay" doc:"weight decay; never applied to BatchNorm parameters or biases"`
-	Momentum       float64       `mapstructure:"momentum" doc:"SGD momentum"`
-	Nesterov       bool          `mapstructure:"nesterov" doc:"SGD Nesterov momentum"`
-	Schedule       string        `mapstructure:"schedule" doc:"constant, step, cosine (with linear warmup) or onecycle"`
-	WarmupEpochs   float64       `mapstructure:"warmup_epochs" doc:"cosine: epochs of linear warmup"`
-	StepEvery      int           `mapstructure:"step_every" doc:"step schedule: epochs between decays"`
-	StepGamma      float64       `mapstructure:"step_gamma" doc:"step schedule: factor of each decay"`
-	LabelSmoothing float64       `mapstructure:"label_smoothing" doc:"label smoothing of the cross entropy"`
-	ClassWeights   string        `mapstructure:"class_weights" doc:"none or balanced (weights n/(k·n_c) for imbalanced classes)"`
-	GradClip       float64       `mapstructure:"grad_clip" doc:"clip the global gradient norm to this; 0: off"`
-	StepsPerEpoch  int           `mapstructure:"steps_per_epoch" doc:"steps per epoch; 0: ceil(train images / batch_size), one pass"`
-	CacheFeatures  string        `mapstructure:"cache_features" doc:"auto (train the head on backbone features computed once, where that gives the same result), on or off"`
-	Precision      string        `mapstructure:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
-	ChannelsLast   string        `mapstructure:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
-	EarlyStopping  EarlyStopping `mapstructure:"early_stopping"`
+	BatchNorm      string        `json:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
+	BNAffine       string        `json:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
+	Optimizer      string        `json:"optimizer" doc:"adamw, adam or sgd"`
+	LR             float64       `json:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult)"`
+	WeightDecay    float64       `json:"weight_decay" doc:"weight decay; never applied to BatchNorm parameters or biases"`
+	Momentum       float64       `json:"momentum" doc:"SGD momentum"`
+	Nesterov       bool          `json:"nesterov" doc:"SGD Nesterov momentum"`
+	Schedule       string        `json:"schedule" doc:"constant, step, cosine (with linear warmup) or onecycle"`
+	WarmupEpochs   float64       `json:"warmup_epochs" doc:"cosine: epochs of linear warmup"`
+	StepEvery      int           `json:"step_every" doc:"step schedule: epochs between decays"`
+	StepGamma      float64       `json:"step_gamma" doc:"step schedule: factor of each decay"`
+	LabelSmoothing float64       `json:"label_smoothing" doc:"label smoothing of the cross entropy"`
+	ClassWeights   string        `json:"class_weights" doc:"none or balanced (weights n/(k·n_c) for imbalanced classes)"`
+	GradClip       float64       `json:"grad_clip" doc:"clip the global gradient norm to this; 0: off"`
+	StepsPerEpoch  int           `json:"steps_per_epoch" doc:"steps per epoch; 0: ceil(train images / batch_size), one pass"`
+	CacheFeatures  string        `json:"cache_features" doc:"auto (train the head on backbone features computed once, where that gives the same result), on or off"`
+	Precision      string        `json:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
+	ChannelsLast   string        `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
+	EarlyStopping  EarlyStopping `json:"early_stopping"`
 }
 
 // EarlyStopping stops a stage when the validation metric stops improving;
 // the best epoch's weights are restored at the end.
 type EarlyStopping struct {
-	Metric   string  `mapstructure:"metric" doc:"val_loss or val_accuracy"`
-	Patience int     `mapstructure:"patience" doc:"epochs without improvement before stopping; 0: never stop early"`
-	MinDelta float64 `mapstructure:"min_delta" doc:"smallest change that counts as an improvement"`
+	Metric   string  `json:"metric" doc:"val_loss or val_accuracy"`
+	Patience int     `json:"patience" doc:"epochs without improvement before stopping; 0: never stop early"`
+	MinDelta float64 `json:"min_delta" doc:"smallest change that counts as an improvement"`
 }
 
 // Stage is one step of the recipe.
 type Stage struct {
-	Name           string  `mapstructure:"name"`
-	Epochs         int     `mapstructure:"epochs"`
-	Freeze         string  `mapstructure:"freeze"`
-	BackboneLRMult float64 `mapstructure:"backbone_lr_mult"`
+	Name           string  `json:"name"`
+	Epochs         int     `json:"epochs"`
+	Freeze         string  `json:"freeze"`
+	BackboneLRMult float64 `json:"backbone_lr_mult"`
 }
 
 // CVConfig turns on stratified k-fold cross-validation.
 type CVConfig struct {
-	Folds int `mapstructure:"folds" doc:"k for stratified k-fold cross-validation over train (+val); 0: one run"`
+	Folds int `json:"folds" doc:"k for stratified k-fold cross-validation over train (+val); 0: one run"`
 }
 
 // OutputConfig says where results go.
 type OutputConfig struct {
-	Dir         string `mapstructure:"dir" doc:"run folder: metrics.jsonl, the config used, checkpoints, plots"`
-	Checkpoint  string `mapstructure:"checkpoint" doc:"full (the whole model), delta (head, BatchNorm statistics and unfrozen layers only) or both"`
-	Tensorboard bool   `mapstructure:"tensorboard" doc:"also write TensorBoard event files"`
+	Dir         string `json:"dir" doc:"run folder: metrics.jsonl, the config used, checkpoints, plots"`
+	Checkpoint  string `json:"checkpoint" doc:"full (the whole model), delta (head, BatchNorm statistics and unfrozen layers only) or both"`
+	Tensorboard bool   `json:"tensorboard" doc:"also write TensorBoard event files"`
 }
 
 // Defaults returns the configuration a run uses for every key it is not
@@ -160,8 +159,7 @@ func Defaults() Config {
 	}
 }
 
-// Keys lists every configuration key with its kind and comment, in the
-// order of Config's fields: what flags and the default file are made of.
+// Key is a configuration key with its kind, comment and default.
 type Key struct {
 	Name    string
 	Kind    reflect.Kind
@@ -169,7 +167,9 @@ type Key struct {
 	Default any
 }
 
-// Keys returns the keys of Config.
+// Keys returns every key of Config, in the order of its fields: what
+// the default file, the flags and the environment variables of the
+// command-line tool are made of.
 func Keys() []Key {
 	var out []Key
 	walkKeys(reflect.ValueOf(Defaults()), "", func(k Key) { out = append(out, k) })
@@ -180,7 +180,7 @@ func walkKeys(v reflect.Value, prefix string, fn func(Key)) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name := f.Tag.Get("mapstructure")
+		name := keyName(f)
 		if prefix != "" {
 			name = prefix + "." + name
 		}
@@ -193,89 +193,13 @@ func walkKeys(v reflect.Value, prefix string, fn func(Key)) {
 	}
 }
 
-// NewViper returns a viper instance that knows every key's default and
-// reads FINETUNE_ environment variables. Flags bound to it (see the
-// command-line tool) take precedence over the environment, which takes
-// precedence over a config file.
-func NewViper() *viper.Viper {
-	v := viper.New()
-	v.SetEnvPrefix("FINETUNE")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	for _, k := range Keys() {
-		v.SetDefault(k.Name, k.Default)
-	}
-	return v
-}
-
-// Load decodes v into a Config and validates it. Unknown keys, in a file
-// or anywhere else, are errors naming the key.
-func Load(v *viper.Viper) (Config, error) {
-	var c Config
-	known := map[string]bool{}
-	for _, k := range Keys() {
-		known[k.Name] = true
-	}
-	for _, k := range v.AllKeys() {
-		if !known[k] && !isStageKey(k) {
-			return c, fmt.Errorf("unknown config key %q%s", k, suggest(k, known))
-		}
-	}
-	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
-		dc.ErrorUnused = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(stageHook, listHook, mapstructure.StringToSliceHookFunc(","))
-	})
-	if err != nil {
-		return c, fmt.Errorf("config: %w", err)
-	}
-	return c, c.Validate()
-}
-
-func isStageKey(k string) bool { return k == "stages" || strings.HasPrefix(k, "stages.") }
-
-// suggest names the known key closest to a typo.
-func suggest(k string, known map[string]bool) string {
-	names := make([]string, 0, len(known))
-	for name := range known {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+// suggest names the key closest to a typo among names.
+func suggest(k string, names []string) string {
 	best := textsuggest.Closest(k, names, 3)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// stageHook decodes the compact form "head:5:all,finetune:15:layer3:0.1"
-// (from a flag or an environment variable) into stages.
-func stageHook(from, to reflect.Type, data any) (any, error) {
-	if to != reflect.TypeOf([]Stage{}) {
-		return data, nil
-	}
-	s, ok := data.(string)
-	if !ok {
-		return data, nil
-	}
-	return ParseStages(s)
-}
-
-// listHook accepts "[512, 256]" and "0.08,1" for number lists given as a
-// string (an environment variable or a flag).
-func listHook(from, to reflect.Type, data any) (any, error) {
-	s, ok := data.(string)
-	if !ok || (to.Kind() != reflect.Slice && to.Kind() != reflect.Array) || to == reflect.TypeOf([]Stage{}) {
-		return data, nil
-	}
-	s = strings.Trim(strings.TrimSpace(s), "[]")
-	if s == "" {
-		return []string{}, nil
-	}
-	parts := strings.Split(s, ",")
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts, nil
 }
 
 // ParseStages parses NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT], comma separated.

@@ -1,90 +1,218 @@
 package finetune
 
 import (
+	"encoding/json"
+	"math"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/finetune-go/finetune/vision/data"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
-func writeFile(t *testing.T, name, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
-	return p
-}
-
-func loadFile(t *testing.T, path string) (Config, error) {
-	t.Helper()
-	v := NewViper()
-	v.SetConfigFile(path)
-	require.NoError(t, v.ReadInConfig())
-	return Load(v)
-}
-
-func TestDefaultConfigIsValidAndRoundTrips(t *testing.T) {
-	yaml := DefaultConfigYAML()
-	path := writeFile(t, "finetune.yaml", strings.Replace(yaml, "train: \"\"", "train: data/train", 1))
-	c, err := loadFile(t, path)
-	require.NoError(t, err, yaml)
-	want := Defaults()
-	want.Data.Train = "data/train"
-	require.Equal(t, want, c)
+// keyNames are the names of Keys.
+func keyNames() []string {
+	var names []string
 	for _, k := range Keys() {
-		require.Contains(t, yaml, k.Name[strings.LastIndex(k.Name, ".")+1:]+":", "key %s missing from the default file", k.Name)
+		names = append(names, k.Name)
+	}
+	return names
+}
+
+// documentKeys lists the dotted names of the leaves of a YAML (or JSON)
+// document's mappings, in order.
+func documentKeys(t *testing.T, doc string) []string {
+	t.Helper()
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(doc), &n))
+	var names []string
+	var walk func(prefix string, n *yaml.Node)
+	walk = func(prefix string, n *yaml.Node) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			name := dotted(prefix, n.Content[i].Value)
+			if v := n.Content[i+1]; v.Kind == yaml.MappingNode {
+				walk(name, v)
+			} else {
+				names = append(names, name)
+			}
+		}
+	}
+	walk("", n.Content[0])
+	return names
+}
+
+// custom is a configuration far from the defaults, with strings YAML
+// would read as something else unquoted.
+func custom() Config {
+	c := Defaults()
+	c.Data.Train = "my data/train: #1"
+	c.Data.Val = "null"
+	c.Data.Test = "42"
+	c.Data.ValSplit = 1.0 / 3
+	c.Model.Weights = "true"
+	c.Model.Head.Hidden = []int{512, 256}
+	c.Augment.Scale = [2]float64{0.08, 1}
+	c.Augment.Hue = 1e-5
+	c.Train.LR = 3e-4
+	c.Train.Nesterov = true
+	c.Train.EarlyStopping.MinDelta = 0
+	c.Stages = []Stage{{"warm", 2, "all", 0.1}, {"deep", 4, "layer2", 0.01}, {"all", 1, "none", 1}}
+	c.Output.Dir = "runs/ä b\t\"c\""
+	c.Seed = math.MaxUint64
+	c.Device = "cuda:1"
+	return c
+}
+
+func TestConfigEncodingsRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{{"defaults", Defaults()}, {"custom", custom()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(tc.cfg)
+			require.NoError(t, err)
+			for _, enc := range []struct{ name, doc string }{
+				{"ConfigYAML", ConfigYAML(tc.cfg)},
+				{"json", string(b)},
+			} {
+				// From the zero Config, the result is tc.cfg only if every
+				// key was written.
+				got, err := ParseConfig([]byte(enc.doc), Config{})
+				require.NoError(t, err, enc.doc)
+				require.Equal(t, tc.cfg, got, enc.name)
+				require.Equal(t, keyNames(), documentKeys(t, enc.doc), "%s holds every key, by its name", enc.name)
+			}
+		})
 	}
 }
 
-func TestConfigPrecedence(t *testing.T) {
-	path := writeFile(t, "c.yaml", "data:\n  train: /file\n  batch_size: 8\ntrain:\n  lr: 0.5\n  optimizer: sgd\n")
-	t.Setenv("FINETUNE_TRAIN_LR", "0.25")
-	t.Setenv("FINETUNE_DATA_BATCH_SIZE", "16")
-	v := NewViper()
-	v.SetConfigFile(path)
-	require.NoError(t, v.ReadInConfig())
-	v.Set("data.batch_size", 64) // what a bound, changed flag does
-	c, err := Load(v)
+func TestDefaultConfigYAML(t *testing.T) {
+	doc := DefaultConfigYAML()
+	require.Equal(t, keyNames(), documentKeys(t, doc))
+	got, err := ParseConfig([]byte(doc), Config{})
 	require.NoError(t, err)
-	require.Equal(t, "/file", c.Data.Train, "file only")
-	require.Equal(t, "sgd", c.Train.Optimizer, "file only")
-	require.Equal(t, 0.25, c.Train.LR, "env beats file")
-	require.Equal(t, 64, c.Data.BatchSize, "flag beats env")
-	require.Equal(t, 0.01, c.Train.WeightDecay, "default")
+	require.Equal(t, Defaults(), got)
+	require.Contains(t, doc, "  # learning rate of the head (the backbone's is lr times the stage's\n  # backbone_lr_mult)\n  lr: 0.001\n")
 }
 
-func TestConfigFromEnvironment(t *testing.T) {
-	t.Setenv("FINETUNE_DATA_TRAIN", "/d")
-	t.Setenv("FINETUNE_MODEL_HEAD_HIDDEN", "[512, 256]")
-	t.Setenv("FINETUNE_AUGMENT_SCALE", "0.08,1")
-	t.Setenv("FINETUNE_STAGES", "warm:2:all,deep:4:layer2:0.01")
-	c, err := Load(NewViper())
+func TestParseConfigOverBase(t *testing.T) {
+	base := custom()
+	got, err := ParseConfig([]byte("train:\n  lr: 0.5\nstages: head:1:all\nmodel:\n  head:\n    hidden: [8]\n"), base)
 	require.NoError(t, err)
-	require.Equal(t, []int{512, 256}, c.Model.Head.Hidden)
-	require.Equal(t, [2]float64{0.08, 1}, c.Augment.Scale)
-	require.Equal(t, []Stage{{"warm", 2, "all", 0.1}, {"deep", 4, "layer2", 0.01}}, c.Stages)
+	want := custom()
+	want.Train.LR = 0.5
+	want.Stages = []Stage{{"head", 1, "all", 0.1}}
+	want.Model.Head.Hidden = []int{8}
+	require.Equal(t, want, got, "lists are replaced, other keys keep base's values")
+	require.Equal(t, custom(), base, "base is not changed")
+
+	got, err = ParseConfig([]byte("data:\n  val:\n  val_split: null\n"), base)
+	require.NoError(t, err)
+	require.Equal(t, "", got.Data.Val, "null clears a key")
+	require.Equal(t, 0.0, got.Data.ValSplit)
+
+	got, err = ParseConfig(nil, base)
+	require.NoError(t, err)
+	require.Equal(t, base, got)
 }
 
-func TestConfigErrorsNameTheKey(t *testing.T) {
-	cases := []struct {
-		name, yaml, msg string
-	}{
-		{"unknown key", "data:\n  train: x\n  batch_sise: 3\n", `unknown config key "data.batch_sise" (did you mean "data.batch_size"?)`},
-		{"unknown section", "data:\n  train: x\nmodle:\n  arch: resnet18\n", `unknown config key "modle.arch"`},
+func TestParseConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ name, doc, msg string }{
+		{"unknown key", "data:\n  train: x\n  batch_sise: 3\n", `line 3: unknown config key "data.batch_sise" (did you mean "data.batch_size"?)`},
+		{"unknown section", "data:\n  train: x\nmodle:\n  arch: resnet18\n", `line 3: unknown config key "modle" (did you mean "model"?)`},
+		{"unknown stage key", "stages:\n  - name: a\n    epochs: 2\n    freeze: all\n    epoch: 3\n", `line 5: unknown config key "stages[0].epoch" (did you mean "stages[0].epochs"?)`},
+		{"unknown far off", "colour: red\n", `line 1: unknown config key "colour"`},
+		{"set twice", "train:\n  lr: 1\n  lr: 2\n", "line 3: train.lr: set twice (first on line 2)"},
+		{"not an integer", "data:\n  batch_size: many\n", `line 2: data.batch_size: "many" is not an integer`},
+		{"fraction for an integer", "data:\n  batch_size: 1.5\n", `line 2: data.batch_size: "1.5" is not an integer`},
+		{"negative seed", "seed: -1\n", `line 1: seed: "-1" is not an integer of 0 or more`},
+		{"not a number", "train:\n  lr: fast\n", `line 2: train.lr: "fast" is not a number`},
+		{"quoted number", "train:\n  lr: \"0.1\"\n", `line 2: train.lr: "0.1" is not a number`},
+		{"not a bool", "probe: maybe\n", `line 1: probe: "maybe" is not true or false`},
+		{"list for a string", "device: [cpu]\n", "line 1: device: a list is not a string"},
+		{"scalar for a section", "train: 3\n", `line 1: train: "3" is not a mapping of keys`},
+		{"list length", "augment:\n  scale: [0.1, 0.5, 1]\n", "line 2: augment.scale: a list is not a list of 2 values"},
+		{"list item", "model:\n  head:\n    hidden: [512, wide]\n", `line 3: model.head.hidden[1]: "wide" is not an integer`},
+		{"bad stages", "stages: head:x:all\n", `line 1: stages: "head:x:all": epochs "x" is not a number`},
+		{"not a mapping", "- a\n", "line 1: the configuration is a list, not a mapping of keys"},
+		{"syntax", "data:\n  train: [x\n", "yaml: line 1: did not find expected ',' or ']'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.doc), Defaults())
+			require.ErrorContains(t, err, tc.msg)
+		})
+	}
+}
+
+func TestValidateNamesTheKey(t *testing.T) {
+	for _, tc := range []struct{ name, doc, msg string }{
 		{"missing train", "data:\n  batch_size: 3\n", "data.train: required"},
 		{"bad enum", "data:\n  train: x\ntrain:\n  batchnorm: sometimes\n", `train.batchnorm: "sometimes" is not one of auto, frozen, train, adapt, legacy`},
 		{"bad number", "data:\n  train: x\ntrain:\n  lr: -1\n", "train.lr: must be positive, got -1"},
-		{"bad type", "data:\n  train: x\n  batch_size: many\n", "batch_size"},
 		{"bad stage", "data:\n  train: x\nstages:\n  - name: a\n    epochs: 2\n    freeze: layer9\n", `stages[0].freeze: "layer9" is not one of`},
-		{"unknown stage key", "data:\n  train: x\nstages:\n  - name: a\n    epochs: 2\n    freeze: all\n    lr: 3\n", "lr"},
 		{"dropout", "data:\n  train: x\nmodel:\n  head:\n    dropout: 1.5\n", "model.head.dropout: must be in [0, 1)"},
 		{"folds", "data:\n  train: x\ncv:\n  folds: 1\n", "cv.folds: want 0 (off) or at least 2"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := loadFile(t, writeFile(t, "c.yaml", c.yaml))
-			require.ErrorContains(t, err, c.msg)
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.doc), Defaults())
+			require.NoError(t, err)
+			require.ErrorContains(t, c.Validate(), tc.msg)
 		})
 	}
+}
+
+// TestCheckpointFormat1Metadata decodes the metadata finetune 0.1.0
+// wrote, testdata/checkpoint-1-metadata.json: its config is JSON under Go's
+// field names.
+func TestCheckpointFormat1Metadata(t *testing.T) {
+	b, err := os.ReadFile("testdata/checkpoint-1-metadata.json")
+	require.NoError(t, err)
+	var md map[string]string
+	require.NoError(t, json.Unmarshal(b, &md))
+	require.Equal(t, "finetune-checkpoint/1", md["format"])
+	want := Defaults()
+	want.Data.Train = "data/train"
+	want.Data.ValSplit = 0.25
+	want.Model.Arch = "resnet18"
+	want.Model.Head.Hidden = []int{64}
+	want.Augment.Scale = [2]float64{0.5, 1}
+	want.Train.LR = 0.05
+	want.Train.EarlyStopping.MinDelta = 1e-5
+	want.Stages = []Stage{{"head", 2, "all", 0.1}, {"body", 3, "layer2", 0.01}}
+	want.Seed = 7
+	meta, err := decodeMeta("old.safetensors", md)
+	require.NoError(t, err)
+	require.Equal(t, Meta{Form: "full", Config: want, Classes: []string{"cat", "dog"}, Normalize: data.ImageNet,
+		Metrics:  map[string]float64{"val_accuracy": 0.75},
+		Versions: map[string]string{"finetune": "0.1.0", "libtorch": "1.13.1", "go": "go1.26.8"}}, meta)
+
+	// Written again, it is format 2, under the keys, and reads back the same.
+	md, err = meta.encode()
+	require.NoError(t, err)
+	require.Equal(t, CheckpointFormat, md["format"])
+	require.Equal(t, keyNames(), documentKeys(t, md["config"]))
+	again, err := decodeMeta("new.safetensors", md)
+	require.NoError(t, err)
+	require.Equal(t, meta, again)
+
+	for _, tc := range []struct{ format, config, msg string }{
+		{"finetune-checkpoint/1", `{"Data":{"Train":"x","Colour":"red"}}`, `old.safetensors: metadata "config": line 1: unknown config key "data.Colour"`},
+		{"finetune-checkpoint/2", `{"Data":{"Train":"x"}}`, `old.safetensors: metadata "config": line 1: unknown config key "Data" (did you mean "data"?)`},
+		{"finetune-checkpoint/1", `{"Data":`, `old.safetensors: metadata "config"`},
+		{"finetune-checkpoint/0", `{}`, `old.safetensors: not a finetune checkpoint (format "finetune-checkpoint/0", want "finetune-checkpoint/2")`},
+	} {
+		md["format"], md["config"] = tc.format, tc.config
+		_, err := decodeMeta("old.safetensors", md)
+		require.ErrorContains(t, err, tc.msg)
+	}
+}
+
+func TestConfigDiff(t *testing.T) {
+	a, b := custom(), custom()
+	require.Empty(t, configDiff(a, b))
+	b.Output.Dir = "elsewhere"
+	require.Empty(t, configDiff(a, b), "where output goes may change")
+	b.Train.EarlyStopping.Patience = 9
+	require.Equal(t, "train.early_stopping.patience was 5, now 9", configDiff(a, b))
 }

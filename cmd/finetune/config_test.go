@@ -1,0 +1,205 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/finetune-go/finetune/finetune"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+// loadConfig loads the configuration as a command with src and args
+// would. A configuration that decodes but is invalid (data.train unset)
+// is returned without error.
+func loadConfig(t *testing.T, src configSource, args ...string) (finetune.Config, string, error) {
+	t.Helper()
+	fs := newFlagSet("config", "", "")
+	flags := fs.addConfigFlags()
+	_, err := fs.parse(args)
+	require.NoError(t, err)
+	cfg, from, err := src.load(flags)
+	if invalid := (*finetune.ConfigError)(nil); errors.As(err, &invalid) {
+		err = nil
+	}
+	return cfg, from, err
+}
+
+// settings is cfg as nested maps, under the keys.
+func settings(t *testing.T, cfg finetune.Config) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(finetune.ConfigYAML(cfg)), &m))
+	return m
+}
+
+// otherValue is a value of k other than its default, as a flag or
+// environment variable gives it and as YAML.
+func otherValue(k finetune.Key) (arg, doc string) {
+	switch {
+	case k.Name == "stages":
+		return "a:1:all:0.5", "[{name: a, epochs: 1, freeze: all, backbone_lr_mult: 0.5}]"
+	case k.Kind == reflect.Bool:
+		s := strconv.FormatBool(!k.Default.(bool))
+		return s, s
+	case k.Kind == reflect.Int || k.Kind == reflect.Uint64:
+		return "7", "7"
+	case k.Kind == reflect.Float64:
+		return "0.375", "0.375"
+	case k.Kind == reflect.Slice:
+		return "3,4", "[3, 4]"
+	case k.Kind == reflect.Array:
+		return "0.25,0.5", "[0.25, 0.5]"
+	}
+	return "zz", "zz"
+}
+
+// TestEveryKeyFromFileEnvironmentAndFlag sets each of finetune.Keys in a
+// file, an environment variable and a flag, and finds exactly that key
+// changed in the configuration (as ConfigYAML writes it).
+func TestEveryKeyFromFileEnvironmentAndFlag(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range finetune.Keys() {
+		arg, doc := otherValue(k)
+		var value any
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &value))
+		want := settings(t, finetune.Defaults())
+		m, path := want, strings.Split(k.Name, ".")
+		for _, section := range path[:len(path)-1] {
+			m = m[section].(map[string]any)
+		}
+		require.Contains(t, m, path[len(path)-1], "ConfigYAML writes %s", k.Name)
+		m[path[len(path)-1]] = value
+
+		var file strings.Builder
+		for i, name := range path {
+			file.WriteString("\n" + strings.Repeat("  ", i) + name + ":")
+		}
+		file.WriteString(" " + doc + "\n")
+		f := filepath.Join(dir, "c.yaml")
+		require.NoError(t, os.WriteFile(f, []byte(file.String()), 0o644))
+		for _, src := range []struct {
+			name string
+			load func(t *testing.T) (finetune.Config, string, error)
+		}{
+			{"file", func(t *testing.T) (finetune.Config, string, error) {
+				return loadConfig(t, configSource{file: f})
+			}},
+			{"environment", func(t *testing.T) (finetune.Config, string, error) {
+				t.Setenv(envName(k.Name), arg)
+				return loadConfig(t, configSource{})
+			}},
+			{"flag", func(t *testing.T) (finetune.Config, string, error) {
+				return loadConfig(t, configSource{}, "--"+k.Name+"="+arg)
+			}},
+		} {
+			t.Run(k.Name+"/"+src.name, func(t *testing.T) {
+				cfg, _, err := src.load(t)
+				require.NoError(t, err)
+				require.Equal(t, want, settings(t, cfg))
+			})
+		}
+	}
+}
+
+func TestConfigSourcePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("data:\n  batch_size: 8\ntrain:\n  lr: 0.5\n  optimizer: sgd\n"), 0o644))
+	for _, tc := range []struct {
+		name  string
+		file  string
+		env   []string
+		flags []string
+		lr    float64
+		batch int
+		from  string
+	}{
+		{"defaults", "", nil, nil, 1e-3, 32, "defaults"},
+		{"file", file, nil, nil, 0.5, 8, file},
+		{"environment over file", file, []string{"FINETUNE_TRAIN_LR=0.25"}, nil, 0.25, 8, file + " < environment (FINETUNE_TRAIN_LR)"},
+		{"flag over environment", file, []string{"FINETUNE_TRAIN_LR=0.25", "FINETUNE_DATA_BATCH_SIZE=16"}, []string{"--data.batch_size", "64"},
+			0.25, 64, file + " < environment (FINETUNE_DATA_BATCH_SIZE, FINETUNE_TRAIN_LR) < flags (--data.batch_size)"},
+		{"flag over file", file, nil, []string{"--train.lr", "0.125"}, 0.125, 8, file + " < flags (--train.lr)"},
+		{"flag over environment, no file", "", []string{"FINETUNE_TRAIN_LR=0.25"}, []string{"--train.lr", "0.125"}, 0.125, 32,
+			"environment (FINETUNE_TRAIN_LR) < flags (--train.lr)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, kv := range tc.env {
+				name, value, _ := strings.Cut(kv, "=")
+				t.Setenv(name, value)
+			}
+			cfg, from, err := loadConfig(t, configSource{file: tc.file}, tc.flags...)
+			require.NoError(t, err)
+			require.Equal(t, tc.lr, cfg.Train.LR)
+			require.Equal(t, tc.batch, cfg.Data.BatchSize)
+			if tc.file != "" {
+				require.Equal(t, "sgd", cfg.Train.Optimizer, "set only in the file")
+			}
+			require.Equal(t, 0.01, cfg.Train.WeightDecay, "set nowhere")
+			require.Contains(t, from, tc.from)
+		})
+	}
+}
+
+func TestConfigSourceErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		file string
+		env  string
+		msg  string
+	}{
+		{"file typo", write("typo.yaml", "train:\n  lrr: 0.1\n"), "",
+			`typo.yaml: line 2: unknown config key "train.lrr" (did you mean "train.lr"?)`},
+		{"toml typo", write("typo.toml", "[train]\nlrr = 0.1\n"), "", `unknown config key "train.lrr" (did you mean "train.lr"?)`},
+		{"environment typo", "", "FINETUNE_TRAIN_LRR=0.1",
+			"environment: FINETUNE_TRAIN_LRR is not a configuration key (did you mean FINETUNE_TRAIN_LR?)"},
+		{"environment value", "", "FINETUNE_DATA_BATCH_SIZE=many", `'data.batch_size' cannot parse value as 'int'`},
+		{"missing file", filepath.Join(dir, "missing.yaml"), "", "missing.yaml: no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if name, value, ok := strings.Cut(tc.env, "="); ok {
+				t.Setenv(name, value)
+			}
+			_, _, err := loadConfig(t, configSource{file: tc.file})
+			require.ErrorContains(t, err, tc.msg)
+			require.ErrorAs(t, err, new(usageError))
+		})
+	}
+
+	// The project's other FINETUNE_ variables are not taken for typos.
+	for _, name := range []string{"FINETUNE_DIST_BACKEND", "FINETUNE_DIST_TIMEOUT", "FINETUNE_DIST_TEST_DIR",
+		"FINETUNE_DIST_TEST_JOB", "FINETUNE_DIST_TEST_VICTIM", "FINETUNE_TEST_ATOMIC_PATH"} {
+		t.Setenv(name, "x")
+	}
+	_, from, err := loadConfig(t, configSource{file: write("toml.toml", "[train]\nlr = 0.5\n")})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "toml.toml"), from)
+}
+
+// TestConfigSourceBase loads a checkpoint's configuration as the file.
+func TestConfigSourceBase(t *testing.T) {
+	base := finetune.Defaults()
+	base.Data.Train = "imgs"
+	base.Model.Weights = "true" // a string YAML would read as a boolean unquoted
+	base.Seed = 1<<64 - 1
+	base.Stages = base.Stages[:1]
+	t.Setenv("FINETUNE_TRAIN_LR", "0.25")
+	cfg, from, err := loadConfig(t, configSource{base: &base, what: "checkpoint c.safetensors"})
+	require.NoError(t, err)
+	want := base
+	want.Train.LR = 0.25
+	require.Equal(t, want, cfg)
+	require.Equal(t, "checkpoint c.safetensors < environment (FINETUNE_TRAIN_LR)", from)
+}
