@@ -180,10 +180,7 @@ func walkKeys(v reflect.Value, prefix string, fn func(Key)) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name := keyName(f)
-		if prefix != "" {
-			name = prefix + "." + name
-		}
+		name := dotted(prefix, keyName(f))
 		fv := v.Field(i)
 		if f.Type.Kind() == reflect.Struct {
 			walkKeys(fv, name, fn)

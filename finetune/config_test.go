@@ -98,7 +98,7 @@ func TestDefaultConfigYAML(t *testing.T) {
 
 func TestParseConfigOverBase(t *testing.T) {
 	base := custom()
-	got, err := ParseConfig([]byte("train:\n  lr: 0.5\nstages: head:1:all\nmodel:\n  head:\n    hidden: [8]\n"), base)
+	got, err := ParseConfig([]byte("train:\n  lr: 5e-1\nstages: head:1:all\nmodel:\n  head:\n    hidden: [8]\n"), base)
 	require.NoError(t, err)
 	want := custom()
 	want.Train.LR = 0.5

@@ -73,7 +73,7 @@ func (src configSource) load(flags *configFlags) (finetune.Config, string, error
 	if len(from) == 0 {
 		from = []string{"defaults"}
 	}
-	cfg, err := decode(v)
+	cfg, err := decodeConfig(v)
 	if err != nil {
 		err = usageError{err}
 	}
@@ -88,16 +88,16 @@ func readConfig(path string) (finetune.Config, error) {
 		return finetune.Config{}, fmt.Errorf("config: %w", err)
 	}
 	if strings.EqualFold(filepath.Ext(path), ".toml") {
-		var doc map[string]any
-		if err := toml.Unmarshal(b, &doc); err != nil {
-			return finetune.Config{}, fmt.Errorf("config %s: %w", path, err)
-		}
 		// YAML holds whatever TOML does: one decoder checks the keys.
-		if b, err = yaml.Marshal(doc); err != nil {
-			return finetune.Config{}, fmt.Errorf("config %s: %w", path, err)
+		var doc map[string]any
+		if err = toml.Unmarshal(b, &doc); err == nil {
+			b, err = yaml.Marshal(doc)
 		}
 	}
-	cfg, err := finetune.ParseConfig(b, finetune.Defaults())
+	var cfg finetune.Config
+	if err == nil {
+		cfg, err = finetune.ParseConfig(b, finetune.Defaults())
+	}
 	if err != nil {
 		return finetune.Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -116,10 +116,10 @@ func newViper(base finetune.Config) (*viper.Viper, error) {
 	return v, v.ReadConfig(strings.NewReader(finetune.ConfigYAML(base)))
 }
 
-// decode decodes v into a Config, under the configuration's keys (the
+// decodeConfig decodes v into a Config, under the configuration's keys (the
 // json tags), and validates it. Values from the environment and flags
 // are strings: the hooks parse lists and stages.
-func decode(v *viper.Viper) (finetune.Config, error) {
+func decodeConfig(v *viper.Viper) (finetune.Config, error) {
 	var c finetune.Config
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.TagName = "json"

@@ -66,7 +66,9 @@
 // 'finetune init' writes them all to a file, and 'finetune config' shows
 // what a run would use. Lists take commas: --model.head.hidden 512,256,
 // --stages head:5:all,finetune:15:layer3:0.1 (NAME:EPOCHS:FREEZE[:MULT]).
-// Booleans take --key or --key=false.
+// Booleans take --key or --key=false. An unknown key in the file, or a
+// FINETUNE_ variable a typo away from a key's, is an error naming the key
+// meant.
 //
 // # Runs
 //
