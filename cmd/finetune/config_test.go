@@ -203,3 +203,16 @@ func TestConfigSourceBase(t *testing.T) {
 	require.Equal(t, want, cfg)
 	require.Equal(t, "checkpoint c.safetensors < environment (FINETUNE_TRAIN_LR)", from)
 }
+
+// TestConfigListsFromEnvironment reads lists in the forms a shell user
+// types.
+func TestConfigListsFromEnvironment(t *testing.T) {
+	t.Setenv("FINETUNE_MODEL_HEAD_HIDDEN", "[512, 256]")
+	t.Setenv("FINETUNE_AUGMENT_SCALE", "0.08,1")
+	t.Setenv("FINETUNE_STAGES", "warm:2:all,deep:4:layer2:0.01")
+	cfg, _, err := loadConfig(t, configSource{})
+	require.NoError(t, err)
+	require.Equal(t, []int{512, 256}, cfg.Model.Head.Hidden)
+	require.Equal(t, [2]float64{0.08, 1}, cfg.Augment.Scale)
+	require.Equal(t, []finetune.Stage{{Name: "warm", Epochs: 2, Freeze: "all", BackboneLRMult: 0.1}, {Name: "deep", Epochs: 4, Freeze: "layer2", BackboneLRMult: 0.01}}, cfg.Stages)
+}
