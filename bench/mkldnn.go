@@ -1,19 +1,15 @@
 package bench
 
 import (
-	"fmt"
-
 	"github.com/finetune-go/finetune/torch"
-	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/models"
 )
 
 // MkldnnBackbone is an experiment for the frozen-backbone path: a ResNet
-// backbone with its BatchNorm layers folded into the convolutions (as
-// finetune.Fold folds them) whose weights are packed once into oneDNN's
-// own layout (aten::mkldnn_reorder_conv2d_weight) and whose activations
-// stay in oneDNN's blocked layout from the first convolution to the
-// pooling, as torch.utils.mkldnn.to_mkldnn runs a model. It measures what
+// backbone with its BatchNorm layers folded into the convolutions (by
+// models.Fuse) whose weights are packed once into oneDNN's own layout
+// (aten::mkldnn_reorder_conv2d_weight) and whose activations stay in
+// oneDNN's blocked layout from the first convolution to the pooling, as torch.utils.mkldnn.to_mkldnn runs a model. It measures what
 // the per-call reorders cost the folded backbone: with dense tensors
 // oneDNN reorders every convolution's weights on every call, and, in the
 // contiguous format, its input and output too.
@@ -36,29 +32,29 @@ type mkBlock struct {
 
 // FoldMkldnn builds the packed, folded copy of b as it is now.
 func FoldMkldnn(b *models.ResNet) (*MkldnnBackbone, error) {
-	mb := &MkldnnBackbone{pool: b.MaxPool.Options}
-	err := torch.NoGrad(func() error {
+	f, err := models.Fuse(b, torch.ContiguousFormat)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Free()
+	mb := &MkldnnBackbone{pool: f.Pool}
+	err = torch.NoGrad(func() error {
 		var err error
-		if mb.stem, err = packConv(b.Conv1, b.BN1); err != nil {
+		if mb.stem, err = packConv(f.Stem); err != nil {
 			return err
 		}
-		for i, layer := range b.Layer {
-			for _, c := range layer.Children() {
-				blk, ok := c.Value.(*models.Block)
-				if !ok {
-					return fmt.Errorf("mkldnn: %T is not a residual block", c.Value)
-				}
+		for i, layer := range f.Layer {
+			for _, blk := range layer {
 				var mk mkBlock
-				for j, conv := range blk.Convs {
-					pc, err := packConv(conv, blk.BNs[j])
+				for _, c := range blk.Convs {
+					pc, err := packConv(c)
 					if err != nil {
 						return err
 					}
 					mk.convs = append(mk.convs, pc)
 				}
 				if blk.Down != nil {
-					kids := blk.Down.Children()
-					pc, err := packConv(kids[0].Value.(*nn.Conv2d), kids[1].Value.(*nn.BatchNorm))
+					pc, err := packConv(blk.Down)
 					if err != nil {
 						return err
 					}
@@ -69,7 +65,11 @@ func FoldMkldnn(b *models.ResNet) (*MkldnnBackbone, error) {
 		}
 		return nil
 	})
-	return mb, err
+	if err != nil {
+		mb.Free()
+		return nil, err
+	}
+	return mb, nil
 }
 
 func one(t []*torch.Tensor, err error) (*torch.Tensor, error) {
@@ -86,51 +86,21 @@ func orOne(v [2]int64) []int64 {
 	return v[:]
 }
 
-// packConv folds bn into c, w·s and β − μ·s with s = γ/√(σ²+ε), and packs
-// the result for oneDNN.
-func packConv(c *nn.Conv2d, bn *nn.BatchNorm) (mkConv, error) {
-	pc := mkConv{padding: c.Config.Padding[:], stride: orOne(c.Config.Stride), dilation: orOne(c.Config.Dilation),
-		groups: max(c.Config.Groups, 1)}
-	pc.padding = append([]int64(nil), pc.padding...)
+// packConv packs a folded convolution's weights for oneDNN.
+func packConv(c *models.FusedConv) (mkConv, error) {
+	o := c.Options
+	pc := mkConv{padding: append([]int64(nil), o.Padding[:]...), stride: orOne(o.Stride), dilation: orOne(o.Dilation),
+		groups: max(o.Groups, 1)}
 	s := torch.NewScope()
 	defer s.Close()
-	v, err := bn.Buffer("running_var").AddScalar(bn.Config.Eps)
+	w, err := one(torch.CallOp("aten::to_mkldnn", "", c.Weight))
 	if err != nil {
-		return pc, err
-	}
-	if v, err = v.Sqrt(); err != nil {
-		return pc, err
-	}
-	scale, err := bn.Parameter("weight").Div(v)
-	if err != nil {
-		return pc, err
-	}
-	sw, err := scale.Reshape(-1, 1, 1, 1)
-	if err != nil {
-		return pc, err
-	}
-	w, err := c.Parameter("weight").Mul(sw)
-	if err != nil {
-		return pc, err
-	}
-	shift, err := bn.Buffer("running_mean").Mul(scale)
-	if err != nil {
-		return pc, err
-	}
-	bias, err := bn.Parameter("bias").Sub(shift)
-	if err != nil {
-		return pc, err
-	}
-	if c.Parameter("bias") != nil {
-		return pc, fmt.Errorf("mkldnn: convolutions with a bias are not handled")
-	}
-	if w, err = one(torch.CallOp("aten::to_mkldnn", "", w)); err != nil {
 		return pc, err
 	}
 	if pc.weight, err = one(torch.CallOp("aten::mkldnn_reorder_conv2d_weight", "", w, pc.padding, pc.stride, pc.dilation, pc.groups)); err != nil {
 		return pc, err
 	}
-	if pc.bias, err = one(torch.CallOp("aten::to_mkldnn", "", bias)); err != nil {
+	if pc.bias, err = one(torch.CallOp("aten::to_mkldnn", "", c.Bias)); err != nil {
 		return pc, err
 	}
 	pc.weight.Keep()
@@ -203,26 +173,11 @@ func (mb *MkldnnBackbone) Pooled(x *torch.Tensor) (*torch.Tensor, error) {
 }
 
 func (b *mkBlock) forward(x *torch.Tensor) (*torch.Tensor, error) {
-	h := x
-	var err error
-	for i := range b.convs {
-		if h, err = b.convs[i].forward(h); err != nil {
-			return nil, err
-		}
-		if i < len(b.convs)-1 {
-			if err = h.Relu_(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	identity := x
+	var down func(*torch.Tensor) (*torch.Tensor, error)
 	if b.down != nil {
-		if identity, err = b.down.forward(x); err != nil {
-			return nil, err
-		}
+		down = b.down.forward
 	}
-	if err = h.Add_(identity, 1); err != nil {
-		return nil, err
-	}
-	return h, h.Relu_()
+	return models.Residual(x, len(b.convs), func(i int, h *torch.Tensor) (*torch.Tensor, error) {
+		return b.convs[i].forward(h)
+	}, down)
 }

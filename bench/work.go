@@ -113,11 +113,11 @@ func (t *Train) Step() (float64, error) {
 
 // Infer is eval-mode inference of a torchvision ResNet without autograd,
 // on one fixed batch; with Folded set it runs the backbone with its
-// BatchNorm layers folded into the convolutions (finetune.Fold) instead.
+// BatchNorm layers folded into the convolutions (models.Fuse) instead.
 type Infer struct {
 	Model  *models.ResNet
 	X      *torch.Tensor
-	Folded *finetune.FoldedBackbone
+	Folded *models.Fused
 	// Mkldnn, when set, runs instead (see MkldnnBackbone).
 	Mkldnn *MkldnnBackbone
 }
@@ -142,7 +142,7 @@ func NewInfer(arch string, batch, size int, classes int64) (*Infer, error) {
 
 // Fold makes Step run the folded backbone in memory format f.
 func (in *Infer) Fold(f torch.MemoryFormat) error {
-	fb, err := finetune.Fold(in.Model, f)
+	fb, err := models.Fuse(in.Model, f)
 	if err != nil {
 		return err
 	}
@@ -229,8 +229,8 @@ func NewFrozen(arch string, n, size, batch int, classes int64) (*Frozen, error) 
 }
 
 // UseFolded folds the backbone for memory format format, as finetune's
-// trainer does for a frozen stage.
-func (f *Frozen) UseFolded(format torch.MemoryFormat) error { return f.M.UseFolded(format) }
+// trainer does for a frozen stage (Model.UseFused).
+func (f *Frozen) UseFolded(format torch.MemoryFormat) error { return f.M.UseFused(format) }
 
 // Cache computes the features of every image with FrozenFeatures, batch
 // by batch, as the trainer does once per stage.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/finetune-go/finetune/internal/seed"
 	"github.com/finetune-go/finetune/torch"
 )
 
@@ -22,7 +23,7 @@ func (tr *trainer) mixBatch(b trainBatch, y *torch.Tensor) (mixedBatch, error) {
 	if a.Mixup == 0 && a.Cutmix == 0 || b.n < 2 {
 		return mixedBatch{x: b.x}, nil
 	}
-	r := rand.New(rand.NewPCG(tr.cfg.Seed, mix(uint64(tr.state.Stage), uint64(tr.state.Epoch), uint64(tr.state.StepInEpoch))))
+	r := rand.New(rand.NewPCG(tr.cfg.Seed, seed.Mix(uint64(tr.state.Stage), uint64(tr.state.Epoch), uint64(tr.state.StepInEpoch))))
 	useCutmix := a.Cutmix > 0 && (a.Mixup == 0 || r.IntN(2) == 0) && b.x != nil
 	alpha := a.Mixup
 	if useCutmix {

@@ -24,8 +24,8 @@ type Model struct {
 	// (C, h, w) of layer4 for the configured image size.
 	FeatureShape [3]int64
 	bnMode       string
-	// folded, when set, computes the frozen backbone's features.
-	folded *FoldedBackbone
+	// fused, when set, computes the frozen backbone's features.
+	fused *models.Fused
 }
 
 // Feature widths of a head's input.
@@ -169,16 +169,16 @@ func (m *Model) Features(x *torch.Tensor) (*torch.Tensor, error) {
 }
 
 // FrozenFeatures returns the head's input for images x without autograd,
-// through the folded backbone when one is set (see UseFolded).
+// through the fused backbone when one is set (see UseFused).
 func (m *Model) FrozenFeatures(x *torch.Tensor) (*torch.Tensor, error) {
 	var f *torch.Tensor
 	err := torch.NoGrad(func() error {
-		if m.folded == nil {
+		if m.fused == nil {
 			var err error
 			f, err = m.Features(x)
 			return err
 		}
-		fmap, err := m.folded.Layer4(x)
+		fmap, err := m.fused.Layer4(x)
 		if err != nil {
 			return err
 		}
@@ -191,27 +191,33 @@ func (m *Model) FrozenFeatures(x *torch.Tensor) (*torch.Tensor, error) {
 	return f, err
 }
 
-// UseFolded makes FrozenFeatures run a copy of the backbone with its
-// BatchNorm layers folded into the convolutions, in memory format format;
-// valid while the backbone is frozen and its BatchNorm layers use stored
-// statistics. StopFolded drops it.
-func (m *Model) UseFolded(format torch.MemoryFormat) error {
-	m.StopFolded()
-	fb, err := Fold(m.Backbone, format)
+// UseFused makes FrozenFeatures run a copy of the backbone with each
+// BatchNorm layer fused into the convolution before it (models.Fuse), in
+// memory format format; valid while the backbone is frozen and its
+// BatchNorm layers use stored statistics. StopFused drops it.
+func (m *Model) UseFused(format torch.MemoryFormat) error {
+	m.StopFused()
+	f, err := models.Fuse(m.Backbone, format)
 	if err != nil {
 		return err
 	}
-	m.folded = fb
+	m.fused = f
 	return nil
 }
 
-// StopFolded releases the folded copy, if any.
-func (m *Model) StopFolded() {
-	if m.folded != nil {
-		m.folded.Free()
-		m.folded = nil
+// StopFused releases the fused copy, if any.
+func (m *Model) StopFused() {
+	if m.fused != nil {
+		m.fused.Free()
+		m.fused = nil
 	}
 }
+
+// UseFolded is UseFused, for the callers not yet renamed.
+func (m *Model) UseFolded(format torch.MemoryFormat) error { return m.UseFused(format) }
+
+// StopFolded is StopFused, for the callers not yet renamed.
+func (m *Model) StopFolded() { m.StopFused() }
 
 // Forward returns logits for images x (N, 3, H, W).
 func (m *Model) Forward(x *torch.Tensor) (*torch.Tensor, error) {

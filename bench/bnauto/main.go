@@ -39,7 +39,6 @@ import (
 	"github.com/finetune-go/finetune/finetune/demo"
 	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/internal/fashionmnist"
-	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
 	"github.com/finetune-go/finetune/vision/models"
@@ -237,19 +236,7 @@ func measure(ctx context.Context, o options, backbone *models.ResNet, dir string
 		return nil, err
 	}
 	defer loader.Close()
-	return shift.Measure(ctx, backbone, func(yield func(*torch.Tensor, error) bool) {
-		for b, err := range loader.Epoch(ctx, 0) {
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			ok := yield(b.Images, nil)
-			b.Free()
-			if !ok {
-				return
-			}
-		}
-	}, o.measure)
+	return shift.Measure(ctx, backbone, loader.Images(ctx, 0), o.measure)
 }
 
 // maxGain returns the largest accuracy one mode gains over the other:

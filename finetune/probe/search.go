@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 
+	"github.com/finetune-go/finetune/internal/seed"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/torch/optim"
@@ -102,8 +102,8 @@ type SearchResult struct {
 // weight decay of the grid, and the linear probe for every C of its
 // grid, all on the same stratified folds. Each training runs
 // opts.Epochs epochs of shuffled batches with a cosine decay of the
-// learning rate to zero and no decay on biases and BatchNorm parameters,
-// as finetune's optimizer groups them. Every trial on a fold starts from
+// learning rate to zero (optim.Cosine) and no decay on biases and
+// BatchNorm parameters (optim.DecayGroups), as finetune's trainer. Every trial on a fold starts from
 // the same head and sees the same batches (common random numbers), so
 // trials differ only by their settings. Search reseeds libtorch's global
 // generator (torch.ManualSeed) to initialise the heads.
@@ -141,7 +141,7 @@ func Search(ctx context.Context, feats *torch.Tensor, labels []int, classes int,
 				return nil, err
 			}
 			tr := &res.Trials[i]
-			acc, loss, err := trainHead(sets, classes, tr.LR, tr.WeightDecay, mix(opts.Seed, uint64(f)), opts)
+			acc, loss, err := trainHead(sets, classes, tr.LR, tr.WeightDecay, seed.Mix(opts.Seed, uint64(f)), opts)
 			if err != nil {
 				sets.free()
 				return nil, fmt.Errorf("probe: search: lr %g, weight decay %g, fold %d: %w", tr.LR, tr.WeightDecay, f+1, err)
@@ -237,18 +237,9 @@ func trainHead(sets *foldSets, classes int, lr, wd float64, seed uint64, o Searc
 		return 0, 0, err
 	}
 	defer gen.Free()
-	var decay, plain []*torch.Tensor
 	err = nn.Walk(head, func(_ string, m nn.Module) error {
 		if d, ok := m.(*nn.Dropout); ok {
 			d.Generator = gen
-		}
-		_, isBN := m.(*nn.BatchNorm)
-		for _, p := range m.Base().Parameters() {
-			if isBN || p.Name == "bias" {
-				plain = append(plain, p.Value)
-			} else {
-				decay = append(decay, p.Value)
-			}
 		}
 		return nil
 	})
@@ -260,21 +251,9 @@ func trainHead(sets *foldSets, classes int, lr, wd float64, seed uint64, o Searc
 			return 0, 0, err
 		}
 	}
-	var groups []optim.ParamGroup
-	var rates []float64
-	for _, g := range []struct {
-		params []*torch.Tensor
-		wd     float64
-	}{{decay, wd}, {plain, 0}} {
-		if len(g.params) == 0 {
-			continue
-		}
-		pg := optim.AdamWGroup(g.params...)
-		pg.LR, pg.WeightDecay = lr, g.wd
-		groups = append(groups, pg)
-		rates = append(rates, lr)
-	}
-	opt, err := optim.NewAdamW(groups...)
+	template := optim.AdamWGroup()
+	template.LR, template.WeightDecay = lr, wd
+	opt, err := optim.NewAdamW(optim.DecayGroups(head, template)...)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -284,14 +263,14 @@ func trainHead(sets *foldSets, classes int, lr, wd float64, seed uint64, o Searc
 		order[i] = int64(i)
 	}
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
-	steps := o.Epochs * ((n + o.BatchSize - 1) / o.BatchSize)
+	schedule := optim.Cosine{Total: o.Epochs * ((n + o.BatchSize - 1) / o.BatchSize)}
 	step := 0
 	nn.Train(head, true)
 	for range o.Epochs {
 		r.Shuffle(n, func(a, b int) { order[a], order[b] = order[b], order[a] })
 		for start := 0; start < n; start += o.BatchSize {
-			for i, g := range opt.Groups() {
-				g.LR = rates[i] * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(steps)))
+			for _, g := range opt.Groups() {
+				g.LR = lr * schedule.Factor(step)
 			}
 			if err := trainStep(head, opt, sets, order[start:min(start+o.BatchSize, n)], o.LabelSmoothing); err != nil {
 				return 0, 0, err
@@ -368,15 +347,4 @@ func evaluate(head nn.Layer, sets *foldSets) (acc, loss float64, err error) {
 		return err
 	})
 	return acc, loss, err
-}
-
-// mix derives a seed from several values (splitmix64 steps).
-func mix(vals ...uint64) uint64 {
-	h := uint64(0x9E3779B97F4A7C15)
-	for _, v := range vals {
-		h ^= v + 0x9E3779B97F4A7C15 + h<<6 + h>>2
-		h ^= h >> 31
-		h *= 0xBF58476D1CE4E5B9
-	}
-	return h
 }

@@ -385,6 +385,36 @@ func (bl *BatchLoader) Epoch(ctx context.Context, epoch int) iter.Seq2[*Batch, e
 	}
 }
 
+// Images returns the images of epoch e's batches, for consumers that need
+// no labels (BatchNorm statistics, feature statistics):
+//
+//	for x, err := range loader.Images(ctx, epoch) {
+//		if err != nil {
+//			return err
+//		}
+//		... use x ...
+//	}
+//
+// The loop does not own x: each batch is freed when the loop body
+// returns, so a tensor kept past that point must be a copy. Stopping
+// early, cancelling and errors behave as with Epoch, and a batch is freed
+// when the loop breaks out of it too.
+func (bl *BatchLoader) Images(ctx context.Context, e int) iter.Seq2[*torch.Tensor, error] {
+	return func(yield func(*torch.Tensor, error) bool) {
+		for b, err := range bl.Epoch(ctx, e) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			more := yield(b.Images, nil)
+			b.Free()
+			if !more {
+				return
+			}
+		}
+	}
+}
+
 // job is one batch of an epoch on its way through the workers.
 type job struct {
 	positions []int

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finetune-go/finetune/torch"
 	"github.com/stretchr/testify/require"
 )
 
@@ -611,4 +612,54 @@ func TestBatchLoaderOptions(t *testing.T) {
 			require.ErrorContains(t, err, "tall.png: image is 24x32 after the pipeline")
 		}
 	})
+}
+
+// TestBatchLoaderImages: Images yields Epoch's images, batch by batch in
+// the epoch's order, frees each batch once the loop body is done with it
+// (breaking out included) and ends with the epoch's error.
+func TestBatchLoaderImages(t *testing.T) {
+	s := writeTextured(t, 64, 48, 5, 6)
+	l := &Loader{Dataset: s.ds, Pipeline: evalPipeline(t, 32, 24)}
+	bl := newBatchLoader(t, l, nil, BatchOptions{BatchSize: 4, Workers: 2, Shuffle: true, Seed: 3})
+	want := epoch(t, bl, 1)
+	require.Len(t, want, 3)
+
+	var seen []*torch.Tensor
+	for x, err := range bl.Images(context.Background(), 1) {
+		require.NoError(t, err)
+		if len(seen) > 0 {
+			require.Nil(t, seen[len(seen)-1].Shape(), "the previous batch is freed")
+		}
+		b := want[len(seen)]
+		require.Equal(t, b.shape, x.Shape())
+		images, err := x.Float32s()
+		require.NoError(t, err)
+		require.Equal(t, b.images, images, "batch %d", len(seen))
+		seen = append(seen, x)
+	}
+	require.Len(t, seen, len(want))
+	require.Nil(t, seen[len(seen)-1].Shape(), "the last batch is freed")
+
+	before := runtime.NumGoroutine()
+	for x := range bl.Images(context.Background(), 0) {
+		seen = append(seen[:0], x)
+		break
+	}
+	require.Nil(t, seen[0].Shape(), "the batch broken out of is freed")
+	waitGoroutines(t, before)
+
+	bad := s.corrupt(t, 1, map[string][]byte{"img000a.jpg": []byte("not an image at all")})
+	broken := newBatchLoader(t, &Loader{Dataset: s.ds, Pipeline: l.Pipeline}, nil, BatchOptions{BatchSize: 4})
+	var gotErr error
+	batches := 0
+	for x, err := range broken.Images(context.Background(), 0) {
+		if err != nil {
+			require.Nil(t, x)
+			gotErr = err
+			continue // the iterator ends after its error
+		}
+		batches++
+	}
+	require.ErrorContains(t, gotErr, bad[0])
+	require.Equal(t, 1, batches, "the batches before the bad image's")
 }

@@ -9,4 +9,9 @@
 // torchvision already has it; a missing file is downloaded and checked
 // against the hash prefix in its name. A classifier of another size than
 // the file's is the usual fine-tuning case and is reported, not refused.
+//
+// Fuse builds a frozen backbone's inference-only copy with every
+// BatchNorm folded into the convolution before it, the fast path for
+// features that nothing trains. Block, FusedBlock and backbones of one's
+// own share one residual-block forward pass, Residual.
 package models

@@ -261,24 +261,45 @@ type Block struct {
 
 // Forward computes relu(F(x) + identity(x)).
 func (b *Block) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	var down func(*torch.Tensor) (*torch.Tensor, error)
+	if b.Down != nil {
+		down = b.Down.Forward
+	}
+	return Residual(x, len(b.Convs), b.convBN, down)
+}
+
+// convBN is the block's i-th convolution followed by its BatchNorm.
+func (b *Block) convBN(i int, x *torch.Tensor) (*torch.Tensor, error) {
+	h, err := b.Convs[i].Forward(x)
+	if err != nil {
+		return nil, err
+	}
+	return b.BNs[i].Forward(h)
+}
+
+// Residual is the forward pass of a residual block, which Block,
+// FusedBlock and blocks of one's own (another weight layout, another
+// runtime) share: relu(F(x) + shortcut(x)), where F applies layer(0, ·)
+// to layer(n−1, ·) in turn with a ReLU after each but the last, and
+// shortcut is down, or the identity where down is nil. The ReLUs and the
+// addition work in place on the layers' outputs.
+func Residual(x *torch.Tensor, n int, layer func(i int, x *torch.Tensor) (*torch.Tensor, error),
+	down func(*torch.Tensor) (*torch.Tensor, error)) (*torch.Tensor, error) {
 	out := x
 	var err error
-	for i, c := range b.Convs {
-		if out, err = c.Forward(out); err != nil {
+	for i := range n {
+		if out, err = layer(i, out); err != nil {
 			return nil, err
 		}
-		if out, err = b.BNs[i].Forward(out); err != nil {
-			return nil, err
-		}
-		if i < len(b.Convs)-1 {
+		if i < n-1 {
 			if err = out.Relu_(); err != nil {
 				return nil, err
 			}
 		}
 	}
 	identity := x
-	if b.Down != nil {
-		if identity, err = b.Down.Forward(x); err != nil {
+	if down != nil {
+		if identity, err = down(x); err != nil {
 			return nil, err
 		}
 	}

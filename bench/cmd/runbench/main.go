@@ -571,8 +571,8 @@ func infer50(o options, res *results) error {
 		res.Series = append(res.Series, s.s)
 	}
 	res.compare(bench, "the model as built, contiguous", steps[1].s, steps[0].s, "")
-	res.compare(bench, "BatchNorm folded (finetune.Fold), contiguous", steps[2].s, steps[0].s, "")
-	res.compare(bench, "BatchNorm folded (finetune.Fold), channels-last", steps[3].s, steps[0].s, "")
+	res.compare(bench, "BatchNorm folded (models.Fuse), contiguous", steps[2].s, steps[0].s, "")
+	res.compare(bench, "BatchNorm folded (models.Fuse), channels-last", steps[3].s, steps[0].s, "")
 	res.compare(bench, "experiment: BatchNorm folded, oneDNN's layout (bench.MkldnnBackbone)", steps[4].s, steps[0].s, "")
 	res.compare(bench, "PyTorch channels-last (a PyTorch-only figure)", steps[5].s, steps[0].s, "")
 	return nil

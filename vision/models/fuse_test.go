@@ -1,4 +1,4 @@
-package finetune
+package models_test
 
 import (
 	"testing"
@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestFoldedBackboneMatchesEval: folding BatchNorm into the convolutions
-// changes no output, in either memory format.
-func TestFoldedBackboneMatchesEval(t *testing.T) {
+// TestFusedMatchesEval: folding BatchNorm into the convolutions changes no
+// output, in either memory format.
+func TestFusedMatchesEval(t *testing.T) {
 	for _, arch := range []string{"resnet18", "resnet50"} {
 		torch.ManualSeed(2)
 		b := must[*models.ResNet](t)(models.New(arch, 0))
@@ -36,8 +36,8 @@ func TestFoldedBackboneMatchesEval(t *testing.T) {
 			return err
 		}))
 		for _, format := range []torch.MemoryFormat{torch.ContiguousFormat, torch.ChannelsLast} {
-			fb := must[*FoldedBackbone](t)(Fold(b, format))
-			got := must[[]float32](t)(must[*torch.Tensor](t)(fb.Layer4(x)).Float32s())
+			f := must[*models.Fused](t)(models.Fuse(b, format))
+			got := must[[]float32](t)(must[*torch.Tensor](t)(f.Layer4(x)).Float32s())
 			require.Len(t, got, len(want))
 			scale := 0.0
 			for _, v := range want {
@@ -46,8 +46,18 @@ func TestFoldedBackboneMatchesEval(t *testing.T) {
 			for i := range want {
 				require.InDelta(t, want[i], got[i], 1e-4*scale, "%s format %d element %d", arch, format, i)
 			}
-			fb.Free()
+			f.Free()
 		}
 		nn.Free(b)
 	}
+}
+
+// TestFuseRejectsForeignBlocks: a layer holding something other than a
+// residual block is an error naming it.
+func TestFuseRejectsForeignBlocks(t *testing.T) {
+	b := must[*models.ResNet](t)(models.New("resnet18", 0))
+	defer nn.Free(b)
+	b.Layer[2].Append(nn.NewReLU(false))
+	_, err := models.Fuse(b, torch.ContiguousFormat)
+	require.ErrorContains(t, err, "layer3.2: *nn.ReLU is not a residual block")
 }

@@ -1,0 +1,248 @@
+package models
+
+import (
+	"fmt"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+// Fused is a ResNet backbone for inference only, with every BatchNorm
+// folded into the convolution before it, run without autograd in a chosen
+// memory format. It computes what the backbone computes up to layer4 in
+// evaluation mode, in fewer kernels: a frozen backbone whose BatchNorm
+// layers use their stored statistics is pure inference, and this is its
+// fast path.
+//
+// The fields expose the fused layers for backbones of one's own built
+// from them (a packed weight layout, another runtime).
+type Fused struct {
+	Stem *FusedConv // conv1 with bn1
+	Pool torch.MaxPool2dOptions
+	// Layer are the residual blocks of layer1 to layer4.
+	Layer [4][]FusedBlock
+	// Format is the memory format the weights are stored in and Layer4
+	// computes in.
+	Format torch.MemoryFormat
+}
+
+// FusedConv is a convolution with the BatchNorm after it folded in:
+// conv(x, w·s) + (β − μ·s) with s = γ/√(σ²+ε), what the two layers compute
+// in evaluation mode, in one kernel.
+type FusedConv struct {
+	Weight, Bias *torch.Tensor
+	Options      torch.Conv2dOptions
+}
+
+// FusedBlock is a residual block of fused convolutions; Down is nil where
+// the block adds its input unchanged.
+type FusedBlock struct {
+	Convs []*FusedConv
+	Down  *FusedConv
+}
+
+// Fuse builds the fused copy of m's backbone as it is now, BatchNorm
+// statistics and affine parameters included; later changes to m are not
+// seen, and m is not changed. The weights are stored in memory format
+// format. The caller owns the result and releases it with Free.
+func Fuse(m *ResNet, format torch.MemoryFormat) (*Fused, error) {
+	f := &Fused{Pool: m.MaxPool.Options, Format: format}
+	err := f.build(m)
+	if err == nil && format == torch.ChannelsLast {
+		for _, c := range f.convs() {
+			var w *torch.Tensor
+			if w, err = c.Weight.ContiguousAs(torch.ChannelsLast); err != nil {
+				break
+			}
+			c.Weight.Free()
+			c.Weight = w.Keep()
+		}
+	}
+	if err != nil {
+		f.Free()
+		return nil, fmt.Errorf("models: fusing %s: %w", m.Arch.Name, err)
+	}
+	return f, nil
+}
+
+func (f *Fused) build(m *ResNet) error {
+	var err error
+	if f.Stem, err = fuseConv(m.Conv1, m.BN1); err != nil {
+		return err
+	}
+	for i, layer := range m.Layer {
+		for _, c := range layer.Children() {
+			blk, ok := c.Value.(*Block)
+			if !ok {
+				return fmt.Errorf("layer%d.%s: %T is not a residual block", i+1, c.Name, c.Value)
+			}
+			f.Layer[i] = append(f.Layer[i], FusedBlock{})
+			fb := &f.Layer[i][len(f.Layer[i])-1]
+			for j, conv := range blk.Convs {
+				fc, err := fuseConv(conv, blk.BNs[j])
+				if err != nil {
+					return err
+				}
+				fb.Convs = append(fb.Convs, fc)
+			}
+			if blk.Down == nil {
+				continue
+			}
+			kids := blk.Down.Children()
+			if len(kids) != 2 {
+				return fmt.Errorf("layer%d.%s.downsample: want a convolution and a BatchNorm, got %d modules", i+1, c.Name, len(kids))
+			}
+			conv, isConv := kids[0].Value.(*nn.Conv2d)
+			bn, isBN := kids[1].Value.(*nn.BatchNorm)
+			if !isConv || !isBN {
+				return fmt.Errorf("layer%d.%s.downsample: want a convolution and a BatchNorm, got %T and %T", i+1, c.Name, kids[0].Value, kids[1].Value)
+			}
+			if fb.Down, err = fuseConv(conv, bn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func fuseConv(c *nn.Conv2d, bn *nn.BatchNorm) (*FusedConv, error) {
+	f := &FusedConv{Options: torch.Conv2dOptions{Stride: c.Config.Stride, Padding: c.Config.Padding,
+		Dilation: c.Config.Dilation, Groups: c.Config.Groups}}
+	err := torch.NoGrad(func() error {
+		s := torch.NewScope()
+		defer s.Close()
+		v, err := bn.Buffer("running_var").AddScalar(bn.Config.Eps)
+		if err != nil {
+			return err
+		}
+		if v, err = v.Sqrt(); err != nil {
+			return err
+		}
+		scale, err := torch.Ones(v.Shape())
+		if err != nil {
+			return err
+		}
+		if g := bn.Parameter("weight"); g != nil {
+			if scale, err = g.Detach(); err != nil {
+				return err
+			}
+		}
+		if scale, err = scale.Div(v); err != nil {
+			return err
+		}
+		sw, err := scale.Reshape(-1, 1, 1, 1)
+		if err != nil {
+			return err
+		}
+		w, err := c.Parameter("weight").Detach()
+		if err != nil {
+			return err
+		}
+		if f.Weight, err = w.Mul(sw); err != nil {
+			return err
+		}
+		shift, err := bn.Buffer("running_mean").Mul(scale)
+		if err != nil {
+			return err
+		}
+		if shift, err = shift.Neg(); err != nil {
+			return err
+		}
+		if b := bn.Parameter("bias"); b != nil {
+			if shift, err = shift.Add(b); err != nil {
+				return err
+			}
+		}
+		if cb := c.Parameter("bias"); cb != nil {
+			scaled, err := cb.Mul(scale)
+			if err != nil {
+				return err
+			}
+			if shift, err = shift.Add(scaled); err != nil {
+				return err
+			}
+		}
+		f.Bias = shift
+		f.Weight.Keep()
+		f.Bias.Keep()
+		return nil
+	})
+	if err != nil {
+		return nil, err // the scope freed what was made
+	}
+	return f, nil
+}
+
+// Forward convolves x with the fused weights.
+func (c *FusedConv) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	return torch.Conv2d(x, c.Weight, c.Bias, c.Options)
+}
+
+// Forward computes relu(F(x) + identity(x)), as Block.Forward in
+// evaluation mode.
+func (b *FusedBlock) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+	var down func(*torch.Tensor) (*torch.Tensor, error)
+	if b.Down != nil {
+		down = b.Down.Forward
+	}
+	return Residual(x, len(b.Convs), func(i int, h *torch.Tensor) (*torch.Tensor, error) {
+		return b.Convs[i].Forward(h)
+	}, down)
+}
+
+// convs returns every fused convolution built so far.
+func (f *Fused) convs() []*FusedConv {
+	var out []*FusedConv
+	if f.Stem != nil {
+		out = append(out, f.Stem)
+	}
+	for _, layer := range f.Layer {
+		for _, blk := range layer {
+			out = append(out, blk.Convs...)
+			if blk.Down != nil {
+				out = append(out, blk.Down)
+			}
+		}
+	}
+	return out
+}
+
+// Free releases the fused weights.
+func (f *Fused) Free() {
+	for _, c := range f.convs() {
+		c.Weight.Free()
+		c.Bias.Free()
+	}
+}
+
+// Layer4 returns the last feature map for images x, in f.Format, computed
+// without autograd; it belongs to the current scope, as the result of any
+// operation does.
+func (f *Fused) Layer4(x *torch.Tensor) (*torch.Tensor, error) {
+	var out *torch.Tensor
+	err := torch.NoGrad(func() error {
+		h, err := x.ContiguousAs(f.Format)
+		if err != nil {
+			return err
+		}
+		if h, err = f.Stem.Forward(h); err != nil {
+			return err
+		}
+		if err = h.Relu_(); err != nil {
+			return err
+		}
+		if h, err = torch.MaxPool2d(h, f.Pool); err != nil {
+			return err
+		}
+		for _, layer := range f.Layer {
+			for i := range layer {
+				if h, err = layer[i].Forward(h); err != nil {
+					return err
+				}
+			}
+		}
+		out = h
+		return nil
+	})
+	return out, err
+}
