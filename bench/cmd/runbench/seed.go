@@ -68,6 +68,7 @@ type seedPart struct {
 type seedRun struct {
 	Tool   string     `json:"tool"` // "finetune" or "pytorch"
 	Index  int        `json:"run"`
+	Load   string     `json:"load_start"` // /proc/loadavg before the run
 	Wall   float64    `json:"wall_s"`
 	User   float64    `json:"user_s"` // getrusage of the process, children included
 	Sys    float64    `json:"sys_s"`
@@ -253,6 +254,7 @@ func runSeedTool(cmd *exec.Cmd, tool string, index int, sp splitter) (*seedRun, 
 	if err != nil {
 		return nil, err
 	}
+	load := loadavg()
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", tool, err)
@@ -287,7 +289,7 @@ func runSeedTool(cmd *exec.Cmd, tool string, index int, sp splitter) (*seedRun, 
 	}
 	io.Copy(io.Discard, out)
 	waitErr := cmd.Wait()
-	r := &seedRun{Tool: tool, Index: index, Wall: time.Since(began).Seconds()}
+	r := &seedRun{Tool: tool, Index: index, Load: load, Wall: time.Since(began).Seconds()}
 	if lineErr != nil {
 		return nil, lineErr
 	}
@@ -378,11 +380,11 @@ func seed(o options) (*seedResults, error) {
 	if sc.weights, err = seedWeights(o, o.seedDir, sc.arch); err != nil {
 		return nil, err
 	}
-	fmt.Printf("\n== seed: %s at 224, 2 classes × %d JPEGs of %d×%d (%d train, %d val), finetune run against the PyTorch loop, %d runs each ==\n",
+	fmt.Printf("\n== seed: %s at 224, 2 classes × %d JPEGs of %d×%d (%d train, %d val), finetune run against the PyTorch loop, runs of each: %d ==\n",
 		sc.arch, sc.perClass, seedSide, seedSide, sc.trainImages, sc.valImages, runs)
 	fmt.Printf("data %s, %s; weights %s\n", sc.train, sc.val, sc.weights)
 	sr := &seedResults{Arch: sc.arch, PerClass: sc.perClass, TrainImages: sc.trainImages, ValImages: sc.valImages,
-		Batch: seedBatch, Threads: o.threads, Data: filepath.Dir(sc.train), Weights: sc.weights,
+		Batch: seedBatch, Threads: o.threads, Start: time.Now().Format(time.RFC3339), Data: filepath.Dir(sc.train), Weights: sc.weights,
 		Command: append([]string{"finetune"}, finetuneArgs(sc, o.threads, "DIR")...)}
 	order := []string{"finetune", "pytorch"}
 	if pyFirst {
@@ -398,6 +400,7 @@ func seed(o options) (*seedResults, error) {
 			sr.Runs = append(sr.Runs, r)
 		}
 	}
+	sr.End = time.Now().Format(time.RFC3339)
 	sr.summarise()
 	return sr, nil
 }
@@ -413,8 +416,8 @@ func seedCacheDir() string {
 
 func (r *seedRun) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %-8s run %d: %.1f s, CPU %.1f s user %.1f s system, peak RSS %.0f MiB;", r.Tool, r.Index,
-		r.Wall, r.User, r.Sys, mib(r.MaxRSS))
+	fmt.Fprintf(&b, "seed %s run %d (load %s): %.1f s, CPU %.1f s user %.1f s system, peak RSS %.0f MiB;", r.Tool, r.Index,
+		r.Load, r.Wall, r.User, r.Sys, mib(r.MaxRSS))
 	for _, p := range r.Parts {
 		name := p.Part
 		if p.Stage != "" {

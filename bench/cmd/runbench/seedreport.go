@@ -15,6 +15,8 @@ type seedResults struct {
 	ValImages   int      `json:"val_images"`
 	Batch       int      `json:"batch"`
 	Threads     int      `json:"threads"`
+	Start       string   `json:"start"`
+	End         string   `json:"end"`
 	Data        string   `json:"data"`
 	Weights     string   `json:"weights"`
 	Command     []string `json:"finetune_command"`
@@ -187,7 +189,8 @@ func (sr *seedResults) markdown(w io.Writer) {
 	fmt.Fprintf(w, "# Seed scenario\n\n%s at 224×224, 2 classes × %d JPEGs of %d×%d (%d training, %d validation images: %s), "+
 		"batch %d, %d intra-op threads and %d loader workers on both sides, fp32; weights %s.\n\n",
 		sr.Arch, sr.PerClass, seedSide, seedSide, sr.TrainImages, sr.ValImages, sr.Data, sr.Batch, sr.Threads, sr.Threads, sr.Weights)
-	fmt.Fprintf(w, "finetune runs as `%s`; PyTorch runs `bench/py/seed.py train`.\n\n", strings.Join(sr.Command, " "))
+	fmt.Fprintf(w, "finetune runs as `%s`; PyTorch runs `bench/py/seed.py train`. From %s to %s.\n\n",
+		strings.Join(sr.Command, " "), sr.Start, sr.End)
 	fmt.Fprint(w, "| part | finetune | PyTorch | ratio | pairwise ratio | per pair |\n| --- | ---: | ---: | ---: | ---: | --- |\n")
 	for _, t := range sr.Times {
 		fmt.Fprintf(w, "| %s | %.2f s | %.2f s | **%.3f** | %.3f | %s |\n", partName(t.Stage, t.Part), t.FinetuneMed,
@@ -195,7 +198,9 @@ func (sr *seedResults) markdown(w io.Writer) {
 	}
 	fmt.Fprint(w, "\nratio: finetune's median / PyTorch's median; pairwise: the median of the ratios of the runs made one after the other. "+
 		"finetune's training seconds are its EpochMetrics.Seconds; its validation runs from the epoch's last step event to its epoch event "+
-		"(the copy of the best weights included).\n\n")
+		"(the copy of the best weights included). "+
+		"In the table below, finetune's training wall time runs from the stage's start, so it also holds the stage's preparation "+
+		"(such as the fold of the frozen backbone).\n\n")
 	fmt.Fprint(w, "| part | tool | wall | user CPU | system CPU | system / CPU | minor faults | per step |\n"+
 		"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, c := range sr.Costs {
