@@ -11,7 +11,10 @@ Run it with Debian's system python, /usr/bin/python3, whose python3-torch
 
 "weights" saves a randomly initialised torchvision model's state_dict to
 PATH: the stand-in for ImageNet weights on an offline machine, loaded by
-both tools. Speed does not depend on the values.
+both tools. Speed does not depend on the values, but the BatchNorm
+statistics are estimated on a few batches of random images first, as a
+trained model's are, so that the activations in eval mode keep a
+trained model's scale instead of growing from block to block.
 
 "train" fine-tunes the model in two epochs, each followed by a pass over
 the validation folder:
@@ -61,6 +64,13 @@ def say(**kw):
 def save_weights(a):
     torch.manual_seed(a.seed)
     m = getattr(torchvision.models, a.arch)()
+    for mod in m.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.momentum = None  # a cumulative average over the batches
+    m.train()
+    with torch.no_grad():
+        for _ in range(4):
+            m(torch.randn(16, 3, 224, 224))
     torch.save(m.state_dict(), a.path)
 
 
