@@ -159,10 +159,11 @@ type seedLine struct {
 }
 
 // splitter turns a tool's output lines, each with the sample taken as it
-// arrived, into the run's parts.
+// arrived, into the run's parts; begin gives it the process's start.
 type splitter interface {
+	begin(s procSample)
 	line(l seedLine, s procSample) error
-	parts() ([]seedPart, error)
+	parts() []seedPart
 }
 
 // finetuneSplit splits finetune's event stream: a stage event starts a
@@ -176,6 +177,8 @@ type finetuneSplit struct {
 	inStage              string
 	out                  []seedPart
 }
+
+func (f *finetuneSplit) begin(s procSample) { f.start = s }
 
 func (f *finetuneSplit) line(l seedLine, s procSample) error {
 	switch l.Event {
@@ -204,7 +207,7 @@ func (f *finetuneSplit) line(l seedLine, s procSample) error {
 	return nil
 }
 
-func (f *finetuneSplit) parts() ([]seedPart, error) { return f.out, nil }
+func (f *finetuneSplit) parts() []seedPart { return f.out }
 
 // pytorchSplit splits bench/py/seed.py's lines: each ends a part that
 // began with the line before it.
@@ -213,6 +216,8 @@ type pytorchSplit struct {
 	last    procSample
 	out     []seedPart
 }
+
+func (p *pytorchSplit) begin(s procSample) { p.last = s }
 
 func (p *pytorchSplit) line(l seedLine, s procSample) error {
 	switch l.Event {
@@ -232,7 +237,7 @@ func (p *pytorchSplit) line(l seedLine, s procSample) error {
 	return nil
 }
 
-func (p *pytorchSplit) parts() ([]seedPart, error) { return p.out, nil }
+func (p *pytorchSplit) parts() []seedPart { return p.out }
 
 // checkParts makes sure a run reported every part of both stages.
 func checkParts(r *seedRun) error {
@@ -259,13 +264,7 @@ func runSeedTool(cmd *exec.Cmd, tool string, index int, sp splitter) (*seedRun, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", tool, err)
 	}
-	start := procSample{at: began}
-	switch s := sp.(type) {
-	case *finetuneSplit:
-		s.start = start
-	case *pytorchSplit:
-		s.last = start
-	}
+	sp.begin(procSample{at: began})
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var lineErr error
@@ -304,8 +303,8 @@ func runSeedTool(cmd *exec.Cmd, tool string, index int, sp splitter) (*seedRun, 
 	r.Sys = time.Duration(ru.Stime.Nano()).Seconds()
 	r.MinFlt = ru.Minflt
 	r.MaxRSS = ru.Maxrss << 10 // KiB on Linux
-	r.Parts, err = sp.parts()
-	return r, err
+	r.Parts = sp.parts()
+	return r, nil
 }
 
 // finetuneArgs is the finetune command of the seed scenario: the

@@ -81,10 +81,10 @@ func TestFinetuneSplit(t *testing.T) {
 		`{"event":"summary","best_epoch":1}`,
 	}
 	secs := []float64{0.5, 1, 2, 3.5, 4, 5, 9, 10, 11}
-	sp := &finetuneSplit{trainSteps: 2, valSteps: 1, start: at(t0, 0)}
+	sp := &finetuneSplit{trainSteps: 2, valSteps: 1}
+	sp.begin(at(t0, 0))
 	require.NoError(t, feed(t, sp, t0, lines, secs))
-	parts, err := sp.parts()
-	require.NoError(t, err)
+	parts := sp.parts()
 	require.Len(t, parts, 5)
 	want := []struct {
 		stage, part   string
@@ -131,10 +131,10 @@ func TestPytorchSplit(t *testing.T) {
 		`{"event":"train","stage":"head","seconds":2.9,"steps":2,"loss":0.7,"accuracy":0.5}`,
 		`{"event":"val","stage":"head","seconds":0.4,"steps":1,"loss":0.7,"accuracy":0.625}`,
 	}
-	sp := &pytorchSplit{threads: 2, last: at(t0, 0)}
+	sp := &pytorchSplit{threads: 2}
+	sp.begin(at(t0, 0))
 	require.NoError(t, feed(t, sp, t0, lines, []float64{1.5, 4.5, 5}))
-	parts, err := sp.parts()
-	require.NoError(t, err)
+	parts := sp.parts()
 	require.Len(t, parts, 3)
 	require.Equal(t, seedPart{Part: partStart, Seconds: 1.5, Wall: 1.5, User: 1.5, Sys: 0.15, MinFlt: 150}, roundPart(parts[0]))
 	require.Equal(t, seedPart{Stage: "head", Part: partTrain, Seconds: 2.9, Wall: 3, User: 3, Sys: 0.3, MinFlt: 300,
