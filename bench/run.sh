@@ -4,23 +4,30 @@
 # and then the loader benchmark, in one invocation. BENCHMARKS.md at the
 # repository root records a run of it.
 #
-#   bench/run.sh                 # the full run (about 25 minutes on 2 cores)
+#   bench/run.sh                 # the full run (about 65 minutes on 2 cores)
+#   bench/run.sh --only seed --skip-loader   # the seed scenario alone (about 35 minutes)
 #   bench/run.sh --quick --no-wait --skip-loader   # a short check while developing
+#   bench/run.sh --only seed --quick --no-wait --skip-loader   # the seed scenario's smoke run
 #
 # Options:
 #   --no-wait        don't wait for the machine to quieten first (by default
 #                    it polls /proc/loadavg every 30 s, up to 20 minutes,
 #                    until the 1-minute load average is below 1.0)
-#   --quick          short blocks and a short RSS run (development only)
-#   --only LIST      comma-separated subset of train50,train18,frozen,infer50
+#   --quick          short blocks, a short RSS run and the seed scenario's
+#                    smoke run: ResNet18, 2 × 40 images, one run a side
+#                    (development only)
+#   --only LIST      comma-separated subset of train50,train50b16,
+#                    train50b32,train18,frozen,infer50,seed
 #   --skip-loader    leave out the loader benchmark
 #   --threads N      intra-op threads of both libraries (default: all cores)
 #   --pairs N        measured A/B pairs after warm-up (default 7)
+#   --seed-runs N    runs of each tool in the seed scenario (default 3)
 #   --cpuprofile P   write CPU profiles of the Go side to P.<bench>.pprof
 #   --py-first       run PyTorch first in each training pair (an order check)
 #
 # Output: the log on stdout and in bench/out/run.log, the results as JSON
-# in bench/out/results.json.
+# in bench/out/results.json and as Markdown in bench/out/results.md; the
+# seed scenario's in bench/out/seed.json and bench/out/seed.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
@@ -36,6 +43,7 @@ while [ $# -gt 0 ]; do
     --skip-loader) skip_loader=1 ;;
     --threads) threads=$2; shift ;;
     --pairs) pairs=$2; shift ;;
+    --seed-runs) args+=(-seed-runs "$2"); shift ;;
     --cpuprofile) args+=(-cpuprofile "$2"); shift ;;
     --py-first) args+=(-py-first) ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -47,6 +55,7 @@ mkdir -p bench/bin bench/out
 go build -o bench/bin/gowork ./bench/cmd/gowork
 go build -o bench/bin/runbench ./bench/cmd/runbench
 go build -o bench/bin/loader ./bench/loader
+go build -o bench/bin/finetune ./cmd/finetune
 
 exec > >(tee bench/out/run.log) 2>&1
 
@@ -75,7 +84,8 @@ echo "threads: $threads (OMP_NUM_THREADS, torch.SetNumThreads, torch.set_num_thr
 echo "command: bench/run.sh $orig_args"
 echo "load average: $(cat /proc/loadavg)"
 
-bench/bin/runbench -threads "$threads" -pairs "$pairs" -json bench/out/results.json -md bench/out/results.md "${args[@]}"
+bench/bin/runbench -threads "$threads" -pairs "$pairs" -json bench/out/results.json -md bench/out/results.md \
+  -seed-json bench/out/seed.json -seed-md bench/out/seed.md "${args[@]}"
 
 if [ "$skip_loader" = 0 ]; then
   echo

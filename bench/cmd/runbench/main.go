@@ -13,12 +13,22 @@
 // The benchmarks (-only picks some, comma-separated):
 //
 //	train50  ResNet50 full training step, batch 8 at 224×224
+//	train50b16, train50b32
+//	         the same at batch 16 and 32
 //	train18  ResNet18 full training step, batch 32 at 64×64, then
 //	         1,000 steps for RSS growth (step 100 → step 1,000)
 //	frozen   frozen-backbone fine-tuning epoch, ResNet50, 512 images at
 //	         160×160, batch 32: PyTorch's plain loop against finetune
 //	         with cached features and with caching off
 //	infer50  eval-mode inference, ResNet50, batch 16 at 224×224
+//	seed     the seed scenario, what a user sees: the finetune command
+//	         (-finetune, built from cmd/finetune) against the plain
+//	         PyTorch loop (bench/py/seed.py), each run from start to end
+//	         -seed-runs times, in turn, fine-tuning ResNet50 at 224 on
+//	         1,600 JPEGs of two classes (validated on 400) for a head
+//	         epoch and a layer4 epoch; the images are written once from
+//	         Fashion-MNIST under -seed-dir. With -quick it is a smoke run:
+//	         ResNet18, 2 × 40 images, one run of each tool
 //
 // Each process is fresh, so its VmHWM is the peak RSS of its benchmark.
 package main
@@ -35,6 +45,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/finetune-go/finetune/internal/fashionmnist"
 )
 
 type options struct {
@@ -42,6 +54,9 @@ type options struct {
 	threads, pairs         int
 	quick                  bool
 	cpuprofile             string
+	// The seed scenario's.
+	finetune, seedScript, seedDir, mnist string
+	seedRuns                             int
 }
 
 func main() {
@@ -51,8 +66,15 @@ func main() {
 	flag.StringVar(&o.script, "script", "bench/py/work.py", "the PyTorch side")
 	flag.IntVar(&o.threads, "threads", 2, "intra-op threads of both libraries")
 	flag.IntVar(&o.pairs, "pairs", 7, "measured A/B pairs after warm-up (frozen: rounds)")
-	flag.BoolVar(&o.quick, "quick", false, "short blocks and a short RSS run, for development")
-	only := flag.String("only", "train50,train18,frozen,infer50", "benchmarks to run, comma-separated")
+	flag.BoolVar(&o.quick, "quick", false, "short blocks, a short RSS run and the seed scenario's smoke run, for development")
+	flag.StringVar(&o.finetune, "finetune", "bench/bin/finetune", "the finetune command, built from cmd/finetune (seed)")
+	flag.StringVar(&o.seedScript, "seed-script", "bench/py/seed.py", "the PyTorch side of the seed scenario")
+	flag.StringVar(&o.seedDir, "seed-dir", seedCacheDir(), "where the seed scenario's images and weights are written once")
+	flag.StringVar(&o.mnist, "fashion-mnist", fashionmnist.DefaultDir, "Fashion-MNIST's files (Debian's dataset-fashion-mnist)")
+	flag.IntVar(&o.seedRuns, "seed-runs", 3, "runs of each tool in the seed scenario")
+	only := flag.String("only", "train50,train50b16,train50b32,train18,frozen,infer50,seed", "benchmarks to run, comma-separated")
+	seedJSON := flag.String("seed-json", "", "write the seed scenario's results to this file")
+	seedMD := flag.String("seed-md", "", "write the seed scenario's results as Markdown to this file")
 	jsonOut := flag.String("json", "", "write the results to this file")
 	mdOut := flag.String("md", "", "write the results as Markdown tables to this file")
 	flag.BoolVar(&pyFirst, "py-first", false, "run PyTorch first in each pair of the training benchmarks")
@@ -60,17 +82,24 @@ func main() {
 	flag.Parse()
 
 	res := results{Threads: o.threads, Pairs: o.pairs, Start: time.Now().Format(time.RFC3339), LoadStart: loadavg()}
+	var sr *seedResults
 	for _, name := range strings.Split(*only, ",") {
 		var err error
 		switch name {
 		case "train50":
 			err = trainStep(o, &res, "train50", "resnet50", 8, 224, 2)
+		case "train50b16":
+			err = trainStep(o, &res, "train50b16", "resnet50", 16, 224, 1)
+		case "train50b32":
+			err = trainStep(o, &res, "train50b32", "resnet50", 32, 224, 1)
 		case "train18":
 			err = train18(o, &res)
 		case "frozen":
 			err = frozen(o, &res)
 		case "infer50":
 			err = infer50(o, &res)
+		case "seed":
+			sr, err = seed(o)
 		default:
 			err = fmt.Errorf("unknown benchmark %q", name)
 		}
@@ -80,20 +109,32 @@ func main() {
 	}
 	res.LoadEnd = loadavg()
 	res.End = time.Now().Format(time.RFC3339)
-	res.print(os.Stdout)
-	if *mdOut != "" {
+	if len(res.Series) > 0 {
+		res.print(os.Stdout)
+		writeOut(*mdOut, *jsonOut, res.markdown, res)
+	}
+	if sr != nil {
+		sr.print(os.Stdout)
+		writeOut(*seedMD, *seedJSON, sr.markdown, sr)
+	}
+}
+
+// writeOut writes v as Markdown (with markdown) to mdPath and as JSON to
+// jsonPath, each unless its path is empty.
+func writeOut(mdPath, jsonPath string, markdown func(io.Writer), v any) {
+	if mdPath != "" {
 		var b strings.Builder
-		res.markdown(&b)
-		if err := os.WriteFile(*mdOut, []byte(b.String()), 0o644); err != nil {
+		markdown(&b)
+		if err := os.WriteFile(mdPath, []byte(b.String()), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
-	if *jsonOut != "" {
-		buf, err := json.MarshalIndent(res, "", "  ")
+	if jsonPath != "" {
+		buf, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := os.WriteFile(*jsonOut, append(buf, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(jsonPath, append(buf, '\n'), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -578,14 +619,17 @@ func infer50(o options, res *results) error {
 	return nil
 }
 
+// trainBenches are the benchmarks whose peak RSS has a target.
+var trainBenches = []string{"train50", "train50b16", "train50b32", "train18"}
+
 func (res *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\n== summary: %d threads, %d pairs; load average %s at the start, %s at the end ==\n",
 		res.Threads, res.Pairs, res.LoadStart, res.LoadEnd)
 	fmt.Fprintf(w, "libtorch: %s\n", strings.Join(res.Versions, "; "))
-	fmt.Fprintf(w, "%-8s %-64s %-20s %11s %11s %22s %22s  %s\n", "bench", "measured", "reference",
+	fmt.Fprintf(w, "%-10s %-64s %-20s %11s %11s %22s %22s  %s\n", "bench", "measured", "reference",
 		"median", "ref median", "ratio", "pairwise", "target")
 	for _, c := range res.Comparisons {
-		fmt.Fprintf(w, "%-8s %-64s %-20s %10.4fs %10.4fs %22s %22s  %s\n", c.Bench, c.What, refName(c.Ref),
+		fmt.Fprintf(w, "%-10s %-64s %-20s %10.4fs %10.4fs %22s %22s  %s\n", c.Bench, c.What, refName(c.Ref),
 			c.GoMed, c.RefMed, ratio(c.Ratio), ratio(c.PairRatio), c.Target)
 	}
 	fmt.Fprintln(w, "ratio: median / reference median; pairwise: median of the ratios of the blocks run side by side")
@@ -599,7 +643,7 @@ func (res *results) print(w io.Writer) {
 		fmt.Fprintln(w)
 		peaks[m.Bench+"/"+m.Side] = m.Peak
 	}
-	for _, b := range []string{"train50", "train18"} {
+	for _, b := range trainBenches {
 		if gp, pp := peaks[b+"/go"], peaks[b+"/py"]; gp > 0 && pp > 0 {
 			fmt.Fprintf(w, "peak RSS %s: Go/PyTorch %.3f (target <= 1.10)\n", b, float64(gp)/float64(pp))
 		}
@@ -631,7 +675,7 @@ func (res *results) markdown(w io.Writer) {
 		peaks[m.Bench+"/"+m.Side] = m.Peak
 	}
 	fmt.Fprintln(w)
-	for _, b := range []string{"train50", "train18"} {
+	for _, b := range trainBenches {
 		if gp, pp := peaks[b+"/go"], peaks[b+"/py"]; gp > 0 && pp > 0 {
 			fmt.Fprintf(w, "- peak RSS %s: Go/PyTorch **%.3f** (target ≤ 1.10)\n", b, float64(gp)/float64(pp))
 		}
