@@ -131,7 +131,7 @@ type CVConfig struct {
 
 // OutputConfig says where results go.
 type OutputConfig struct {
-	Dir         string `mapstructure:"dir" doc:"run folder: metrics.jsonl, the config used, checkpoints, plots"`
+	Dir         string `mapstructure:"dir" doc:"run folder: metrics.jsonl, the config used, checkpoints, plots; empty: a new folder runs/<UTC time> (runs/latest links to the newest)"`
 	Checkpoint  string `mapstructure:"checkpoint" doc:"full (the whole model), delta (head, BatchNorm statistics and unfrozen layers only) or both"`
 	Tensorboard bool   `mapstructure:"tensorboard" doc:"also write TensorBoard event files"`
 }
@@ -154,7 +154,7 @@ func Defaults() Config {
 			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
 			{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1},
 		},
-		Output: OutputConfig{Dir: "runs/latest", Checkpoint: "both"},
+		Output: OutputConfig{Checkpoint: "both"},
 		Seed:   42,
 		Device: "auto",
 	}
@@ -443,9 +443,6 @@ func (c Config) Validate() error {
 	}
 	if c.CV.Folds == 1 || c.CV.Folds < 0 {
 		errs = append(errs, fmt.Sprintf("cv.folds: want 0 (off) or at least 2, got %d", c.CV.Folds))
-	}
-	if c.Output.Dir == "" {
-		errs = append(errs, "output.dir: required")
 	}
 	check(oneOf("output.checkpoint", c.Output.Checkpoint, "full", "delta", "both"))
 	if c.Device != "auto" && c.Device != "cpu" && c.Device != "cuda" && !strings.HasPrefix(c.Device, "cuda:") {
