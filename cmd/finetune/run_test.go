@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"image/png"
-	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/snapshot"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/stretchr/testify/require"
 )
@@ -287,7 +287,7 @@ func TestRunFolders(t *testing.T) {
 	run := filepath.Join("runs", latest)
 	require.Contains(t, r.stdout, "finished in")
 	require.Contains(t, r.stdout, filepath.Join(run, "curves.png"))
-	before := files(t, filepath.Join(dir, "runs"))
+	before := snapshot.Take(t, filepath.Join(dir, "runs"))
 	require.Contains(t, before, filepath.Join(latest, "metrics.jsonl"))
 
 	for _, c := range []struct {
@@ -302,29 +302,6 @@ func TestRunFolders(t *testing.T) {
 		require.NotEqual(t, 0, r.code, c.flags)
 		require.Contains(t, r.stderr, c.err)
 		require.NotContains(t, r.stdout, "so far")
-		require.Equal(t, before, files(t, filepath.Join(dir, "runs")), c.flags)
+		require.Equal(t, before, snapshot.Take(t, filepath.Join(dir, "runs")), c.flags)
 	}
-}
-
-// files maps each file under dir to its content (a link to its target).
-func files(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		var b []byte
-		if d.Type()&fs.ModeSymlink != 0 {
-			var target string
-			target, err = os.Readlink(path)
-			b = []byte("-> " + target)
-		} else {
-			b, err = os.ReadFile(path)
-		}
-		out[rel] = string(b)
-		return err
-	}))
-	return out
 }

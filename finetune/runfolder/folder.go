@@ -270,10 +270,7 @@ func (f *Folder) epoch(fold int, em *finetune.EpochMetrics, fed bool) error {
 	if em == nil {
 		return errors.New("runfolder: epoch event without metrics")
 	}
-	if err := f.begin(); err != nil {
-		return err
-	}
-	r, err := f.run(fold)
+	r, err := f.beginRun(fold)
 	if err != nil {
 		return err
 	}
@@ -399,10 +396,7 @@ func (f *Folder) end(fold int, res *finetune.Result, fed bool) error {
 	if res == nil {
 		return errors.New("runfolder: run end without a result")
 	}
-	if err := f.begin(); err != nil {
-		return err
-	}
-	r, err := f.run(fold)
+	r, err := f.beginRun(fold)
 	if err != nil {
 		return err
 	}
@@ -433,6 +427,14 @@ func (f *Folder) curves(r *run) error {
 	return f.put(filepath.Join(r.dir, "curves.png"), func(w io.Writer) error {
 		return plot.Curves(w, r.history)
 	})
+}
+
+// beginRun begins the run and returns fold's record.
+func (f *Folder) beginRun(fold int) (*run, error) {
+	if err := f.begin(); err != nil {
+		return nil, err
+	}
+	return f.run(fold)
 }
 
 // begin marks the run as begun: the writes held back until now are made

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/runfolder"
 	"github.com/finetune-go/finetune/finetune/runfolder/plot"
+	"github.com/finetune-go/finetune/internal/snapshot"
 	"github.com/stretchr/testify/require"
 )
 
@@ -71,28 +71,6 @@ func completeRun(t *testing.T, f *runfolder.Folder, n int) {
 	}
 	record(t, f, checkpoint(-1, finetune.CheckpointBest, "best"), runEnd(-1, history))
 	require.NoError(t, f.Close())
-}
-
-// snapshot maps every file and link under dir to its content (a link to
-// its target).
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if d.Type()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(path)
-			out[rel] = "-> " + target
-			return err
-		}
-		b, err := os.ReadFile(path)
-		out[rel] = string(b)
-		return err
-	}))
-	return out
 }
 
 func names(files []runfolder.File) []string {
@@ -174,7 +152,7 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 	good, err := runfolder.New(runs, runfolder.Options{})
 	require.NoError(t, err)
 	completeRun(t, good, 2)
-	before := snapshot(t, root)
+	before := snapshot.Take(t, root)
 
 	// A new folder: the run starts, writes its report, and fails.
 	f, err := runfolder.New(runs, runfolder.Options{})
@@ -184,7 +162,7 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 	require.NoError(t, f.Close())
 	require.NoDirExists(t, f.Dir())
 	require.Empty(t, f.Files())
-	require.Equal(t, before, snapshot(t, root))
+	require.Equal(t, before, snapshot.Take(t, root))
 
 	// A named folder in new parents: all of them go.
 	f, err = runfolder.Open(filepath.Join(root, "a", "b"), runfolder.Options{})
@@ -196,14 +174,14 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 	// The good run's folder, named: refused, untouched.
 	_, err = runfolder.Open(good.Dir(), runfolder.Options{})
 	require.ErrorContains(t, err, good.Dir()+" already holds a run (config.yaml)")
-	require.Equal(t, before, snapshot(t, root))
+	require.Equal(t, before, snapshot.Take(t, root))
 
 	// A resume that fails before its first epoch leaves the run as it was.
 	f, err = runfolder.Resume(filepath.Join(good.Dir(), "last.safetensors"), runfolder.Options{})
 	require.NoError(t, err)
 	record(t, f, runStart(-1, 1))
 	require.NoError(t, f.Close())
-	require.Equal(t, before, snapshot(t, root))
+	require.Equal(t, before, snapshot.Take(t, root))
 }
 
 // TestSecondWriterRefused: a folder in use is refused with its writer's
@@ -281,7 +259,7 @@ func TestResumeIntoCheckpointFolder(t *testing.T) {
 	require.NoError(t, err)
 	completeRun(t, orig, 3)
 	require.NoError(t, os.CopyFS(filepath.Join(root, "copy"), os.DirFS(orig.Dir())))
-	before := snapshot(t, orig.Dir())
+	before := snapshot.Take(t, orig.Dir())
 
 	elsewhere := filepath.Join(root, "elsewhere")
 	require.NoError(t, os.Mkdir(elsewhere, 0o755))
@@ -304,7 +282,7 @@ func TestResumeIntoCheckpointFolder(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, history, got)
 	require.Equal(t, history, f.History(-1))
-	require.Equal(t, before, snapshot(t, orig.Dir()))
+	require.Equal(t, before, snapshot.Take(t, orig.Dir()))
 	entries, err := os.ReadDir(elsewhere)
 	require.NoError(t, err)
 	require.Empty(t, entries)
@@ -361,23 +339,23 @@ func TestAtomicWrites(t *testing.T) {
 	path := filepath.Join(dir, "curves.png")
 	history := epochs(-1, 3)
 	require.NoError(t, runfolder.WriteFile(path, func(w io.Writer) error { return plot.Curves(w, history[:2]) }))
-	before := snapshot(t, dir)
+	before := snapshot.Take(t, dir)
 	err := runfolder.WriteFile(path, func(w io.Writer) error {
 		return plot.Curves(&shortWriter{w: w, n: 4000}, history)
 	})
 	require.ErrorIs(t, err, errDiskFull)
-	require.Equal(t, before, snapshot(t, dir))
+	require.Equal(t, before, snapshot.Take(t, dir))
 
 	f, err := runfolder.Resume(path, runfolder.Options{})
 	require.NoError(t, err)
 	record(t, f, runStart(-1, 0), epochEvent(history[0]), checkpoint(-1, finetune.CheckpointLast, "whole"))
-	before = snapshot(t, dir)
+	before = snapshot.Take(t, dir)
 	fail := finetune.Event{Kind: finetune.EventCheckpoint, Fold: -1, Checkpoint: &finetune.CheckpointWrite{
 		Name: finetune.CheckpointLast, Write: func(path string) error {
 			return errors.Join(os.WriteFile(path, []byte("torn"), 0o644), errDiskFull)
 		}}}
 	require.ErrorIs(t, f.Record(fail), errDiskFull)
-	require.Equal(t, before, snapshot(t, dir))
+	require.Equal(t, before, snapshot.Take(t, dir))
 	require.ErrorIs(t, f.Record(epochEvent(history[1])), errDiskFull, "the error is sticky")
 	require.ErrorIs(t, f.Close(), errDiskFull)
 	require.FileExists(t, filepath.Join(dir, "curves.png"), "a failed run keeps its curves")
