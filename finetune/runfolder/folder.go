@@ -122,7 +122,10 @@ func New(parent string, o Options) (*Folder, error) {
 		return nil, err
 	}
 	f := &Folder{dir: dir, opts: o, made: append([]string{dir}, made...), latest: filepath.Join(parent, "latest"), auto: true}
-	return f, f.open()
+	if err := f.open(); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // Open opens dir, which is created if needed, for a new run. A folder
@@ -152,7 +155,10 @@ func Resume(checkpoint string, o Options) (*Folder, error) {
 		return nil, err
 	}
 	f := &Folder{dir: filepath.Dir(checkpoint), opts: o, resumed: true}
-	return f, f.open()
+	if err := f.open(); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // open takes the lock and removes what a crash left.
@@ -204,7 +210,11 @@ func (f *Folder) record(e finetune.Event, fed bool) error {
 	case finetune.EventRunStart:
 		return f.start(e.Fold, e.Run)
 	case finetune.EventArtifact:
-		return f.put(filepath.Join(f.dirOf(e.Fold), e.Artifact.Name), jsonWriter(e.Artifact.Value))
+		r, err := f.run(e.Fold)
+		if err != nil {
+			return err
+		}
+		return f.put(filepath.Join(r.dir, e.Artifact.Name), jsonWriter(e.Artifact.Value))
 	case finetune.EventEpoch:
 		return f.epoch(e.Fold, e.Metrics, fed)
 	case finetune.EventCheckpoint:
@@ -288,21 +298,10 @@ func (f *Folder) epoch(fold int, em *finetune.EpochMetrics, fed bool) error {
 
 // appendMetrics adds em's line to the run's metrics.jsonl.
 func (f *Folder) appendMetrics(r *run, em finetune.EpochMetrics) error {
-	path := filepath.Join(r.dir, "metrics.jsonl")
-	if r.rewrite {
-		err := f.put(path, func(w io.Writer) error {
-			for _, em := range r.history {
-				if err := writeLine(w, em); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		r.rewrite = false
+	if err := f.rewriteMetrics(r); err != nil {
+		return err
 	}
+	path := filepath.Join(r.dir, "metrics.jsonl")
 	var line bytes.Buffer
 	if err := writeLine(&line, em); err != nil {
 		return err
@@ -323,6 +322,23 @@ func (f *Folder) appendMetrics(r *run, em finetune.EpochMetrics) error {
 	}
 	f.files[path] += int64(line.Len())
 	return nil
+}
+
+// rewriteMetrics replaces a resumed run's metrics.jsonl with the epochs
+// it kept, once.
+func (f *Folder) rewriteMetrics(r *run) error {
+	if !r.rewrite {
+		return nil
+	}
+	r.rewrite = false
+	return f.put(filepath.Join(r.dir, "metrics.jsonl"), func(w io.Writer) error {
+		for _, em := range r.history {
+			if err := writeLine(w, em); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func writeLine(w io.Writer, em finetune.EpochMetrics) error {
@@ -353,10 +369,11 @@ func (f *Folder) tensorboard(r *run, em finetune.EpochMetrics) {
 }
 
 func (f *Folder) checkpoint(fold int, c *finetune.CheckpointWrite) error {
-	dir := f.dirOf(fold)
-	if _, err := f.run(fold); err != nil {
+	r, err := f.run(fold)
+	if err != nil {
 		return err
 	}
+	dir := r.dir
 	path := filepath.Join(dir, c.Name+".safetensors")
 	tmp, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
@@ -402,6 +419,9 @@ func (f *Folder) end(fold int, res *finetune.Result, fed bool) error {
 	}
 	r.ended = true
 	if !fed {
+		if err := f.rewriteMetrics(r); err != nil {
+			return err
+		}
 		if err := f.put(filepath.Join(r.dir, "result.json"), jsonWriter(res.Summary())); err != nil {
 			return err
 		}

@@ -385,3 +385,19 @@ func TestFeed(t *testing.T) {
 	require.Equal(t, history[:1], g.History(-1))
 	require.NoError(t, g.Close())
 }
+
+// TestResumeEndsAtOnce: a resumed run that ends without another epoch
+// still drops the epochs its checkpoint does not hold.
+func TestResumeEndsAtOnce(t *testing.T) {
+	f, err := runfolder.Open(t.TempDir(), runfolder.Options{})
+	require.NoError(t, err)
+	completeRun(t, f, 3)
+	f, err = runfolder.Resume(filepath.Join(f.Dir(), "last.safetensors"), runfolder.Options{})
+	require.NoError(t, err)
+	kept := epochs(-1, 3)[:2]
+	record(t, f, runStart(-1, 2), runEnd(-1, kept))
+	require.NoError(t, f.Close())
+	got, err := finetune.ReadMetrics(filepath.Join(f.Dir(), "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, kept, got)
+}
