@@ -18,8 +18,15 @@
 //
 // Every file but metrics.jsonl and the TensorBoard stream is written
 // atomically (a temporary file, synced, then renamed), so a crash or a
-// full disk never leaves a torn one. A lock (.lock, holding the writer's
-// PID) keeps a second process out of a folder in use.
+// full disk never leaves a torn one; metrics.jsonl gets a synced line per
+// epoch and is replaced atomically when a resumed run drops the epochs
+// its checkpoint does not hold. A lock (.lock, holding the writer's PID)
+// keeps a second process out of a folder in use; temporary files a crash
+// left are removed once it is held.
+//
+// New makes a folder of its own for each run (runs/<UTC time>, with
+// runs/latest linking to the newest), Open a named one that holds no run
+// yet, and Resume the folder of the checkpoint a run continues from.
 //
 // A run that ends before its first epoch (a bad path, an unknown
 // architecture) leaves nothing behind: what a Folder would have written
