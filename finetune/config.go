@@ -130,7 +130,7 @@ type CVConfig struct {
 
 // OutputConfig says where results go.
 type OutputConfig struct {
-	Dir         string `json:"dir" doc:"run folder: metrics.jsonl, the config used, checkpoints, plots"`
+	Dir         string `json:"dir" doc:"run folder: metrics.jsonl, the config used, checkpoints, plots; empty: a new folder runs/<UTC time> (runs/latest links to the newest)"`
 	Checkpoint  string `json:"checkpoint" doc:"full (the whole model), delta (head, BatchNorm statistics and unfrozen layers only) or both"`
 	Tensorboard bool   `json:"tensorboard" doc:"also write TensorBoard event files"`
 }
@@ -153,7 +153,7 @@ func Defaults() Config {
 			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
 			{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1},
 		},
-		Output: OutputConfig{Dir: "runs/latest", Checkpoint: "both"},
+		Output: OutputConfig{Checkpoint: "both"},
 		Seed:   42,
 		Device: "auto",
 	}
@@ -364,9 +364,6 @@ func (c Config) Validate() error {
 	}
 	if c.CV.Folds == 1 || c.CV.Folds < 0 {
 		errs = append(errs, fmt.Sprintf("cv.folds: want 0 (off) or at least 2, got %d", c.CV.Folds))
-	}
-	if c.Output.Dir == "" {
-		errs = append(errs, "output.dir: required")
 	}
 	check(oneOf("output.checkpoint", c.Output.Checkpoint, "full", "delta", "both"))
 	if c.Device != "auto" && c.Device != "cpu" && c.Device != "cuda" && !strings.HasPrefix(c.Device, "cuda:") {

@@ -79,9 +79,11 @@ func (r *Result) CVSummary() (mean, std float64) {
 	return meanStd(accs)
 }
 
-// summaryJSON is result.json: what a pipeline reading the run folder
-// needs.
-func summaryJSON(r *Result) map[string]any {
+// Summary is the run's result.json: what a pipeline reading the run
+// folder needs (classes, the best epoch, the evaluations with per-class
+// metrics and confusion matrices, the checkpoints, skipped images), as a
+// value for encoding/json.
+func (r *Result) Summary() map[string]any {
 	out := map[string]any{
 		"classes": r.Classes, "best": r.Best, "head_params": r.HeadParams,
 		"checkpoints": r.Checkpoints, "features": r.Cached, "batchnorm": r.BatchNorm,

@@ -800,7 +800,7 @@ func (tr *trainer) finish(ctx context.Context) (*Result, error) {
 		if res.Checkpoints, err = tr.writeFinal(res); err != nil {
 			return nil, err
 		}
-		if err := writeJSON(filepath.Join(tr.runDir(), "result.json"), summaryJSON(res)); err != nil {
+		if err := writeJSON(filepath.Join(tr.runDir(), "result.json"), res.Summary()); err != nil {
 			return nil, err
 		}
 	}

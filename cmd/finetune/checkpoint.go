@@ -14,9 +14,14 @@ import (
 // deviceUsage is the help of eval's and predict's --device.
 const deviceUsage = "where the model runs: auto (CUDA when available), cpu, cuda or cuda:N"
 
+// weightsUsage is the help of eval's and predict's --model.weights.
+const weightsUsage = "pretrained weights `FILE` (or name) a delta checkpoint builds on, " +
+	"instead of those it records (which may be elsewhere)"
+
 // loadModel loads the model of a checkpoint onto the device spec names.
-// A delta checkpoint fetches the pretrained weights it builds on.
-func loadModel(ctx context.Context, path, device string) (*finetune.Model, finetune.Meta, error) {
+// A delta checkpoint builds on the pretrained weights it records, or on
+// weights when set.
+func loadModel(ctx context.Context, path, weights, device string) (*finetune.Model, finetune.Meta, error) {
 	if path == "" {
 		return nil, finetune.Meta{}, usagef("--checkpoint is required: a run's best.safetensors")
 	}
@@ -28,7 +33,7 @@ func loadModel(ctx context.Context, path, device string) (*finetune.Model, finet
 	if isTerminal(os.Stderr) {
 		hub.Progress = os.Stderr
 	}
-	m, meta, err := finetune.LoadCheckpoint(ctx, path, finetune.LoadOptions{Hub: hub})
+	m, meta, err := finetune.LoadCheckpoint(ctx, path, finetune.LoadOptions{Hub: hub, Weights: weights})
 	if err != nil {
 		return nil, meta, err
 	}

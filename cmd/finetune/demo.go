@@ -55,15 +55,6 @@ ten minutes, with data that ships with Debian (dataset-fashion-mnist):
 	if err != nil {
 		return err
 	}
-	for _, row := range rep.Rows {
-		history, err := finetune.ReadMetrics(filepath.Join(row.RunDir, "metrics.jsonl"))
-		if err == nil {
-			err = finetune.WriteCurves(filepath.Join(row.RunDir, "curves.png"), history)
-		}
-		if err != nil {
-			d.warn("%s: curves: %v", row.Recipe, err)
-		}
-	}
 	table := rep.Table()
 	if err := os.WriteFile(filepath.Join(*out, "demo.md"), []byte(table), 0o644); err != nil {
 		return err

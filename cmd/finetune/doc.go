@@ -73,10 +73,16 @@
 // # Runs
 //
 // A run trains stage after stage, validates every epoch and ends with the
-// best epoch's weights. Its folder, output.dir, receives:
+// best epoch's weights. Its folder is output.dir or, by default, a new
+// one, runs/<UTC time> (runs/20261203-104512), with runs/latest a link to
+// the newest run; a resumed run continues in the folder of its
+// checkpoint. A folder that already holds a run is refused, one in use by
+// another process too (naming its PID), and a run that fails before its
+// first epoch leaves nothing behind. The folder receives:
 //
-//	metrics.jsonl          one line per epoch: losses, accuracies, gap, lr
 //	config.yaml            the configuration used, every key filled in
+//	plan.json              what the run settled before its first epoch
+//	metrics.jsonl          one line per epoch: losses, accuracies, gap, lr
 //	result.json            final metrics, per-class figures, confusion
 //	best.safetensors       the best model (output.checkpoint: full or both)
 //	best-delta.safetensors what differs from the pretrained weights

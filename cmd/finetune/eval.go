@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/runfolder"
+	"github.com/finetune-go/finetune/finetune/runfolder/plot"
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
@@ -22,6 +25,7 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	format := fs.String("format", "table", "output: table or json")
 	png := fs.String("png", "", "also draw the confusion matrix into `FILE` (a PNG)")
 	device := fs.String("device", "auto", deviceUsage)
+	weights := fs.String("model.weights", "", weightsUsage)
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -38,7 +42,7 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	if err := checkFormat(*format, "table", "json"); err != nil {
 		return err
 	}
-	m, meta, err := loadModel(ctx, *ckpt, *device)
+	m, meta, err := loadModel(ctx, *ckpt, *weights, *device)
 	if err != nil {
 		return err
 	}
@@ -50,7 +54,8 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	c := ev.Confusion
 	if *png != "" {
 		title := fmt.Sprintf("%s: accuracy %.3f on %d images", *dir, ev.Accuracy, c.Total())
-		if err := finetune.WriteConfusionPNG(*png, c, title); err != nil {
+		err := runfolder.WriteFile(*png, func(w io.Writer) error { return plot.Confusion(w, c, title) })
+		if err != nil {
 			return err
 		}
 	}

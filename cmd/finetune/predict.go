@@ -30,6 +30,7 @@ image and of its mirror image.`)
 	format := fs.String("format", "table", "output: table, csv (a header, then path,class,probability and a column per class) or json")
 	tta := fs.Bool("tta", false, "test-time augmentation: average the softmax of each image and of its horizontal flip")
 	device := fs.String("device", "auto", deviceUsage)
+	weights := fs.String("model.weights", "", weightsUsage)
 	paths, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ image and of its mirror image.`)
 	if err != nil {
 		return err
 	}
-	m, meta, err := loadModel(ctx, *ckpt, *device)
+	m, meta, err := loadModel(ctx, *ckpt, *weights, *device)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/snapshot"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/stretchr/testify/require"
 )
@@ -221,11 +222,12 @@ func TestRunBadImage(t *testing.T) {
 }
 
 // TestRunInterruptResume interrupts a run after its first epoch, checks
-// the exit status and the resume hint, then resumes it to the end.
+// the exit status and the resume hint, then resumes it to the end from
+// another directory, into the checkpoint's folder.
 func TestRunInterruptResume(t *testing.T) {
 	dir := t.TempDir()
 	writeImages(t, filepath.Join(dir, "data"), 8)
-	cmd := exec.Command(binary, append([]string{"run"}, tinyFlags("data", "out", "head:1:all,ft:3:layer2")...)...)
+	cmd := exec.Command(binary, append([]string{"run"}, tinyFlags(filepath.Join(dir, "data"), "out", "head:1:all,ft:3:layer2")...)...)
 	cmd.Dir, cmd.Env = dir, testEnv(t)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -253,8 +255,13 @@ func TestRunInterruptResume(t *testing.T) {
 	requirePNG(t, filepath.Join(dir, "out", "curves.png"), 800, 400)
 
 	// The checkpoint carries the configuration: --resume alone continues.
-	r = cli(t, dir, "run", "--resume", last)
+	elsewhere := filepath.Join(dir, "elsewhere")
+	require.NoError(t, os.Mkdir(elsewhere, 0o755))
+	r = cli(t, elsewhere, "run", "--resume", filepath.Join("..", last))
 	requireExit(t, r, 0)
+	entries, err := os.ReadDir(elsewhere)
+	require.NoError(t, err)
+	require.Empty(t, entries)
 	require.Contains(t, r.stdout, "ft 3/3")
 	history, err := finetune.ReadMetrics(filepath.Join(dir, "out", "metrics.jsonl"))
 	require.NoError(t, err)
@@ -262,5 +269,39 @@ func TestRunInterruptResume(t *testing.T) {
 	for i, em := range history {
 		require.Equal(t, i+1, em.GlobalEpoch)
 		require.False(t, math.IsNaN(em.ValLoss))
+	}
+}
+
+// TestRunFolders: each run gets a folder of its own under runs/, with
+// runs/latest linking to the newest, and a run that fails before its
+// first epoch (an unknown architecture, a mistyped path, a folder that
+// holds a run) leaves every file as it was and claims no curves.
+func TestRunFolders(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 8)
+	flags := tinyFlags("data", "", "head:1:all")
+	r := cli(t, dir, append([]string{"run"}, flags...)...)
+	requireExit(t, r, 0)
+	latest, err := os.Readlink(filepath.Join(dir, "runs", "latest"))
+	require.NoError(t, err)
+	run := filepath.Join("runs", latest)
+	require.Contains(t, r.stdout, "finished in")
+	require.Contains(t, r.stdout, filepath.Join(run, "curves.png"))
+	before := snapshot.Take(t, filepath.Join(dir, "runs"))
+	require.Contains(t, before, filepath.Join(latest, "metrics.jsonl"))
+
+	for _, c := range []struct {
+		flags []string
+		err   string
+	}{
+		{[]string{"--model.arch", "resnet19"}, "resnet19"},
+		{[]string{"--data.train", "dta"}, "dta"},
+		{[]string{"--output.dir", filepath.Join("runs", "latest")}, "already holds a run"},
+	} {
+		r := cli(t, dir, append(append([]string{"run"}, flags...), c.flags...)...)
+		require.NotEqual(t, 0, r.code, c.flags)
+		require.Contains(t, r.stderr, c.err)
+		require.NotContains(t, r.stdout, "so far")
+		require.Equal(t, before, snapshot.Take(t, filepath.Join(dir, "runs")), c.flags)
 	}
 }

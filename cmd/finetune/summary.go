@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/runfolder"
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
@@ -21,7 +21,7 @@ type runSummary struct {
 	Val         *evalSummary              `json:"val,omitempty"`
 	Test        *evalSummary              `json:"test,omitempty"`
 	Checkpoints []finetune.CheckpointFile `json:"checkpoints,omitempty"`
-	Reports     []string                  `json:"reports,omitempty"`
+	Files       []runfolder.File          `json:"files,omitempty"`
 	Folds       []finetune.FoldResult     `json:"folds,omitempty"`
 	CVMean      float64                   `json:"cv_val_accuracy_mean,omitempty"`
 	CVStd       float64                   `json:"cv_val_accuracy_std,omitempty"`
@@ -45,24 +45,33 @@ func summarizeEval(e *finetune.Evaluation) *evalSummary {
 }
 
 // failure reports a run that stopped with err (which main prints), and
-// the report files it still wrote.
-func (d *display) failure(err error, files []string) {
+// the files its folder kept (none for a run that failed before its first
+// epoch).
+func (d *display) failure(err error, files []runfolder.File) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.clearBar()
 	if d.mode == modeJSON {
 		d.json(map[string]any{"event": "error", "message": err.Error(),
-			"interrupted": errors.Is(err, finetune.ErrInterrupted), "reports": files})
+			"interrupted": errors.Is(err, finetune.ErrInterrupted), "files": files})
 		return
 	}
 	if len(files) > 0 && d.mode != modeQuiet {
-		fmt.Fprintf(d.out, "curves so far: %s\n", strings.Join(files, ", "))
+		fmt.Fprintf(d.out, "kept so far: %s\n", strings.Join(paths(files), ", "))
 	}
 }
 
-// summary prints what a finished run produced and, when it overfits,
-// the settings that usually help.
-func (d *display) summary(cfg finetune.Config, res *finetune.Result, files []string) {
+func paths(files []runfolder.File) []string {
+	var out []string
+	for _, f := range files {
+		out = append(out, f.Path)
+	}
+	return out
+}
+
+// summary prints what a finished run produced, with the files its folder
+// holds, and, when it overfits, the settings that usually help.
+func (d *display) summary(cfg finetune.Config, res *finetune.Result, files []runfolder.File) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.clearBar()
@@ -73,7 +82,7 @@ func (d *display) summary(cfg finetune.Config, res *finetune.Result, files []str
 	}
 	if d.mode == modeJSON {
 		s := runSummary{Event: "summary", RunDir: cfg.Output.Dir, Seconds: res.Seconds, Val: summarizeEval(res.Val),
-			Test: summarizeEval(res.Test), Checkpoints: res.Checkpoints, Reports: files, Folds: res.Folds,
+			Test: summarizeEval(res.Test), Checkpoints: res.Checkpoints, Files: files, Folds: res.Folds,
 			Overfitting: advice != nil, Advice: advice, Skipped: skipped}
 		if len(res.History) > 0 && len(res.Folds) == 0 {
 			s.Best = &res.Best
@@ -91,8 +100,12 @@ func (d *display) summary(cfg finetune.Config, res *finetune.Result, files []str
 	} else {
 		d.runSummary(w, cfg, res)
 	}
-	if len(files) > 0 {
-		fmt.Fprintf(w, "  reports\t%s\n", strings.Join(files, "\n\t"))
+	first := "  files"
+	for _, f := range files {
+		if !slices.ContainsFunc(res.Checkpoints, func(c finetune.CheckpointFile) bool { return c.Path == f.Path }) {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", first, f.Path, nn.Bytes(f.Bytes))
+			first = ""
+		}
 	}
 	if len(skipped) > 0 {
 		fmt.Fprintf(w, "  skipped images\t%d (data.on_bad_image: skip), listed in result.json\n", len(skipped))
@@ -140,10 +153,6 @@ func (d *display) runSummary(w *tabwriter.Writer, cfg finetune.Config, res *fine
 	for _, c := range res.Checkpoints {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", first, c.Path, c.Form, nn.Bytes(c.Bytes))
 		first = ""
-	}
-	last := filepath.Join(cfg.Output.Dir, "last.safetensors")
-	if info, err := os.Stat(last); err == nil {
-		fmt.Fprintf(w, "%s\t%s\tresume\t%s\n", first, last, nn.Bytes(info.Size()))
 	}
 }
 

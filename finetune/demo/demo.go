@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/runfolder"
 	"github.com/finetune-go/finetune/internal/fashionmnist"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
@@ -157,7 +159,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		cfg = recipe.cfg(cfg)
 		cfg.Output.Dir = filepath.Join(o.Out, strings.ReplaceAll(strings.SplitN(recipe.name, " ", 2)[0], " ", "-"))
 		o.info("demo: %s → %s", recipe.name, cfg.Output.Dir)
-		res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer})
+		res, err := o.train(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("demo: %s: %w", recipe.name, err)
 		}
@@ -173,6 +175,34 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Rows = append(rep.Rows, row)
 	}
 	return rep, nil
+}
+
+// train runs cfg, recorded in its folder cfg.Output.Dir. The folder is
+// the demo's own: the last demo's run there is replaced.
+func (o Options) train(ctx context.Context, cfg finetune.Config) (*finetune.Result, error) {
+	if err := os.RemoveAll(cfg.Output.Dir); err != nil {
+		return nil, err
+	}
+	folder, err := runfolder.Open(cfg.Output.Dir, runfolder.Options{Warn: func(msg string) {
+		if o.Observer != nil {
+			o.Observer(finetune.Event{Kind: finetune.EventWarning, Fold: -1, Message: msg})
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	observe := folder.Feed(o.Observer)
+	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: observe, Recorder: folder})
+	if err == nil {
+		observe(finetune.Event{Kind: finetune.EventRunEnd, Fold: -1, Result: res})
+	}
+	if err = errors.Join(err, folder.Close()); err != nil {
+		if res != nil && res.Model != nil {
+			nn.Free(res.Model)
+		}
+		return nil, err
+	}
+	return res, nil
 }
 
 func (o Options) info(format string, args ...any) {

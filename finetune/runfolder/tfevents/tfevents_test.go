@@ -1,4 +1,4 @@
-package finetune
+package tfevents
 
 import (
 	"encoding/binary"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finetune-go/finetune/finetune"
 	"github.com/stretchr/testify/require"
 )
 
@@ -74,14 +75,14 @@ func readRecords(t *testing.T, path string) [][]byte {
 	return out
 }
 
-func TestTensorBoardEventFile(t *testing.T) {
+func TestEventFile(t *testing.T) {
 	// CRC-32C's check value, masked: rotate right by 15, add 0xa282ead8.
 	c := uint32(0xe3069283)
 	require.Equal(t, (c>>15|c<<17)+0xa282ead8, maskedCRC([]byte("123456789")))
 	dir := t.TempDir()
-	tb, err := NewTensorBoard(dir)
+	tb, err := Create(dir)
 	require.NoError(t, err)
-	epochs := []EpochMetrics{
+	epochs := []finetune.EpochMetrics{
 		{GlobalEpoch: 1, TrainLoss: 0.7, TrainAccuracy: 0.5, ValLoss: 0.69, ValAccuracy: 0.55, LR: 1e-3},
 		{GlobalEpoch: 2, TrainLoss: 0.4, TrainAccuracy: 0.875, ValLoss: 0.5, ValAccuracy: 0.75, LR: 5e-4},
 	}
@@ -91,6 +92,9 @@ func TestTensorBoardEventFile(t *testing.T) {
 	require.NoError(t, tb.Close())
 	require.True(t, strings.HasPrefix(filepath.Base(tb.Path()), "events.out.tfevents."))
 
+	info, err := os.Stat(tb.Path())
+	require.NoError(t, err)
+	require.Equal(t, info.Size(), tb.Size())
 	recs := readRecords(t, tb.Path())
 	require.Len(t, recs, 3)
 	first := decodePB(t, recs[0])

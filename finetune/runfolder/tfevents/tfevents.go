@@ -1,4 +1,10 @@
-package finetune
+// Package tfevents writes TensorBoard event files: scalars per step,
+// framed as TFRecords, with no dependency on TensorFlow or protobuf.
+//
+// An event file is an append-only stream: every record carries the CRC of
+// its length and of its data, so a reader (TensorBoard) skips a record
+// torn by a crash, and can follow the file while it grows.
+package tfevents
 
 import (
 	"encoding/binary"
@@ -12,20 +18,23 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/finetune-go/finetune/finetune"
 )
 
-// TensorBoard writes scalars to a TensorBoard event file,
+// Writer writes scalars to a TensorBoard event file,
 // events.out.tfevents.<seconds>.<host>: TFRecord framing (length, masked
 // CRC-32C of the length, data, masked CRC-32C of the data) around
 // Event protocol buffers encoded by hand, after the file_version event
 // "brain.Event:2" that TensorBoard expects first.
-type TensorBoard struct {
+type Writer struct {
 	f    *os.File
 	path string
+	size int64
 }
 
-// NewTensorBoard creates an event file in dir.
-func NewTensorBoard(dir string) (*TensorBoard, error) {
+// Create creates an event file in dir.
+func Create(dir string) (*Writer, error) {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "localhost"
@@ -43,7 +52,7 @@ func NewTensorBoard(dir string) (*TensorBoard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tensorboard: %w", err)
 	}
-	tb := &TensorBoard{f: f, path: path}
+	tb := &Writer{f: f, path: path}
 	ev := appendDouble(nil, 1, wallTime())
 	ev = appendBytes(ev, 3, []byte("brain.Event:2"))
 	if err := tb.record(ev); err != nil {
@@ -54,10 +63,10 @@ func NewTensorBoard(dir string) (*TensorBoard, error) {
 }
 
 // Path returns the event file's path.
-func (tb *TensorBoard) Path() string { return tb.path }
+func (tb *Writer) Path() string { return tb.path }
 
 // Scalars writes tagged values at step, as one event.
-func (tb *TensorBoard) Scalars(step int64, values map[string]float64) error {
+func (tb *Writer) Scalars(step int64, values map[string]float64) error {
 	var summary []byte
 	for _, tag := range slices.Sorted(maps.Keys(values)) {
 		v := appendBytes(nil, 1, []byte(tag))
@@ -74,15 +83,18 @@ func (tb *TensorBoard) Scalars(step int64, values map[string]float64) error {
 
 // Epoch writes an epoch's train/loss, train/accuracy, val/loss,
 // val/accuracy and lr at its global epoch.
-func (tb *TensorBoard) Epoch(em EpochMetrics) error {
+func (tb *Writer) Epoch(em finetune.EpochMetrics) error {
 	return tb.Scalars(int64(em.GlobalEpoch), map[string]float64{
 		"train/loss": em.TrainLoss, "train/accuracy": em.TrainAccuracy,
 		"val/loss": em.ValLoss, "val/accuracy": em.ValAccuracy, "lr": em.LR,
 	})
 }
 
+// Size returns the number of bytes written.
+func (tb *Writer) Size() int64 { return tb.size }
+
 // Close closes the file.
-func (tb *TensorBoard) Close() error { return tb.f.Close() }
+func (tb *Writer) Close() error { return tb.f.Close() }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -94,12 +106,14 @@ func maskedCRC(b []byte) uint32 {
 }
 
 // record writes data as one TFRecord.
-func (tb *TensorBoard) record(data []byte) error {
+func (tb *Writer) record(data []byte) error {
 	n := binary.LittleEndian.AppendUint64(nil, uint64(len(data)))
 	rec := binary.LittleEndian.AppendUint32(n, maskedCRC(n))
 	rec = append(rec, data...)
 	rec = binary.LittleEndian.AppendUint32(rec, maskedCRC(data))
-	if _, err := tb.f.Write(rec); err != nil {
+	written, err := tb.f.Write(rec)
+	tb.size += int64(written)
+	if err != nil {
 		return fmt.Errorf("tensorboard: %w", err)
 	}
 	return nil

@@ -1,13 +1,11 @@
-package finetune
+package plot
 
 import (
-	"bufio"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"math"
-	"os"
 
 	"golang.org/x/image/draw"
 	"golang.org/x/image/font"
@@ -111,22 +109,9 @@ func (c *canvas) frame(r image.Rectangle, col color.Color) {
 	c.fill(image.Rect(r.Max.X-1, r.Min.Y, r.Max.X, r.Max.Y), col)
 }
 
-// save writes c as a PNG file.
-func (c *canvas) save(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	if err := png.Encode(w, c.RGBA); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+// encode writes c to w as a PNG.
+func (c *canvas) encode(w io.Writer) error {
+	return png.Encode(w, c.RGBA)
 }
 
 // niceStep returns a round step (1, 2 or 5 times a power of ten) that

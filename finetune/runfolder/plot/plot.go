@@ -1,26 +1,32 @@
-package finetune
+// Package plot draws a run's reports as PNG images: the learning curves
+// and the confusion matrix, with no dependency beyond the standard
+// library's image packages and a bitmap font.
+package plot
 
 import (
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
+	"io"
 	"math"
 	"strconv"
+
+	"github.com/finetune-go/finetune/finetune"
 )
 
-// WriteCurves draws a run's learning curves as a PNG: training and
+// Curves draws a run's learning curves to w as a PNG: training and
 // validation loss on the left, accuracy on the right with the gap between
 // them shaded (red where training is ahead: overfitting), the boundaries
 // between stages dashed and the best epoch marked. history is one run's
 // epochs in order (one fold's under cross-validation), as metrics.jsonl
 // holds them.
-func WriteCurves(path string, history []EpochMetrics) error {
+func Curves(w io.Writer, history []finetune.EpochMetrics) error {
 	if len(history) == 0 {
 		return errors.New("curves: no epochs to plot")
 	}
-	const w, h = 1100, 480
-	c := newCanvas(w, h)
+	const width, height = 1100, 480
+	c := newCanvas(width, height)
 	best := 0
 	for i, em := range history {
 		if em.Best {
@@ -35,7 +41,7 @@ func WriteCurves(path string, history []EpochMetrics) error {
 		b := history[best-1]
 		title += fmt.Sprintf(", best: epoch %d (%s %d), val accuracy %.3f", best, b.Stage, b.Epoch, b.ValAccuracy)
 	}
-	c.bigText(w/2, 10, title, black)
+	c.bigText(width/2, 10, title, black)
 	var trainLoss, valLoss, trainAcc, valAcc []float64
 	for _, em := range history {
 		trainLoss = append(trainLoss, em.TrainLoss)
@@ -64,7 +70,7 @@ func WriteCurves(path string, history []EpochMetrics) error {
 		{"gap: train ahead of validation", gapRed, true}, {"validation ahead", gapGreen, true},
 		{"best epoch", bestGreen, false}, {"stage boundary", grey, false},
 	})
-	return c.save(path)
+	return c.encode(w)
 }
 
 // plotPanel is one chart of WriteCurves: epochs 1..n across, [lo, hi] up.
@@ -72,7 +78,7 @@ type plotPanel struct {
 	area    image.Rectangle
 	title   string
 	lo, hi  float64
-	history []EpochMetrics
+	history []finetune.EpochMetrics
 	best    int
 }
 
@@ -189,11 +195,11 @@ func legend(c *canvas, x, y int, items []legendItem) {
 	}
 }
 
-// WriteConfusionPNG draws a confusion matrix as a PNG heat map: rows are
+// Confusion draws a confusion matrix to out as a PNG heat map: rows are
 // the true classes, columns the predicted ones, each cell holds its count
 // and is coloured by the fraction of its row (the true class's recall on
 // the diagonal).
-func WriteConfusionPNG(path string, conf *Confusion, title string) error {
+func Confusion(out io.Writer, conf *finetune.Confusion, title string) error {
 	k := len(conf.Classes)
 	if k == 0 {
 		return errors.New("confusion: no classes")
@@ -249,7 +255,7 @@ func WriteConfusionPNG(path string, conf *Confusion, title string) error {
 	c.text(bar.Max.X+4, bar.Min.Y+10, "1", black, 0)
 	c.text(bar.Max.X+4, bar.Max.Y, "0", black, 0)
 	c.text(grid.Min.X, grid.Max.Y+24, "colour: fraction of the true class", grey, 0)
-	return c.save(path)
+	return c.encode(out)
 }
 
 // blues maps f in [0, 1] to a white-to-dark-blue scale.
