@@ -181,6 +181,7 @@ func TestCheckpointFormat1Metadata(t *testing.T) {
 	want.Train.EarlyStopping.MinDelta = 1e-5
 	want.Stages = []Stage{{"head", 2, "all", 0.1}, {"body", 3, "layer2", 0.01}}
 	want.Seed = 7
+	want.Output.Dir = "runs/latest" // the default when the file was written
 	meta, err := decodeMeta("old.safetensors", md)
 	require.NoError(t, err)
 	require.Equal(t, Meta{Form: "full", Config: want, Classes: []string{"cat", "dog"}, Normalize: data.ImageNet,
