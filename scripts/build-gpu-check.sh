@@ -4,8 +4,9 @@
 # finetune command, gpubench and the test binaries of torch and torch/amp,
 # all built with the shim_shared tag so that they load libfinetune_shim.so,
 # which gpu-check.sh compiles there against the machine's libtorch; a copy
-# of libtcmalloc_minimal.so.4, which they find next to themselves; and the
-# image folder, for a machine without python3. Carry build/gpu-check with
+# of libtcmalloc_minimal.so.4, which they find next to themselves (and a Go
+# build there links where the machine has none); and the image folder, for
+# a machine without python3. Carry build/gpu-check with
 # the repository:
 #
 #   scripts/build-gpu-check.sh
