@@ -79,7 +79,7 @@ record() {
 # step NAME SECONDS CMD... runs CMD with the step's timeout, cut to what is
 # left of the budget, its output in logs/NAME.log, and records the outcome.
 step() {
-  local name="$1" limit="$2" left rc
+  local name="$1" limit="$2" left rc last
   shift 2
   left=$((budget - (SECONDS - start) - 5))
   if ((left < 10)); then
@@ -92,10 +92,11 @@ step() {
   timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >"$work/logs/$name.log" 2>&1
   rc=$?
   tail -n 5 "$work/logs/$name.log" | sed 's/^/  | /'
+  last="$(grep -v '^[[:space:]]*$' "$work/logs/$name.log" | tail -n 1 | cut -c1-200)"
   case $rc in
     0) record "$name" pass ;;
     124 | 137) record "$name" "fail: timed out after ${limit}s (logs/$name.log)" ;;
-    *) record "$name" "fail: exit status $rc (logs/$name.log)" ;;
+    *) record "$name" "fail: exit status $rc: $last (logs/$name.log)" ;;
   esac
   return "$rc"
 }
@@ -108,12 +109,17 @@ skip_all() {
 }
 
 # --- libtorch
-libtorch="" tried=()
-torch_pkg="$("$PYTHON" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null || true)"
+libtorch="" rejected=()
+# Python runs in / here: in the repository, "import torch" finds torch/.
+torch_pkg="$(cd / && "$PYTHON" -c 'import importlib.util as u; s = u.find_spec("torch"); print(s.submodule_search_locations[0] if s else "")' 2>/dev/null || true)"
+[ -n "$torch_pkg" ] || rejected+=("$PYTHON has no torch package;")
 for d in "${LIBTORCH:-}" "$root/third_party/libtorch" "$torch_pkg"; do
   [ -n "$d" ] || continue
-  tried+=("$d")
-  if [ -f "$d/lib/libc10.so" ] && [ -d "$d/include/torch" ]; then
+  if [ ! -f "$d/lib/libc10.so" ] || [ ! -d "$d/include/torch" ]; then
+    rejected+=("$d has no lib/libc10.so and include/torch;")
+  elif [ "$device" = cuda ] && [ ! -f "$d/lib/libtorch_cuda.so" ]; then
+    rejected+=("$d has no lib/libtorch_cuda.so (a CPU build);")
+  else
     libtorch="$(cd "$d" && pwd)"
     break
   fi
@@ -122,10 +128,9 @@ if [ -z "$libtorch" ] && [ "$device" = cpu ] && [ -f /usr/include/torch/csrc/api
   libtorch=system
 fi
 if [ -z "$libtorch" ]; then
-  record libtorch "fail: no libtorch (lib/libc10.so and include/torch) in: ${tried[*]:-nothing to try}; set LIBTORCH, unpack one into third_party/libtorch or install a CUDA PyTorch wheel for $PYTHON"
+  record libtorch "fail: no ${device/cuda/CUDA }libtorch: ${rejected[*]} set LIBTORCH, unpack one into third_party/libtorch or install a CUDA PyTorch wheel for $PYTHON"
 else
-  record libtorch "pass"
-  note "libtorch: $libtorch"
+  record libtorch "pass: $libtorch"
 fi
 # libtorch_cuda of a wheel finds the nvidia-* wheels' libraries through its
 # run path; listing their folders makes that independent of the install.
@@ -246,7 +251,7 @@ else
 fi
 if [ "$device" = cpu ]; then
   record bench.py "skip: CUDA only"
-elif "$PYTHON" -c 'import sys, torch, torchvision; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+elif (cd / && "$PYTHON" -c 'import sys, torch, torchvision; sys.exit(0 if torch.cuda.is_available() else 1)') >/dev/null 2>&1; then
   step bench.py 120 "$PYTHON" scripts/gpubench/bench.py "${bench_args[@]}"
 else
   record bench.py "skip: $PYTHON has no CUDA torch with torchvision"
