@@ -3,17 +3,17 @@
 # uses on a GPU machine without Go (or without the module cache): the
 # finetune command, gpubench and the test binaries of torch and torch/amp,
 # all built with the shim_shared tag so that they load libfinetune_shim.so,
-# which gpu-check.sh compiles there against the machine's libtorch; a copy
-# of libtcmalloc_minimal.so.4, which they find next to themselves (and a Go
-# build there links where the machine has none); and the image folder, for
-# a machine without python3. Carry build/gpu-check with
+# which gpu-check.sh compiles there against the machine's libtorch; copies
+# of libtcmalloc_minimal.so.4 and libjpeg.so.62, which they find next to
+# themselves (and a Go build there links tcmalloc from where the machine has
+# none); and the image folder, for a machine without python3. Carry build/gpu-check with
 # the repository:
 #
 #   scripts/build-gpu-check.sh
 #   bash scripts/gpu-check.sh        # on the GPU machine, in the repository
 #
-# A shim_shared finetune has no c10d, so gpu-check's launch step fails with
-# these binaries; it passes where gpu-check.sh builds with Go.
+# A shim_shared finetune has no c10d: it trains alone, as launch --nproc 1
+# does, but not data-parallel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
@@ -29,7 +29,11 @@ go build "${flags[@]}" -o "$out/finetune" ./cmd/finetune
 go build "${flags[@]}" -o "$out/gpubench" ./scripts/gpubench
 go test -c "${flags[@]}" -o "$out/torch.test" ./torch
 go test -c "${flags[@]}" -o "$out/amp.test" ./torch/amp
-cp "$(g++ -print-file-name=libtcmalloc_minimal.so.4)" "$out/"
+# Libraries of this machine the binaries need besides libtorch and the C
+# and C++ runtime: Ubuntu, for one, has no libjpeg.so.62.
+for lib in libtcmalloc_minimal.so.4 libjpeg.so.62; do
+  cp "$(g++ -print-file-name=$lib)" "$out/"
+done
 python3 scripts/mkimages.py "$out/images" 24
 
 # The binaries must run through the shim here too (CUDA tests skip).

@@ -162,8 +162,7 @@ build_go() {
     "$GO" test -c -o "$work/bin/amp.test" ./torch/amp
 }
 build_shim() {
-  cp "$prebuilt"/{finetune,gpubench,torch.test,amp.test} "$work/bin/" &&
-    { [ ! -f "$prebuilt/libtcmalloc_minimal.so.4" ] || cp "$prebuilt/libtcmalloc_minimal.so.4" "$work/bin/"; } &&
+  cp "$prebuilt"/{finetune,gpubench,torch.test,amp.test} "$prebuilt"/lib*.so.* "$work/bin/" &&
     bash scripts/build-shim.sh "$libtorch" "$work/bin"
 }
 export -f build_go build_shim
