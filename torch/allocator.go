@@ -53,8 +53,8 @@ type AllocatorInfo struct {
 	// Name is "tcmalloc", "jemalloc" or "glibc", else the library's file
 	// name.
 	Name string
-	// Version is the allocator's own, "2.10" or "5.3.0-0-g54eaed1…";
-	// empty when it does not say.
+	// Version is the allocator's own, "2.10" or "5.3.0"; empty when it
+	// does not say.
 	Version string
 	// Library is the file malloc resolves to.
 	Library string
@@ -68,19 +68,22 @@ type AllocatorInfo struct {
 // malloc is another one, glibc's say, was linked without it (see Building
 // in the package documentation) or had another preloaded.
 func Allocator() AllocatorInfo {
-	lib := C.GoString(C.ft_malloc_library())
-	a := AllocatorInfo{Library: lib, Name: filepath.Base(lib)}
+	clib := C.ft_malloc_library()
+	lib := C.GoString(clib)
 	if lib == "" {
-		return a
+		return AllocatorInfo{}
 	}
-	version := C.GoString(C.ft_malloc_version(C.ft_malloc_library()))
-	switch base := filepath.Base(lib); {
-	case strings.HasPrefix(base, "libtcmalloc"):
+	a := AllocatorInfo{Name: filepath.Base(lib), Library: lib}
+	version := C.GoString(C.ft_malloc_version(clib))
+	switch {
+	case strings.HasPrefix(a.Name, "libtcmalloc"):
 		// gperftools says "gperftools 2.10".
 		a.Name, a.Version = "tcmalloc", strings.TrimPrefix(version, "gperftools ")
-	case strings.HasPrefix(base, "libjemalloc"):
-		a.Name, a.Version = "jemalloc", version
-	case strings.HasPrefix(base, "libc.so"):
+	case strings.HasPrefix(a.Name, "libjemalloc"):
+		// jemalloc adds the commit: "5.3.0-0-g54eaed1d8b56…".
+		a.Name = "jemalloc"
+		a.Version, _, _ = strings.Cut(version, "-")
+	case strings.HasPrefix(a.Name, "libc.so"):
 		a.Name, a.Version = "glibc", version
 	}
 	return a
