@@ -7,7 +7,10 @@
 # It sets the libtorch_env build tag, so the default Debian flags in
 # torch/cgo.go are dropped, and links libtorch_cuda with --no-as-needed when
 # the libtorch has it: without that the linker drops the library and CUDA is
-# silently missing.
+# silently missing. It links tcmalloc the same way, ahead of libtorch, as
+# torch/cgo.go does in the default build, when the linker finds it
+# (Debian's and Ubuntu's libtcmalloc-minimal4); without it the build goes
+# on with glibc's malloc and says so.
 _ft_root="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)"
 LIBTORCH="${LIBTORCH:-$_ft_root/third_party/libtorch}"
 if [ ! -f "$LIBTORCH/lib/libc10.so" ]; then
@@ -29,6 +32,11 @@ fi
 export LIBTORCH
 export CGO_CXXFLAGS="-std=$_ft_std -I$LIBTORCH/include -I$LIBTORCH/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=$_ft_abi"
 _ft_libs="-L$LIBTORCH/lib -Wl,-rpath,$LIBTORCH/lib"
+if [ "$(g++ -print-file-name=libtcmalloc_minimal.so.4)" != libtcmalloc_minimal.so.4 ]; then
+  _ft_libs="-Wl,--no-as-needed -l:libtcmalloc_minimal.so.4 -Wl,--as-needed $_ft_libs"
+else
+  echo "libtorch-env: libtcmalloc_minimal.so.4 not found (install libtcmalloc-minimal4): linking glibc's malloc, which faults every step's activations in afresh" >&2
+fi
 if [ -f "$LIBTORCH/lib/libtorch_cuda.so" ]; then
   _ft_libs="$_ft_libs -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
 fi

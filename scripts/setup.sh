@@ -10,6 +10,7 @@ packages=(
   g++ pkg-config git ca-certificates
   libtorch-dev              # libtorch 1.13, CPU: what the bindings link by default
   libgloo-dev               # Gloo's headers, for torch/distributed (c10d's ProcessGroupGloo)
+  libtcmalloc-minimal4      # tcmalloc: torch links it so that freed activations serve the next step
   python3-torch             # the same libtorch from Python: reference for parity tests
   python3-torchvision
   python3-pil

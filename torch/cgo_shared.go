@@ -11,6 +11,8 @@ package torch
 // The library is found next to the binary ($ORIGIN), in build/shim of this
 // checkout, or through LD_LIBRARY_PATH; build/shim must hold one when
 // linking (scripts/build-shim.sh without arguments puts it there).
+// tcmalloc is linked as in the default build (see cgo.go), and is found
+// the same ways: a copy next to the binary serves a machine without it.
 
-// #cgo LDFLAGS: -L${SRCDIR}/../build/shim -lfinetune_shim -Wl,-rpath,$ORIGIN -Wl,-rpath,${SRCDIR}/../build/shim
+// #cgo LDFLAGS: -Wl,--no-as-needed -l:libtcmalloc_minimal.so.4 -Wl,--as-needed -L${SRCDIR}/../build/shim -lfinetune_shim -Wl,-rpath,$ORIGIN -Wl,-rpath,${SRCDIR}/../build/shim
 import "C"

@@ -49,4 +49,10 @@
 // or a path in $LIBTORCH), source scripts/libtorch-env.sh: it sets the
 // libtorch_env build tag and the cgo flags, including the
 // -Wl,--no-as-needed that keeps libtorch_cuda linked.
+//
+// Every program that imports the package links tcmalloc
+// (libtcmalloc-minimal4) ahead of libc, so that its malloc serves libtorch
+// too: a training step's activations, freed, serve the next step, where
+// glibc's malloc would map them afresh and the system zero them again.
+// Allocator reports the malloc in use.
 package torch

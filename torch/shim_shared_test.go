@@ -34,5 +34,5 @@ func TestSharedShimMode(t *testing.T) {
 	run("bash", []string{"../scripts/build-shim.sh", "system", dir})
 	bin := filepath.Join(dir, "torch.test")
 	run(goBin, []string{"test", "-c", "-tags", "shim_shared", "-o", bin, "."}, "CGO_LDFLAGS=-L"+dir)
-	run(bin, []string{"-test.run", "TestAutocast|TestBuildInfo|TestTransfersOnCPU|TestSetData|TestBadCalls"}, "LD_LIBRARY_PATH="+dir)
+	run(bin, []string{"-test.run", "TestAutocast|TestBuildInfo|TestTransfersOnCPU|TestSetData|TestBadCalls|TestAllocator"}, "LD_LIBRARY_PATH="+dir)
 }

@@ -14,8 +14,8 @@ import (
 
 func cmdVersion(_ context.Context, args []string) error {
 	fs := newFlagSet("version", "finetune version [--format table|json]", `
-Prints the versions of finetune, Go and libtorch, and what libtorch can use:
-CUDA, cuDNN and the GPUs it sees.`)
+Prints the versions of finetune, Go and libtorch, what libtorch can use
+(CUDA, cuDNN and the GPUs it sees) and the memory allocator that serves it.`)
 	format := fs.String("format", "table", "output: table or json")
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -32,12 +32,14 @@ CUDA, cuDNN and the GPUs it sees.`)
 		return err
 	}
 	goVersion := runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	alloc := torch.Allocator()
 	if *format == "json" {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{
 			"finetune": finetune.Version, "go": goVersion, "libtorch": b.Version, "libtorch_build": torch.Version(),
 			"cuda": b.CUDAVersion, "cudnn": b.CuDNNVersion, "cuda_available": b.CUDAAvailable, "gpus": b.DeviceCount,
+			"allocator": alloc.String(),
 		})
 	}
-	fmt.Printf("finetune  %s\ngo        %s\nlibtorch  %s\n", finetune.Version, goVersion, strings.TrimPrefix(b.String(), "libtorch "))
+	fmt.Printf("finetune  %s\ngo        %s\nlibtorch  %s\nmalloc    %v\n", finetune.Version, goVersion, strings.TrimPrefix(b.String(), "libtorch "), alloc)
 	return nil
 }
