@@ -29,8 +29,8 @@ func Evaluate(ctx context.Context, m *Model, meta Meta, dir string) (*Evaluation
 		return nil, err
 	}
 	defer loader.Close()
-	tr := &trainer{cfg: meta.Config, d: d, m: m, at: placement{device: ModelDevice(m)}}
-	ev, err := tr.evaluate(ctx, loader, nil, set)
+	r := &run{cfg: meta.Config, d: d, m: m, at: modelPlacement(m)}
+	ev, err := r.evaluate(ctx, loader, nil, set)
 	m.Train(false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/runfiles"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/models"
 )
@@ -80,8 +81,9 @@ func train(ctx context.Context, cfg finetune.Config, resume string, d *display) 
 		rep.dead = true // only rank 0 writes the run folder
 	}
 	res, err := finetune.Train(ctx, cfg, finetune.Options{
-		Resume: resume,
-		Hub:    hub,
+		Resume:   resume,
+		Hub:      hub,
+		Recorder: &runfiles.Recorder{},
 		Observer: func(e finetune.Event) {
 			d.event(e)
 			rep.event(e)

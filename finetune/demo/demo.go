@@ -26,6 +26,7 @@ import (
 
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/internal/fashionmnist"
+	"github.com/finetune-go/finetune/internal/runfiles"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 )
@@ -157,7 +158,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		cfg = recipe.cfg(cfg)
 		cfg.Output.Dir = filepath.Join(o.Out, strings.ReplaceAll(strings.SplitN(recipe.name, " ", 2)[0], " ", "-"))
 		o.info("demo: %s → %s", recipe.name, cfg.Output.Dir)
-		res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer})
+		res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer, Recorder: &runfiles.Recorder{}})
 		if err != nil {
 			return nil, fmt.Errorf("demo: %s: %w", recipe.name, err)
 		}
