@@ -56,7 +56,8 @@ func TestAutoBatchNormAndBaselines(t *testing.T) {
 		cfg.Augment.Enabled = false
 		cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
 		var msgs []string
-		res, err := Train(context.Background(), cfg, Options{Observer: func(e Event) { msgs = append(msgs, e.Message) }})
+		_, rec := recorded(cfg)
+		res, err := Train(context.Background(), cfg, Options{Recorder: rec, Observer: func(e Event) { msgs = append(msgs, e.Message) }})
 		require.NoError(t, err)
 		require.Equal(t, c.want, res.BatchNorm, "%v", msgs)
 		require.NotNil(t, res.ProbeAccuracy)
@@ -163,7 +164,8 @@ func TestProbeFallback(t *testing.T) {
 			require.Equal(t, want, got[name], "%s differs from the probe's model", name)
 		}
 	}
-	res, err := Train(context.Background(), cfg, Options{})
+	opts, _ := recorded(cfg)
+	res, err := Train(context.Background(), cfg, opts)
 	require.NoError(t, err)
 	check(res)
 	nn.Free(res.Model)
@@ -175,13 +177,14 @@ func TestProbeFallback(t *testing.T) {
 
 	cfg.Output.Dir = filepath.Join(t.TempDir(), "interrupted")
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err = Train(ctx, cfg, Options{Observer: func(e Event) {
+	_, rec := recorded(cfg)
+	_, err = Train(ctx, cfg, Options{Recorder: rec, Observer: func(e Event) {
 		if e.Kind == EventStep {
 			cancel()
 		}
 	}})
 	require.ErrorIs(t, err, ErrInterrupted)
-	res, err = Train(context.Background(), cfg, Options{Resume: filepath.Join(cfg.Output.Dir, lastCheckpoint)})
+	res, err = Train(context.Background(), cfg, Options{Recorder: rec, Resume: filepath.Join(cfg.Output.Dir, lastCheckpoint)})
 	require.NoError(t, err)
 	defer nn.Free(res.Model)
 	check(res)

@@ -84,7 +84,9 @@ func (lp *loop) close() {
 	if lp.first != nil {
 		lp.first.free(lp.m)
 	}
-	lp.pendingOptState.Free()
+	if lp.pendingOptState != nil {
+		lp.pendingOptState.Free()
+	}
 }
 
 // train runs the plan's stages from where the state is.
