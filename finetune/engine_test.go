@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -184,4 +185,30 @@ func copyTree(t *testing.T, from, to string) {
 		}
 		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
 	}))
+}
+
+// failingRecorder fails on the first checkpoint.
+type failingRecorder struct{ err error }
+
+func (f failingRecorder) Record(e Event) error {
+	if e.Kind == EventCheckpoint {
+		return f.err
+	}
+	return nil
+}
+
+// TestRecorderErrorStopsTheRun: a record that cannot be kept stops the
+// run, with the Recorder's error.
+func TestRecorderErrorStopsTheRun(t *testing.T) {
+	cfg := tinyConfig(t, shapes(t, 8))
+	full := errors.New("disk full")
+	var epochs int
+	_, err := Train(context.Background(), cfg, Options{Recorder: failingRecorder{full}, Observer: func(e Event) {
+		if e.Kind == EventEpoch {
+			epochs++
+		}
+	}})
+	require.ErrorIs(t, err, full)
+	require.ErrorContains(t, err, "recording the run: checkpoint: disk full")
+	require.Equal(t, 1, epochs, "the run stopped at the first checkpoint")
 }

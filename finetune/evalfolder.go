@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/finetune-go/finetune/torch"
-	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
 )
 
@@ -56,8 +55,6 @@ func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) 
 
 // ModelDevice returns the device m's parameters are on.
 func ModelDevice(m *Model) torch.Device {
-	for _, p := range nn.NamedParameters(m) {
-		return p.Value.Device()
-	}
-	return torch.CPU
+	dev, _ := m.placement()
+	return dev
 }

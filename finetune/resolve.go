@@ -413,7 +413,7 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 		return nil, 0, err
 	}
 	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples)), evalPipe: pipe}
-	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, nil)
+	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -139,6 +139,7 @@ func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (
 	if err := r.m.SetBNMode(plan.BatchNorm); err != nil {
 		return nil, err
 	}
+	r.reportSizes(plan)
 	if err := r.dp.broadcastModel(r.m); err != nil {
 		return nil, err
 	}
@@ -234,7 +235,6 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 		}
 		return nil
 	})
-	r.reportSizes()
 	if err := r.at.place(r.m); err != nil {
 		return err
 	}
@@ -298,7 +298,10 @@ func buildModel(ctx context.Context, cfg Config, numClasses int64, hub *models.H
 	return m, nil
 }
 
-func (r *run) reportSizes() {
+// reportSizes reports the head's size and the checkpoints' of plan. It
+// leaves the model frozen as plan's last stage: a stage freezes as it
+// starts.
+func (r *run) reportSizes(plan *Plan) {
 	head, _ := nn.CountParameters(r.m.Head)
 	total, _ := nn.CountParameters(r.m)
 	fs := r.m.FeatureShape
@@ -307,7 +310,7 @@ func (r *run) reportSizes() {
 		r.cfg.Model.Head.Pooling, in, r.cfg.Model.Head.Hidden, len(r.d.Classes), nn.Thousands(head),
 		nn.Bytes(head*4), nn.Thousands(total))
 	trained := map[string]bool{}
-	for _, st := range r.cfg.Stages {
+	for _, st := range plan.Stages {
 		if r.m.Freeze(st.Freeze, r.cfg.Train.BNAffine) == nil {
 			for _, e := range nn.Trainable(r.m) {
 				trained[e.Name] = true
