@@ -59,8 +59,7 @@ type Meta struct {
 // they held.
 type BaseWeights struct {
 	Relative string `json:"relative"`
-	Path     string `json:"path"`
-	SHA256   string `json:"sha256"`
+	WeightsFile
 }
 
 func versions() map[string]string {
@@ -160,7 +159,7 @@ func (lp *loop) meta(form, path string, metrics map[string]float64) (Meta, error
 		if err != nil {
 			rel = ""
 		}
-		m.Base = &BaseWeights{Relative: filepath.ToSlash(rel), Path: w.Path, SHA256: w.SHA256}
+		m.Base = &BaseWeights{Relative: filepath.ToSlash(rel), WeightsFile: *w}
 	}
 	return m, nil
 }

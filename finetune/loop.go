@@ -164,12 +164,11 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 	if err := lp.prepareStage(p); err != nil {
 		return err
 	}
+	// Resolving the plan prepared the first stage's features of a new
+	// run; any other stage, and a resumed one, prepares its own.
 	feats := lp.first
 	lp.first = nil
-	if feats == nil || p.index != 0 {
-		if feats != nil {
-			feats.free(lp.m)
-		}
+	if feats == nil {
 		var err error
 		if feats, lp.cached, err = lp.stageFeatures(ctx, p); err != nil {
 			return err

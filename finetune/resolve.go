@@ -139,7 +139,19 @@ func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Da
 		return nil, err
 	}
 	defer loader.Close()
-	report, err := shift.Measure(ctx, m.Backbone, onDevice(ctx, at, loader), shiftSample)
+	// shift.Measure runs the backbone itself: check its images as the
+	// model's entry points do.
+	images := func(yield func(*torch.Tensor, error) bool) {
+		for x, err := range onDevice(ctx, at, loader) {
+			if err == nil {
+				err = m.checkInput(x)
+			}
+			if !yield(x, err) || err != nil {
+				return
+			}
+		}
+	}
+	report, err := shift.Measure(ctx, m.Backbone, images, shiftSample)
 	if err != nil {
 		return nil, fmt.Errorf("measuring the BatchNorm shift: %w", err)
 	}
