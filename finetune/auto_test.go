@@ -3,6 +3,7 @@ package finetune
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,6 +61,14 @@ func TestAutoBatchNormAndBaselines(t *testing.T) {
 		res, err := Train(context.Background(), cfg, Options{Recorder: rec, Observer: func(e Event) { msgs = append(msgs, e.Message) }})
 		require.NoError(t, err)
 		require.Equal(t, c.want, res.BatchNorm, "%v", msgs)
+		decided := map[string]string{}
+		for _, d := range res.Plan.Decisions {
+			decided[d.Key] = d.Value
+		}
+		require.Equal(t, c.want, decided["train.batchnorm"])
+		require.Equal(t, fmt.Sprintf("%.4f", *res.ProbeAccuracy), decided["probe"])
+		require.Equal(t, fmt.Sprint(res.Plan.Stages[0].LR), decided["train.lr"], "the stage trains at the searched rate")
+		require.Contains(t, msgs, "train.precision: auto → fp32: float32 on the CPU")
 		require.NotNil(t, res.ProbeAccuracy)
 		require.FileExists(t, filepath.Join(cfg.Output.Dir, "shift.json"))
 		require.FileExists(t, filepath.Join(cfg.Output.Dir, "search.json"))

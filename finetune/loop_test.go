@@ -207,6 +207,7 @@ func TestCheckpointLoadsForInference(t *testing.T) {
 		m, meta, err := LoadCheckpoint(context.Background(), c.Path, LoadOptions{})
 		require.NoError(t, err, c.Path)
 		require.Equal(t, []string{"bright", "dark"}, meta.Classes)
+		require.Equal(t, res.Plan, meta.Plan, "every checkpoint holds the plan")
 		require.Equal(t, want, stateBytes(t, m), c.Form)
 		nn.Free(m)
 	}

@@ -10,6 +10,20 @@ package finetune
 // be written is no record) and is returned from Train wrapped.
 // A Recorder sees events of every fold of a cross-validation (Event.Fold
 // says which) and, in a data-parallel group, only rank 0's.
+//
+// The record events of a run, in order (progress events come between):
+//
+//	run_start                    the plan is resolved (Run.Resumed > 0: a resume)
+//	artifact shift.json          when the shift was measured (new runs only)
+//	artifact search.json         when search: quick ran (new runs only)
+//	epoch, checkpoint last       after every epoch
+//	checkpoint best, best-delta  as output.checkpoint says
+//	run_end                      Result set
+//
+// An interrupted run ends with checkpoint last instead (no run_end); a
+// failed one just stops. A cross-validation is, for each fold, a fold
+// event and that fold's run (Event.Fold set), then artifact cv.json
+// (Fold -1).
 type Recorder interface {
 	Record(Event) error
 }

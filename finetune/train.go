@@ -193,13 +193,14 @@ func (r *run) warn(format string, args ...any) {
 	r.ev.emit(Event{Kind: EventWarning, Message: fmt.Sprintf(format, args...)})
 }
 
-// decide records an automatic choice in plan and reports message, when
-// not empty (some choices are reported where they take effect).
+// decide records an automatic choice in plan and reports it with
+// message, or "key: auto → value: reason" when message is "".
 func (r *run) decide(plan *Plan, key, value, reason, message string) {
 	plan.Decisions = append(plan.Decisions, Decision{Key: key, Value: value, Reason: reason})
-	if message != "" {
-		r.info("%s", message)
+	if message == "" {
+		message = fmt.Sprintf("%s: auto → %s: %s", key, value, reason)
 	}
+	r.info("%s", message)
 }
 
 // setup builds what the run computes with. A new run decides the
