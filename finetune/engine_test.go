@@ -106,6 +106,7 @@ func TestResumeRefusesChangedData(t *testing.T) {
 	}
 	_, err := Train(ctx, cfg, opts)
 	require.ErrorIs(t, err, ErrInterrupted)
+	require.Equal(t, []string{"run_start", "checkpoint last"}, rec.seen, "an interrupted run's record ends with the resume checkpoint")
 	for _, f := range []string{"bright/000.png", "bright/001.png"} {
 		require.NoError(t, os.Remove(filepath.Join(root, f)))
 	}
