@@ -71,7 +71,7 @@ func keepMetrics(path string, n int) error {
 		return os.WriteFile(path, nil, 0o644)
 	}
 	raw, err := os.ReadFile(path)
-	if err != nil {
+	if err != nil && !os.IsNotExist(err) { // resumed into another folder: the history starts here
 		return err
 	}
 	var kept bytes.Buffer
