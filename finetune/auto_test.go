@@ -3,6 +3,7 @@ package finetune
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,9 +57,18 @@ func TestAutoBatchNormAndBaselines(t *testing.T) {
 		cfg.Augment.Enabled = false
 		cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
 		var msgs []string
-		res, err := Train(context.Background(), cfg, Options{Observer: func(e Event) { msgs = append(msgs, e.Message) }})
+		_, rec := recorded(cfg)
+		res, err := Train(context.Background(), cfg, Options{Recorder: rec, Observer: func(e Event) { msgs = append(msgs, e.Message) }})
 		require.NoError(t, err)
 		require.Equal(t, c.want, res.BatchNorm, "%v", msgs)
+		decided := map[string]string{}
+		for _, d := range res.Plan.Decisions {
+			decided[d.Key] = d.Value
+		}
+		require.Equal(t, c.want, decided["train.batchnorm"])
+		require.Equal(t, fmt.Sprintf("%.4f", *res.ProbeAccuracy), decided["probe"])
+		require.Equal(t, fmt.Sprint(res.Plan.Stages[0].LR), decided["train.lr"], "the stage trains at the searched rate")
+		require.Contains(t, msgs, "train.precision: auto → fp32: float32 on the CPU")
 		require.NotNil(t, res.ProbeAccuracy)
 		require.FileExists(t, filepath.Join(cfg.Output.Dir, "shift.json"))
 		require.FileExists(t, filepath.Join(cfg.Output.Dir, "search.json"))
@@ -163,7 +173,8 @@ func TestProbeFallback(t *testing.T) {
 			require.Equal(t, want, got[name], "%s differs from the probe's model", name)
 		}
 	}
-	res, err := Train(context.Background(), cfg, Options{})
+	opts, _ := recorded(cfg)
+	res, err := Train(context.Background(), cfg, opts)
 	require.NoError(t, err)
 	check(res)
 	nn.Free(res.Model)
@@ -175,13 +186,14 @@ func TestProbeFallback(t *testing.T) {
 
 	cfg.Output.Dir = filepath.Join(t.TempDir(), "interrupted")
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err = Train(ctx, cfg, Options{Observer: func(e Event) {
+	_, rec := recorded(cfg)
+	_, err = Train(ctx, cfg, Options{Recorder: rec, Observer: func(e Event) {
 		if e.Kind == EventStep {
 			cancel()
 		}
 	}})
 	require.ErrorIs(t, err, ErrInterrupted)
-	res, err = Train(context.Background(), cfg, Options{Resume: filepath.Join(cfg.Output.Dir, lastCheckpoint)})
+	res, err = Train(context.Background(), cfg, Options{Recorder: rec, Resume: filepath.Join(cfg.Output.Dir, lastCheckpoint)})
 	require.NoError(t, err)
 	defer nn.Free(res.Model)
 	check(res)

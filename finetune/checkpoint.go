@@ -3,7 +3,9 @@ package finetune
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -27,12 +29,8 @@ const Version = "0.1.0"
 // format 1 still load.
 const CheckpointFormat = "finetune-checkpoint/2"
 
-// Checkpoint file names in a run folder.
-const (
-	lastCheckpoint  = "last.safetensors"
-	bestCheckpoint  = "best.safetensors"
-	deltaCheckpoint = "best-delta.safetensors"
-)
+// lastCheckpoint is the resume checkpoint's file name in a run folder.
+const lastCheckpoint = CheckpointLast + ".safetensors"
 
 // CheckpointFile is a written checkpoint.
 type CheckpointFile struct {
@@ -49,6 +47,21 @@ type Meta struct {
 	Normalize data.Normalize     `json:"normalize"`
 	Metrics   map[string]float64 `json:"metrics,omitempty"`
 	Versions  map[string]string  `json:"versions"`
+	// Plan is what the run trained (nil in checkpoints of older
+	// versions).
+	Plan *Plan `json:"plan,omitempty"`
+	// Base is where the pretrained weights a delta (or resume)
+	// checkpoint applies to were, when model.weights is a file.
+	Base *BaseWeights `json:"base,omitempty"`
+}
+
+// BaseWeights is where the pretrained weights of a checkpoint were when
+// it was written: relative to the checkpoint's folder (so a run folder
+// moved together with its weights still finds them), absolute, and what
+// they held.
+type BaseWeights struct {
+	Relative string `json:"relative"`
+	WeightsFile
 }
 
 func versions() map[string]string {
@@ -57,8 +70,15 @@ func versions() map[string]string {
 
 func (m Meta) encode() (map[string]string, error) {
 	out := map[string]string{"format": CheckpointFormat, "form": m.Form}
-	for k, v := range map[string]any{"config": m.Config, "classes": m.Classes, "normalize": m.Normalize,
-		"metrics": m.Metrics, "versions": m.Versions} {
+	fields := map[string]any{"config": m.Config, "classes": m.Classes, "normalize": m.Normalize,
+		"metrics": m.Metrics, "versions": m.Versions}
+	if m.Plan != nil {
+		fields["plan"] = m.Plan
+	}
+	if m.Base != nil {
+		fields["base"] = m.Base
+	}
+	for k, v := range fields {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return nil, err
@@ -84,18 +104,25 @@ func decodeMeta(path string, md map[string]string) (Meta, error) {
 			return m, fmt.Errorf("%s: metadata %q: %w", path, k, err)
 		}
 	}
+	for k, v := range map[string]any{"plan": &m.Plan, "base": &m.Base} {
+		if raw, ok := md[k]; ok {
+			if err := json.Unmarshal([]byte(raw), v); err != nil {
+				return m, fmt.Errorf("%s: metadata %q: %w", path, k, err)
+			}
+		}
+	}
 	return m, nil
 }
 
-// deltaKeys are the state-dict keys that can differ from the pretrained
-// weights: the head, every BatchNorm's parameters and statistics, and
-// every parameter that trained.
-func (tr *trainer) deltaKeys() map[string]bool {
+// deltaKeys are the state-dict keys of m that can differ from the
+// pretrained weights: the head, every BatchNorm's parameters and
+// statistics, and every parameter that trained.
+func deltaKeys(m *Model, trained map[string]bool) map[string]bool {
 	keys := map[string]bool{}
-	for k := range tr.state.Trained {
+	for k := range trained {
 		keys[k] = true
 	}
-	_ = nn.Walk(tr.m, func(path string, x nn.Module) error {
+	_ = nn.Walk(m, func(path string, x nn.Module) error {
 		_, isBN := x.(*nn.BatchNorm)
 		if !isBN && !strings.HasPrefix(path, "head") {
 			return nil
@@ -125,29 +152,56 @@ func pick(entries []nn.Named[*torch.Tensor], keep map[string]bool, prefix string
 	return out
 }
 
-func (tr *trainer) meta(form string, metrics map[string]float64) Meta {
-	return Meta{Form: form, Config: tr.cfg, Classes: tr.d.Classes, Normalize: data.ImageNet,
-		Metrics: metrics, Versions: versions()}
+// meta describes the model for a checkpoint of form written to path.
+func (lp *loop) meta(form, path string, metrics map[string]float64) (Meta, error) {
+	m := Meta{Form: form, Config: lp.cfg, Classes: lp.d.Classes, Normalize: data.ImageNet,
+		Metrics: metrics, Versions: versions(), Plan: lp.plan}
+	if w := lp.plan.Weights; w != nil && form != "full" {
+		dir, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			return m, err
+		}
+		rel, err := filepath.Rel(dir, w.Path)
+		if err != nil {
+			rel = ""
+		}
+		m.Base = &BaseWeights{Relative: filepath.ToSlash(rel), WeightsFile: *w}
+	}
+	return m, nil
 }
 
-// writeResume writes last.safetensors: what changed in the model, the
-// best weights so far, the optimizer's state and the trainer's, enough to
+// writeResume records last.safetensors: what changed in the model, the
+// best weights so far, the optimizer's state and the loop's, enough to
 // continue exactly where the run is.
-func (tr *trainer) writeResume() error {
+func (lp *loop) writeResume() error {
+	return lp.ev.record(Event{Kind: EventCheckpoint, Checkpoint: &CheckpointWrite{Name: CheckpointLast, Write: func(path string) error {
+		if err := lp.writeResumeTo(path); err != nil {
+			return err
+		}
+		lp.lastPath = path
+		return nil
+	}}})
+}
+
+func (lp *loop) writeResumeTo(path string) error {
 	s := torch.NewScope()
 	defer s.Close()
-	keys := tr.deltaKeys()
-	entries := pick(nn.StateDict(tr.m), keys, "model/")
-	if tr.best != nil {
-		entries = append(entries, pick(tr.best, keys, "best/")...)
+	keys := deltaKeys(lp.m, lp.state.Trained)
+	entries := pick(nn.StateDict(lp.m), keys, "model/")
+	if lp.best != nil {
+		entries = append(entries, pick(lp.best, keys, "best/")...)
 	}
-	entries = append(entries, pick(tr.probeStart, keys, "probe/")...)
-	md, err := tr.meta("resume", nil).encode()
+	entries = append(entries, pick(lp.probeStart, keys, "probe/")...)
+	meta, err := lp.meta("resume", path, nil)
 	if err != nil {
 		return err
 	}
-	if tr.opt != nil {
-		st, err := tr.opt.State()
+	md, err := meta.encode()
+	if err != nil {
+		return err
+	}
+	if lp.opt != nil {
+		st, err := lp.opt.State()
 		if err != nil {
 			return fmt.Errorf("checkpoint: optimizer: %w", err)
 		}
@@ -162,51 +216,80 @@ func (tr *trainer) writeResume() error {
 		}
 		md["optimizer"] = string(b)
 	}
-	rng, err := tr.gen.State()
+	rng, err := lp.gen.State()
 	if err != nil {
 		return err
 	}
 	entries = append(entries, nn.Named[*torch.Tensor]{Name: "rng/head", Value: rng})
-	b, err := json.Marshal(tr.state)
+	b, err := json.Marshal(lp.state)
 	if err != nil {
 		return err
 	}
 	md["trainer"] = string(b)
-	path := filepath.Join(tr.runDir(), lastCheckpoint)
 	if err := nn.WriteSafetensors(path, entries, md); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
 }
 
-// resume restores a run from its last.safetensors.
-func (tr *trainer) resume(path string) error {
+// lastGood names the last resume checkpoint recorded.
+func (lp *loop) lastGood() string {
+	if lp.lastPath == "" {
+		return "none was recorded"
+	}
+	return lp.lastPath
+}
+
+// resumePoint is a resume checkpoint, read.
+type resumePoint struct {
+	path    string
+	entries []nn.Named[*torch.Tensor]
+	md      map[string]string
+	plan    *Plan
+	state   trainState
+}
+
+// readResume reads the resume checkpoint at path and checks that it
+// continues cfg.
+func readResume(path string, cfg Config) (*resumePoint, error) {
 	entries, md, err := readCheckpoint(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	meta, err := decodeMeta(path, md)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if meta.Form != "resume" {
-		return fmt.Errorf("%s: a %s checkpoint cannot be resumed from; use %s of the interrupted run", path, meta.Form, lastCheckpoint)
+		return nil, fmt.Errorf("%s: a %s checkpoint cannot be resumed from; use %s of the interrupted run", path, meta.Form, lastCheckpoint)
 	}
-	if err := json.Unmarshal([]byte(md["trainer"]), &tr.state); err != nil {
-		return fmt.Errorf("%s: trainer state: %w", path, err)
+	if meta.Plan == nil {
+		return nil, fmt.Errorf("%s: the checkpoint holds no plan (finetune %s wrote it); it cannot be resumed", path, meta.Versions["finetune"])
 	}
-	// What "auto" stood for was decided on the data before the
-	// interruption: keep it.
-	tr.state.Auto.apply(&tr.cfg)
-	if diff := configDiff(meta.Config, tr.cfg); diff != "" {
-		return fmt.Errorf("%s: the run used a different configuration (%s); resume with the same one", path, diff)
+	if diff := configDiff(meta.Config, cfg); diff != "" {
+		return nil, fmt.Errorf("%s: the run used a different configuration (%s); resume with the same one", path, diff)
 	}
-	if err := tr.m.SetBNMode(tr.cfg.Train.BatchNorm); err != nil {
+	pt := &resumePoint{path: path, entries: entries, md: md, plan: meta.Plan}
+	if err := json.Unmarshal([]byte(md["trainer"]), &pt.state); err != nil {
+		return nil, fmt.Errorf("%s: trainer state: %w", path, err)
+	}
+	if pt.state.Trained == nil {
+		pt.state.Trained = map[string]bool{}
+	}
+	return pt, nil
+}
+
+// restore puts the model, the best and probe weights, the generator and
+// the loop's state where the resume checkpoint left them.
+func (lp *loop) restore(pt *resumePoint) error {
+	path := pt.path
+	lp.state = pt.state
+	if err := lp.m.SetBNMode(lp.plan.BatchNorm); err != nil {
 		return err
 	}
 	var model, best, probeStart []nn.Named[*torch.Tensor]
 	st := &optim.State{Tensors: map[string]*torch.Tensor{}}
-	for _, e := range entries {
+	for _, e := range pt.entries {
 		switch name := e.Name; {
 		case strings.HasPrefix(name, "model/"):
 			model = append(model, nn.Named[*torch.Tensor]{Name: strings.TrimPrefix(name, "model/"), Value: e.Value})
@@ -217,7 +300,7 @@ func (tr *trainer) resume(path string) error {
 		case strings.HasPrefix(name, "optim/"):
 			st.Tensors[strings.TrimPrefix(name, "optim/")] = e.Value.Keep()
 		case name == "rng/head":
-			if err := tr.gen.SetState(e.Value); err != nil {
+			if err := lp.gen.SetState(e.Value); err != nil {
 				return fmt.Errorf("%s: generator state: %w", path, err)
 			}
 		}
@@ -225,31 +308,32 @@ func (tr *trainer) resume(path string) error {
 	if len(probeStart) > 0 {
 		// The model still holds the pretrained weights: what the probe's
 		// entries leave out.
-		if _, err := nn.LoadStateDict(tr.m, probeStart, nn.LoadOptions{AllowMissing: true}); err != nil {
+		if _, err := nn.LoadStateDict(lp.m, probeStart, nn.LoadOptions{AllowMissing: true}); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := tr.keepProbeStart(); err != nil {
+		var err error
+		if lp.probeStart, err = cloneState(lp.m); err != nil {
 			return err
 		}
 	}
 	if len(best) > 0 {
-		if _, err := nn.LoadStateDict(tr.m, best, nn.LoadOptions{AllowMissing: true}); err != nil {
+		if _, err := nn.LoadStateDict(lp.m, best, nn.LoadOptions{AllowMissing: true}); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := tr.keepBest(); err != nil {
+		if err := lp.keepBest(); err != nil {
 			return err
 		}
 	}
-	if _, err := nn.LoadStateDict(tr.m, model, nn.LoadOptions{AllowMissing: true}); err != nil {
+	if _, err := nn.LoadStateDict(lp.m, model, nn.LoadOptions{AllowMissing: true}); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if raw, ok := md["optimizer"]; ok {
+	if raw, ok := pt.md["optimizer"]; ok {
 		if err := json.Unmarshal([]byte(raw), st); err != nil {
 			return fmt.Errorf("%s: optimizer state: %w", path, err)
 		}
-		tr.pendingOptState = st
+		lp.pendingOptState = st
 	}
-	tr.info("resuming from %s: stage %d, epoch %d, step %d", path, tr.state.Stage+1, tr.state.Epoch+1, tr.state.StepInEpoch)
+	lp.info("resuming from %s: stage %d, epoch %d, step %d", path, lp.state.Stage+1, lp.state.Epoch+1, lp.state.StepInEpoch)
 	return nil
 }
 
@@ -276,34 +360,44 @@ func readCheckpoint(path string) ([]nn.Named[*torch.Tensor], map[string]string, 
 	return entries, md, nil
 }
 
-// writeFinal writes the best model in the configured forms.
-func (tr *trainer) writeFinal(res *Result) ([]CheckpointFile, error) {
+// writeFinal records the model the run ends with in the configured
+// forms and returns the files the Recorder wrote.
+func (lp *loop) writeFinal(res *Result) ([]CheckpointFile, error) {
 	metrics := map[string]float64{"val_accuracy": res.Val.Accuracy, "val_loss": res.Val.Loss}
 	if res.Test != nil {
 		metrics["test_accuracy"], metrics["test_loss"] = res.Test.Accuracy, res.Test.Loss
 	}
 	var files []CheckpointFile
-	form := tr.cfg.Output.Checkpoint
+	form := lp.cfg.Output.Checkpoint
 	for _, f := range []struct {
 		form, name string
 		keys       map[string]bool
-	}{{"full", bestCheckpoint, nil}, {"delta", deltaCheckpoint, tr.deltaKeys()}} {
+	}{{"full", CheckpointBest, nil}, {"delta", CheckpointBestDelta, deltaKeys(lp.m, lp.state.Trained)}} {
 		if form != "both" && form != f.form {
 			continue
 		}
-		md, err := tr.meta(f.form, metrics).encode()
-		if err != nil {
+		write := func(path string) error {
+			meta, err := lp.meta(f.form, path, metrics)
+			if err != nil {
+				return err
+			}
+			md, err := meta.encode()
+			if err != nil {
+				return err
+			}
+			if err := nn.WriteSafetensors(path, pick(nn.StateDict(lp.m), f.keys, ""), md); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
+			info, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			files = append(files, CheckpointFile{Path: path, Form: f.form, Bytes: info.Size()})
+			return nil
+		}
+		if err := lp.ev.record(Event{Kind: EventCheckpoint, Checkpoint: &CheckpointWrite{Name: f.name, Write: write}}); err != nil {
 			return nil, err
 		}
-		path := filepath.Join(tr.runDir(), f.name)
-		if err := nn.WriteSafetensors(path, pick(nn.StateDict(tr.m), f.keys, ""), md); err != nil {
-			return nil, fmt.Errorf("checkpoint: %w", err)
-		}
-		info, err := os.Stat(path)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, CheckpointFile{Path: path, Form: f.form, Bytes: info.Size()})
 	}
 	return files, nil
 }
@@ -315,8 +409,7 @@ func CheckpointSizes(m *Model, trained map[string]bool) (full, delta int64, err 
 	if full, err = nn.SafetensorsSize(sd, nil); err != nil {
 		return 0, 0, err
 	}
-	tr := &trainer{m: m, state: trainState{Trained: trained}}
-	delta, err = nn.SafetensorsSize(pick(sd, tr.deltaKeys(), ""), nil)
+	delta, err = nn.SafetensorsSize(pick(sd, deltaKeys(m, trained), ""), nil)
 	return full, delta, err
 }
 
@@ -331,8 +424,13 @@ type LoadOptions struct {
 }
 
 // LoadCheckpoint rebuilds the model a checkpoint holds, in evaluation
-// mode. A delta checkpoint needs the pretrained weights it was made from
-// (found through opts.Hub, as for training, or opts.Weights).
+// mode: a resume checkpoint (last) gives the weights of its last step, the
+// others the weights the run ended with. A delta (or resume) checkpoint
+// needs the pretrained weights it was made from: named weights come
+// through opts.Hub, as for training; a file is opts.Weights (checked
+// against the hash the checkpoint records), else the file at the path
+// recorded relative to the checkpoint's folder, else at its recorded
+// absolute path.
 func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model, Meta, error) {
 	hub := opts.Hub
 	entries, md, err := readCheckpoint(path)
@@ -356,12 +454,15 @@ func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model,
 			return nil, meta, fmt.Errorf("%s: %w", path, err)
 		}
 	case "delta", "resume":
+		if cfg.Model.Weights, err = findBase(path, meta, opts.Weights); err != nil {
+			return nil, meta, err
+		}
 		if m, err = buildModel(ctx, cfg, int64(len(meta.Classes)), hub, func(string, ...any) {}); err != nil {
 			return nil, meta, fmt.Errorf("%s is a delta checkpoint over %s: %w", path, cfg.Model.Weights, err)
 		}
 		var own []nn.Named[*torch.Tensor]
 		for _, e := range entries {
-			if name, ok := strings.CutPrefix(e.Name, "best/"); ok || meta.Form == "delta" {
+			if name, ok := strings.CutPrefix(e.Name, "model/"); ok || meta.Form == "delta" {
 				if !ok {
 					name = e.Name
 				}
@@ -380,4 +481,47 @@ func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model,
 	}
 	m.Train(false)
 	return m, meta, nil
+}
+
+// findBase returns the pretrained weights a delta checkpoint at path
+// applies to (see LoadCheckpoint).
+func findBase(path string, meta Meta, override string) (string, error) {
+	b := meta.Base
+	if b == nil || override != "" && models.IsWeightsName(override) {
+		if override != "" {
+			return override, nil
+		}
+		return meta.Config.Model.Weights, nil
+	}
+	if override != "" {
+		sum, err := fileSHA256(override)
+		if err != nil {
+			return "", fmt.Errorf("%s: weights: %w", path, err)
+		}
+		if sum != b.SHA256 {
+			return "", fmt.Errorf("%s: weights %s (sha256 %s) are not those the checkpoint was made from, %s (sha256 %s)",
+				path, override, sum, b.Path, b.SHA256)
+		}
+		return override, nil
+	}
+	var candidates, tried []string
+	if b.Relative != "" {
+		candidates = append(candidates, filepath.Join(filepath.Dir(path), filepath.FromSlash(b.Relative)))
+	}
+	candidates = append(candidates, b.Path)
+	for _, c := range candidates {
+		sum, err := fileSHA256(c)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			tried = append(tried, c+" (missing)")
+		case err != nil:
+			tried = append(tried, fmt.Sprintf("%s (%v)", c, err))
+		case sum != b.SHA256:
+			tried = append(tried, c+" (other contents)")
+		default:
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%s: the pretrained weights it applies to (sha256 %s) are not found: tried %s; name them with the weights option",
+		path, b.SHA256, strings.Join(tried, ", "))
 }

@@ -3,7 +3,6 @@ package finetune
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
@@ -21,7 +20,8 @@ type FoldResult struct {
 // CrossValidate trains cfg.CV.Folds models on stratified folds of the
 // training folder (plus the validation folder, if any, when it has the
 // same classes) and reports each fold and the mean ± standard deviation.
-// Each fold's run folder is output.dir/foldN.
+// Each fold is a run of its own for the Recorder (its events carry the
+// fold); the summary over the folds is the artifact cv.json.
 func CrossValidate(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	base, err := OpenData(cfg)
 	if err != nil {
@@ -42,9 +42,10 @@ func CrossValidate(ctx context.Context, cfg Config, opts Options) (*Result, erro
 	for i, f := range folds {
 		d := *base
 		d.TrainSet, d.ValSet, d.Train, d.Val = all, all, f.Train, f.Val
-		if opts.Observer != nil {
-			opts.Observer(Event{Kind: EventFold, Fold: i, Message: fmt.Sprintf("fold %d of %d: %d training, %d validation images",
-				i+1, len(folds), len(f.Train), len(f.Val))})
+		ev := newEmitter(opts, i)
+		if err := ev.record(Event{Kind: EventFold, Message: fmt.Sprintf("fold %d of %d: %d training, %d validation images",
+			i+1, len(folds), len(f.Train), len(f.Val))}); err != nil {
+			return nil, err
 		}
 		r, err := trainOn(ctx, cfg, opts, &d, i)
 		if err != nil {
@@ -58,15 +59,13 @@ func CrossValidate(ctx context.Context, cfg Config, opts Options) (*Result, erro
 		accs = append(accs, r.Val.Accuracy)
 	}
 	mean, std := meanStd(accs)
-	if opts.Observer != nil {
-		opts.Observer(Event{Kind: EventInfo, Fold: -1, Message: fmt.Sprintf("cross-validation: val accuracy %.4f ± %.4f over %d folds", mean, std, len(accs))})
+	ev := newEmitter(opts, -1)
+	ev.emit(Event{Kind: EventInfo, Message: fmt.Sprintf("cross-validation: val accuracy %.4f ± %.4f over %d folds", mean, std, len(accs))})
+	cv := Artifact{Name: "cv.json", Value: map[string]any{"folds": res.Folds, "val_accuracy_mean": mean, "val_accuracy_std": std}}
+	if err := ev.record(Event{Kind: EventArtifact, Artifact: &cv}); err != nil {
+		return nil, err
 	}
-	if !PrimaryProcess() {
-		return res, nil
-	}
-	return res, writeJSON(filepath.Join(cfg.Output.Dir, "cv.json"), map[string]any{
-		"folds": res.Folds, "val_accuracy_mean": mean, "val_accuracy_std": std,
-	})
+	return res, nil
 }
 
 // CVSummary returns the mean and standard deviation of the folds' val

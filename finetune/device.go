@@ -19,37 +19,69 @@ type placement struct {
 	shard func(order []int) []int
 }
 
-// newPlacement resolves device, train.precision and train.channels_last.
-func newPlacement(c Config) (placement, string, error) {
+// placePlan decides device, train.precision and train.channels_last
+// into plan.
+func (r *run) placePlan(plan *Plan) error {
+	c := r.cfg
 	dev, msg, err := torch.SelectDevice(c.Device)
 	if err != nil {
-		return placement{}, "", fmt.Errorf("device: %w", err)
+		return fmt.Errorf("device: %w", err)
+	}
+	plan.Device = dev.String()
+	if c.Device == "" || c.Device == "auto" {
+		r.decide(plan, "device", plan.Device, msg, msg)
+	} else if msg != "" {
+		r.info("%s", msg)
+	}
+	cuda := dev.Type == torch.DeviceCUDA
+	plan.Precision = c.Train.Precision
+	switch {
+	case c.Train.Precision == "fp16" && !cuda:
+		return fmt.Errorf("train.precision: fp16 needs CUDA (device is %v); use bf16 or fp32", dev)
+	case c.Train.Precision == "auto" && cuda:
+		plan.Precision = "bf16"
+		r.decide(plan, "train.precision", "bf16", "bfloat16 autocast on CUDA", "")
+	case c.Train.Precision == "auto":
+		plan.Precision = "fp32"
+		r.decide(plan, "train.precision", "fp32", "float32 on the CPU", "")
+	}
+	plan.ChannelsLast = c.Train.ChannelsLast == "on"
+	if c.Train.ChannelsLast == "auto" {
+		plan.ChannelsLast = cuda
+		r.decide(plan, "train.channels_last", fmt.Sprint(cuda), "channels-last on CUDA only", "")
+	}
+	return nil
+}
+
+// planPlacement is where and how plan computes.
+func planPlacement(plan *Plan) (placement, error) {
+	dev, err := torch.ParseDevice(plan.Device)
+	if err != nil {
+		return placement{}, fmt.Errorf("plan: %w", err)
 	}
 	p := placement{device: dev, format: torch.ContiguousFormat}
-	cuda := dev.Type == torch.DeviceCUDA
-	switch c.Train.Precision {
+	switch plan.Precision {
 	case "bf16":
 		p.autocast = torch.BFloat16
 	case "fp16":
-		if !cuda {
-			return p, "", fmt.Errorf("train.precision: fp16 needs CUDA (device is %v); use bf16 or fp32", dev)
-		}
 		p.autocast = torch.Float16
 		if p.scaler, err = amp.NewGradScaler(amp.ScalerConfig{}); err != nil {
-			return p, "", err
-		}
-	case "auto":
-		if cuda {
-			p.autocast = torch.BFloat16
+			return p, err
 		}
 	}
-	if c.Train.ChannelsLast == "on" || c.Train.ChannelsLast == "auto" && cuda {
+	if plan.ChannelsLast {
 		p.format = torch.ChannelsLast
 	}
-	if cuda {
+	if dev.Type == torch.DeviceCUDA {
 		torch.SetCuDNNBenchmark(true)
 	}
-	return p, msg, nil
+	return p, nil
+}
+
+// modelPlacement is where m is: its device and memory format, in float32.
+func modelPlacement(m *Model) placement {
+	dev, format := m.placement()
+	return placement{device: dev, format: format}
 }
 
 func (p placement) String() string {
@@ -72,7 +104,11 @@ func (p placement) place(m nn.Module) error {
 	return nn.To(m, p.device, p.format)
 }
 
-// input moves a batch of images to the device in the run's layout.
+// input moves a batch of images to the device in the run's layout. It
+// is the one place where images reach the model: the model's entry
+// points (Model.Features, FrozenFeatures, Forward and the AdaBN pass)
+// refuse a batch on another device or in another layout than their own
+// (see Model.checkInput).
 func (p placement) input(x *torch.Tensor) (*torch.Tensor, error) {
 	var err error
 	if p.device.Type != torch.DeviceCPU {

@@ -19,8 +19,8 @@ var errPeerInterrupted = errors.New("another rank was interrupted")
 // DistributedDataParallel: every rank trains a replica of the model on
 // its share of each epoch, the gradients are averaged before each
 // optimizer step, so the replicas stay identical, and rank 0 alone
-// writes. A nil *dataParallel is a process training alone: its methods
-// then do what a single process needs, so the trainer calls them
+// records the run. A nil *dataParallel is a process training alone: its methods
+// then do what a single process needs, so the loop calls them
 // unconditionally.
 type dataParallel struct {
 	pg      *distributed.ProcessGroup
@@ -34,8 +34,9 @@ var sharedGroup struct {
 	pg *distributed.ProcessGroup
 }
 
-// PrimaryProcess reports whether this process writes a run's files
-// (checkpoints, metrics, logs, plots) and reports its progress: a
+// PrimaryProcess reports whether this process records a run (its
+// Recorder gets the events: checkpoints, metrics, reports) and reports
+// its progress: a
 // process training alone, or rank 0 of a data-parallel group (see
 // distributed.FromEnv). The other ranks only compute.
 func PrimaryProcess() bool {

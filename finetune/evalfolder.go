@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/finetune-go/finetune/torch"
-	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
 )
 
@@ -29,8 +28,8 @@ func Evaluate(ctx context.Context, m *Model, meta Meta, dir string) (*Evaluation
 		return nil, err
 	}
 	defer loader.Close()
-	tr := &trainer{cfg: meta.Config, d: d, m: m, at: placement{device: ModelDevice(m)}}
-	ev, err := tr.evaluate(ctx, loader, nil, set)
+	r := &run{cfg: meta.Config, d: d, m: m, at: modelPlacement(m)}
+	ev, err := r.evaluate(ctx, loader, nil, set)
 	m.Train(false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
@@ -56,8 +55,6 @@ func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) 
 
 // ModelDevice returns the device m's parameters are on.
 func ModelDevice(m *Model) torch.Device {
-	for _, p := range nn.NamedParameters(m) {
-		return p.Value.Device()
-	}
-	return torch.CPU
+	dev, _ := m.placement()
+	return dev
 }

@@ -10,13 +10,13 @@ import (
 
 // evaluate runs the model in evaluation mode over loader (or its cached
 // features) and returns the plain cross entropy, accuracy and confusion.
-func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
+func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
 	if set == nil {
-		set = tr.d.ValSet
+		set = r.d.ValSet
 	}
-	tr.m.Train(false)
-	defer tr.m.Train(true)
-	conf := NewConfusion(tr.d.Classes)
+	r.m.Train(false)
+	defer r.m.Train(true)
+	conf := NewConfusion(r.d.Classes)
 	var lossSum float64
 	offset := int64(0)
 	err := torch.NoGrad(func() error {
@@ -36,21 +36,21 @@ func (tr *trainer) evaluate(ctx context.Context, loader *data.BatchLoader, cache
 					if err != nil {
 						return err
 					}
-					logits, err = tr.m.Head.Forward(f)
+					logits, err = r.m.Head.Forward(f)
 					if err != nil {
 						return err
 					}
 				} else {
-					x, err := tr.at.input(b.Images)
+					x, err := r.at.input(b.Images)
 					if err != nil {
 						return err
 					}
-					if logits, err = tr.m.Forward(x); err != nil {
+					if logits, err = r.m.Forward(x); err != nil {
 						return err
 					}
 				}
 				offset += n
-				y, err := tr.at.labels(b.Labels)
+				y, err := r.at.labels(b.Labels)
 				if err != nil {
 					return err
 				}

@@ -3,9 +3,9 @@ package finetune
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 )
 
 // EventKind says what an Event reports.
@@ -65,38 +65,56 @@ type EpochMetrics struct {
 	Best bool `json:"best"`
 }
 
-// runLog appends epochs to metrics.jsonl as they end.
-type runLog struct {
-	f *os.File
-	w *bufio.Writer
+// errRecord marks an error of the Recorder: the run stopped because its
+// record could not be kept.
+var errRecord = errors.New("recording the run")
+
+// emitter sends a run's events to the Observer (progress kinds) and the
+// Recorder (every kind). Only the primary process reports, but for its
+// warnings. A Recorder's error is sticky: record returns it, and every
+// later record, so a progress event's failure stops the run at the
+// next record event.
+type emitter struct {
+	observer func(Event)
+	recorder Recorder
+	fold     int
+	primary  bool
+	err      error
 }
 
-func openRunLog(dir string, appendTo bool) (*runLog, error) {
-	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if appendTo {
-		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "metrics.jsonl"), flags, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("output.dir: %w", err)
-	}
-	return &runLog{f: f, w: bufio.NewWriter(f)}, nil
+func newEmitter(opts Options, fold int) *emitter {
+	return &emitter{observer: opts.Observer, recorder: opts.Recorder, fold: fold, primary: PrimaryProcess()}
 }
 
-func (l *runLog) Write(em EpochMetrics) error {
-	b, err := json.Marshal(em)
-	if err != nil {
-		return err
-	}
-	l.w.Write(b)
-	l.w.WriteByte('\n')
-	return l.w.Flush()
+// emit reports a progress event.
+func (e *emitter) emit(ev Event) {
+	_ = e.record(ev)
 }
 
-func (l *runLog) Close() error {
-	l.w.Flush()
-	return l.f.Close()
+// record reports ev and returns the Recorder's error, if any so far.
+func (e *emitter) record(ev Event) error {
+	if !e.primary {
+		if ev.Kind == EventWarning && e.observer != nil {
+			ev.Fold = e.fold
+			e.observer(ev)
+		}
+		return nil
+	}
+	ev.Fold = e.fold
+	if e.recorder != nil && e.err == nil {
+		if err := e.recorder.Record(ev); err != nil {
+			e.err = fmt.Errorf("%w: %s: %w", errRecord, ev.Kind, err)
+		}
+	}
+	if e.observer != nil && progress[ev.Kind] {
+		e.observer(ev)
+	}
+	return e.err
 }
+
+// progress are the kinds an Observer receives.
+var progress = map[EventKind]bool{EventInfo: true, EventWarning: true, EventStage: true, EventStep: true,
+	EventEpoch: true, EventFold: true}
 
 // ReadMetrics reads a run's metrics.jsonl.
 func ReadMetrics(path string) ([]EpochMetrics, error) {
@@ -115,16 +133,4 @@ func ReadMetrics(path string) ([]EpochMetrics, error) {
 		out = append(out, em)
 	}
 	return out, sc.Err()
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -11,9 +11,9 @@ import (
 // cacheValid reports whether the backbone's output for an image cannot
 // change during the stage: nothing in it trains and its BatchNorm layers
 // use stored statistics.
-func (tr *trainer) cacheValid() bool {
-	mode := tr.m.BNMode()
-	return tr.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt")
+func (r *run) cacheValid() bool {
+	mode := r.m.BNMode()
+	return r.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt")
 }
 
 // stageFeatures holds backbone features that stay valid for a stage.
@@ -27,72 +27,67 @@ type stageFeatures struct {
 func (f *stageFeatures) free(m *Model) {
 	f.train.Free()
 	f.val.Free()
-	m.StopFolded()
+	m.StopFused()
 }
 
-// stageFeatures holds backbone features that stay valid for a stage.
-func (tr *trainer) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, error) {
-	f := &stageFeatures{trainFrozen: tr.m.BackboneFrozen()}
-	mode := tr.cfg.Train.CacheFeatures
-	valid := tr.cacheValid()
-	if mode == "on" && !valid {
-		return nil, fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
-			"(freeze: %s, train.batchnorm: %s, train.bn_affine: %s): its features change every step",
-			p.Name, p.Freeze, tr.cfg.Train.BatchNorm, tr.cfg.Train.BNAffine)
-	}
-	if valid {
+// stageFeatures prepares stage p's features: the fused backbone when
+// its output is fixed, and the features the plan caches, computed once;
+// it returns what was cached.
+func (r *run) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, string, error) {
+	f := &stageFeatures{trainFrozen: r.m.BackboneFrozen()}
+	if r.cacheValid() {
 		// Nothing in the backbone learns and its BatchNorm layers are
-		// fixed: it is pure inference, with BatchNorm folded away, in the
+		// fixed: it is pure inference, with BatchNorm fused away, in the
 		// layout BENCHMARKS.md measured fastest (channels-last).
-		if err := tr.m.UseFolded(torch.ChannelsLast); err != nil {
-			return nil, err
+		if err := r.m.UseFused(torch.ChannelsLast); err != nil {
+			return nil, "", err
 		}
 	}
-	if mode == "off" || !valid {
-		tr.cached = "none"
-		return f, nil
+	if p.Cache == "none" {
+		return f, p.Cache, nil
 	}
 	var err error
-	if f.val, err = tr.features(ctx, tr.valLoader); err != nil {
-		return nil, fmt.Errorf("caching validation features: %w", err)
+	if f.val, err = r.features(ctx, r.valLoader); err != nil {
+		f.free(r.m)
+		return nil, "", fmt.Errorf("caching validation features: %w", err)
 	}
-	tr.cached = "validation"
-	if !tr.cfg.Augment.Enabled {
-		fixed, err := tr.d.loader(tr.cfg, tr.at, tr.d.TrainSet, tr.d.Train, fixedLoader, tr.loaderLog)
+	if p.Cache == "training and validation" {
+		fixed, err := r.d.loader(r.cfg, r.at, r.d.TrainSet, r.d.Train, fixedLoader, r.loaderLog)
 		if err != nil {
-			return nil, err
+			f.free(r.m)
+			return nil, "", err
 		}
-		f.train, err = tr.features(ctx, fixed)
+		f.train, err = r.features(ctx, fixed)
 		fixed.Close()
 		if err != nil {
-			return nil, fmt.Errorf("caching training features: %w", err)
+			f.free(r.m)
+			return nil, "", fmt.Errorf("caching training features: %w", err)
 		}
-		tr.cached = "training and validation"
 	}
-	tr.info("stage %s: backbone frozen with fixed BatchNorm: %s features computed once and reused every epoch", p.Name, tr.cached)
-	return f, nil
+	r.info("stage %s: backbone frozen with fixed BatchNorm: %s features computed once and reused every epoch", p.Name, p.Cache)
+	return f, p.Cache, nil
 }
 
 // features runs the frozen backbone over every batch of loader and keeps
 // the head's inputs, in loader order.
-func (tr *trainer) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, error) {
+func (r *run) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, error) {
 	var parts []*torch.Tensor
 	defer func() {
 		for _, p := range parts {
 			p.Free()
 		}
 	}()
-	tr.m.Train(false)
+	r.m.Train(false)
 	err := torch.NoGrad(func() error {
 		for b, err := range loader.Epoch(ctx, 0) {
 			if err != nil {
 				return err
 			}
 			s := torch.NewScope()
-			x, err := tr.at.input(b.Images)
+			x, err := r.at.input(b.Images)
 			var f *torch.Tensor
 			if err == nil {
-				f, err = tr.m.FrozenFeatures(x)
+				f, err = r.m.FrozenFeatures(x)
 			}
 			if err == nil {
 				parts = append(parts, f.Keep())
@@ -124,25 +119,25 @@ type trainBatch struct {
 
 // epochBatches yields the training batches of one epoch of stage p,
 // starting after the batches already done.
-func (tr *trainer) epochBatches(ctx context.Context, p stagePlan, feats *stageFeatures) func(yield func(trainBatch, error) bool) {
+func (lp *loop) epochBatches(ctx context.Context, p stagePlan, feats *stageFeatures) func(yield func(trainBatch, error) bool) {
 	return func(yield func(trainBatch, error) bool) {
-		perPass := tr.trainLoader.Len()
-		first := tr.state.Epoch*p.stepsPerEpoch + tr.state.StepInEpoch
-		last := (tr.state.Epoch + 1) * p.stepsPerEpoch
+		perPass := lp.trainLoader.Len()
+		first := lp.state.Epoch*p.StepsPerEpoch + lp.state.StepInEpoch
+		last := (lp.state.Epoch + 1) * p.StepsPerEpoch
 		for g := first; g < last; {
 			pass, pos := g/perPass, g%perPass
 			// Each stage draws its own sequence of shuffles.
 			loaderEpoch := p.index*1_000_000 + pass
 			if feats.train != nil {
-				order, bounds := tr.trainLoader.Order(loaderEpoch), tr.trainLoader.Bounds()
+				order, bounds := lp.trainLoader.Order(loaderEpoch), lp.trainLoader.Bounds()
 				for ; pos < perPass && g < last; pos, g = pos+1, g+1 {
 					idx := make([]int64, 0, bounds[pos][1]-bounds[pos][0])
 					labels := make([]int64, 0, cap(idx))
 					for _, k := range order[bounds[pos][0]:bounds[pos][1]] {
 						idx = append(idx, int64(k))
-						labels = append(labels, int64(tr.d.TrainSet.Samples[tr.d.Train[k]].Label))
+						labels = append(labels, int64(lp.d.TrainSet.Samples[lp.d.Train[k]].Label))
 					}
-					b, err := tr.gatherFeatures(feats.train, idx, labels)
+					b, err := lp.gatherFeatures(feats.train, idx, labels)
 					if !yield(b, err) || err != nil {
 						return
 					}
@@ -150,7 +145,7 @@ func (tr *trainer) epochBatches(ctx context.Context, p stagePlan, feats *stageFe
 				continue
 			}
 			skip := pos
-			for b, err := range tr.trainLoader.Epoch(ctx, loaderEpoch) {
+			for b, err := range lp.trainLoader.Epoch(ctx, loaderEpoch) {
 				if err != nil {
 					yield(trainBatch{}, err)
 					return
@@ -179,7 +174,7 @@ func (tr *trainer) epochBatches(ctx context.Context, p stagePlan, feats *stageFe
 	}
 }
 
-func (tr *trainer) gatherFeatures(all *torch.Tensor, idx, labels []int64) (trainBatch, error) {
+func (lp *loop) gatherFeatures(all *torch.Tensor, idx, labels []int64) (trainBatch, error) {
 	it, err := torch.FromSlice(idx)
 	if err != nil {
 		return trainBatch{}, err

@@ -95,7 +95,8 @@ func TestResumeReachesSameWeights(t *testing.T) {
 	base.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all"}, {Name: "ft", Epochs: 2, Freeze: "layer3", BackboneLRMult: 0.1}}
 	base.Train.BatchNorm = "train"
 
-	whole, err := Train(context.Background(), base, Options{})
+	wholeOpts, _ := recorded(base)
+	whole, err := Train(context.Background(), base, wholeOpts)
 	require.NoError(t, err)
 	want := stateBytes(t, whole.Model)
 	nn.Free(whole.Model)
@@ -104,7 +105,8 @@ func TestResumeReachesSameWeights(t *testing.T) {
 	cfg.Output.Dir = filepath.Join(t.TempDir(), "interrupted")
 	ctx, cancel := context.WithCancel(context.Background())
 	steps := 0
-	_, err = Train(ctx, cfg, Options{Observer: func(e Event) {
+	opts, rec := recorded(cfg)
+	_, err = Train(ctx, cfg, Options{Recorder: rec, Observer: func(e Event) {
 		if e.Kind == EventStep {
 			if steps++; steps == 7 { // stage 2, epoch 1, mid-epoch
 				cancel()
@@ -116,10 +118,15 @@ func TestResumeReachesSameWeights(t *testing.T) {
 	last := filepath.Join(cfg.Output.Dir, lastCheckpoint)
 	require.FileExists(t, last)
 
-	res, err := Train(context.Background(), cfg, Options{Resume: last})
+	opts.Resume = last
+	res, err := Train(context.Background(), cfg, opts)
 	require.NoError(t, err)
 	defer nn.Free(res.Model)
 	require.Len(t, res.History, 4)
+	require.Len(t, rec.runs, 2)
+	require.Equal(t, 0, rec.runs[0].Resumed)
+	require.Equal(t, 2, rec.runs[1].Resumed, "the checkpoint holds stage 1's two epochs")
+	require.Equal(t, rec.runs[0].Plan, rec.runs[1].Plan, "a resumed run trains the checkpoint's plan")
 	got := stateBytes(t, res.Model)
 	for k, w := range want {
 		require.Equal(t, w, got[k], "%s differs after resume", k)
@@ -132,13 +139,11 @@ func TestResumeReachesSameWeights(t *testing.T) {
 	for k, w := range endWant {
 		require.Equal(t, w, endGot[k], "%s differs at the end after resume", k)
 	}
-	metrics, err := ReadMetrics(filepath.Join(cfg.Output.Dir, "metrics.jsonl"))
-	require.NoError(t, err)
-	require.Len(t, metrics, 4, "metrics.jsonl continues across the resume")
+	require.Len(t, rec.epochs, 4, "the record's history continues across the resume")
 
 	changed := cfg
 	changed.Train.LR = 0.5
-	_, err = Train(context.Background(), changed, Options{Resume: last})
+	_, err = Train(context.Background(), changed, opts)
 	require.ErrorContains(t, err, "train.lr was 0.001, now 0.5")
 }
 
@@ -149,7 +154,8 @@ func TestNonFiniteLossStops(t *testing.T) {
 	cfg.Train.Optimizer = "sgd"
 	cfg.Train.Schedule = "constant"
 	cfg.Stages = []Stage{{Name: "ok", Epochs: 1, Freeze: "all"}, {Name: "boom", Epochs: 2, Freeze: "none", BackboneLRMult: 1e30}}
-	_, err := Train(context.Background(), cfg, Options{})
+	opts, _ := recorded(cfg)
+	_, err := Train(context.Background(), cfg, opts)
 	require.ErrorIs(t, err, ErrNotFinite)
 	last := filepath.Join(cfg.Output.Dir, lastCheckpoint)
 	require.ErrorContains(t, err, last)
@@ -165,7 +171,8 @@ func TestCrossValidation(t *testing.T) {
 	cfg.CV.Folds = 3
 	cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
 	var msgs []string
-	res, err := Train(context.Background(), cfg, Options{Observer: func(e Event) {
+	_, rec := recorded(cfg)
+	res, err := Train(context.Background(), cfg, Options{Recorder: rec, Observer: func(e Event) {
 		if e.Kind == EventFold {
 			msgs = append(msgs, e.Message)
 		}
@@ -177,12 +184,16 @@ func TestCrossValidation(t *testing.T) {
 	mean, std := res.CVSummary()
 	require.True(t, mean >= 0 && mean <= 1 && !math.IsNaN(std))
 	require.FileExists(t, filepath.Join(cfg.Output.Dir, "cv.json"))
-	require.FileExists(t, filepath.Join(cfg.Output.Dir, "fold3", "metrics.jsonl"))
+	require.Equal(t, 2, rec.epochs[len(rec.epochs)-1].Fold, "epochs carry their fold")
+	fold := []string{"fold", "run_start", "epoch", "checkpoint last", "checkpoint best", "checkpoint best-delta", "run_end"}
+	want := append(append(append(fold, fold...), fold...), "artifact cv.json")
+	require.Equal(t, want, rec.seen)
 }
 
 func TestCheckpointLoadsForInference(t *testing.T) {
 	cfg := tinyConfig(t, shapes(t, 8))
-	res, err := Train(context.Background(), cfg, Options{})
+	opts, _ := recorded(cfg)
+	res, err := Train(context.Background(), cfg, opts)
 	require.NoError(t, err)
 	defer nn.Free(res.Model)
 	require.Len(t, res.Checkpoints, 2)
@@ -194,6 +205,7 @@ func TestCheckpointLoadsForInference(t *testing.T) {
 		m, meta, err := LoadCheckpoint(context.Background(), c.Path, LoadOptions{})
 		require.NoError(t, err, c.Path)
 		require.Equal(t, []string{"bright", "dark"}, meta.Classes)
+		require.Equal(t, res.Plan, meta.Plan, "every checkpoint holds the plan")
 		require.Equal(t, want, stateBytes(t, m), c.Form)
 		nn.Free(m)
 	}

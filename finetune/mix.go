@@ -18,12 +18,12 @@ type mixedBatch struct {
 
 // mixBatch applies mixup or cutmix (chosen at random when both are on) to
 // a training batch, with draws from the step's generator.
-func (tr *trainer) mixBatch(b trainBatch, y *torch.Tensor) (mixedBatch, error) {
-	a := tr.cfg.Augment
+func (lp *loop) mixBatch(b trainBatch, y *torch.Tensor) (mixedBatch, error) {
+	a := lp.cfg.Augment
 	if a.Mixup == 0 && a.Cutmix == 0 || b.n < 2 {
 		return mixedBatch{x: b.x}, nil
 	}
-	r := rand.New(rand.NewPCG(tr.cfg.Seed, seed.Mix(uint64(tr.state.Stage), uint64(tr.state.Epoch), uint64(tr.state.StepInEpoch))))
+	r := rand.New(rand.NewPCG(lp.cfg.Seed, seed.Mix(uint64(lp.state.Stage), uint64(lp.state.Epoch), uint64(lp.state.StepInEpoch))))
 	useCutmix := a.Cutmix > 0 && (a.Mixup == 0 || r.IntN(2) == 0) && b.x != nil
 	alpha := a.Mixup
 	if useCutmix {

@@ -159,13 +159,55 @@ func Pool(pooling string, fmap *torch.Tensor) (*torch.Tensor, error) {
 	return a.Flatten(1, -1)
 }
 
-// Features returns the head's input for images x.
-func (m *Model) Features(x *torch.Tensor) (*torch.Tensor, error) {
+// placement returns the device of m's parameters and the memory format
+// of its convolutions.
+func (m *Model) placement() (torch.Device, torch.MemoryFormat) {
+	w := m.Backbone.Conv1.Parameter("weight")
+	if cl, err := w.IsContiguous(torch.ChannelsLast); err == nil && cl {
+		if plain, err := w.IsContiguous(torch.ContiguousFormat); err == nil && !plain {
+			return w.Device(), torch.ChannelsLast
+		}
+	}
+	return w.Device(), torch.ContiguousFormat
+}
+
+// checkInput refuses images x that are not on m's device in m's memory
+// format: every batch of the engine reaches the model through one place
+// (placement.input), which moves it there; a path that skips it fails
+// here, on the CPU too (a channels-last model), instead of on a GPU only.
+func (m *Model) checkInput(x *torch.Tensor) error {
+	dev, format := m.placement()
+	if got := x.Device(); got.Type != dev.Type || dev.Type != torch.DeviceCPU && got.Index != dev.Index {
+		return fmt.Errorf("model: images on %v, the model on %v", got, dev)
+	}
+	if format == torch.ChannelsLast {
+		if ok, err := x.IsContiguous(torch.ChannelsLast); err != nil || !ok {
+			return fmt.Errorf("model: images not in the model's channels-last layout")
+		}
+	}
+	return nil
+}
+
+// backboneFeatures runs the backbone to layer4 on images x.
+func (m *Model) backboneFeatures(x *torch.Tensor) (*torch.Tensor, error) {
+	if err := m.checkInput(x); err != nil {
+		return nil, err
+	}
 	f, err := m.Backbone.Features(x, "layer4")
 	if err != nil {
 		return nil, err
 	}
-	return Pool(m.Pooling, f["layer4"])
+	return f["layer4"], nil
+}
+
+// Features returns the head's input for images x, which must be on the
+// model's device in its memory format.
+func (m *Model) Features(x *torch.Tensor) (*torch.Tensor, error) {
+	f, err := m.backboneFeatures(x)
+	if err != nil {
+		return nil, err
+	}
+	return Pool(m.Pooling, f)
 }
 
 // FrozenFeatures returns the head's input for images x without autograd,
@@ -176,6 +218,9 @@ func (m *Model) FrozenFeatures(x *torch.Tensor) (*torch.Tensor, error) {
 		if m.fused == nil {
 			var err error
 			f, err = m.Features(x)
+			return err
+		}
+		if err := m.checkInput(x); err != nil {
 			return err
 		}
 		fmap, err := m.fused.Layer4(x)
@@ -212,12 +257,6 @@ func (m *Model) StopFused() {
 		m.fused = nil
 	}
 }
-
-// UseFolded is UseFused, for the callers not yet renamed.
-func (m *Model) UseFolded(format torch.MemoryFormat) error { return m.UseFused(format) }
-
-// StopFolded is StopFused, for the callers not yet renamed.
-func (m *Model) StopFolded() { m.StopFused() }
 
 // Forward returns logits for images x (N, 3, H, W).
 func (m *Model) Forward(x *torch.Tensor) (*torch.Tensor, error) {

@@ -82,14 +82,14 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 	}
 	defer loader.Close()
 	m.Train(false)
-	dev := ModelDevice(m)
+	at := modelPlacement(m)
 	out := make([]Prediction, len(files))
 	err = torch.NoGrad(func() error {
 		for b, err := range loader.Epoch(ctx, 0) {
 			if err != nil {
 				return err
 			}
-			probs, err := predictBatch(m, b.Images, dev, tta)
+			probs, err := predictBatch(m, at, b.Images, tta)
 			b.Free()
 			if err != nil {
 				return err
@@ -115,11 +115,11 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 }
 
 // predictBatch returns the class probabilities of images x (N×3×H×W on
-// the CPU), row after row.
-func predictBatch(m *Model, x *torch.Tensor, dev torch.Device, tta bool) ([]float64, error) {
+// the CPU), row after row; at is where m is.
+func predictBatch(m *Model, at placement, x *torch.Tensor, tta bool) ([]float64, error) {
 	s := torch.NewScope()
 	defer s.Close()
-	x, err := x.ToDevice(dev)
+	x, err := at.input(x)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +139,9 @@ func predictBatch(m *Model, x *torch.Tensor, dev torch.Device, tta bool) ([]floa
 	}
 	if tta {
 		flipped, err := x.Flip(3)
+		if err == nil {
+			flipped, err = at.input(flipped)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,20 @@ package finetune
 // be written is no record) and is returned from Train wrapped.
 // A Recorder sees events of every fold of a cross-validation (Event.Fold
 // says which) and, in a data-parallel group, only rank 0's.
+//
+// The record events of a run, in order (progress events come between):
+//
+//	run_start                    the plan is resolved (Run.Resumed > 0: a resume)
+//	artifact shift.json          when the shift was measured (new runs only)
+//	artifact search.json         when search: quick ran (new runs only)
+//	epoch, checkpoint last       after every epoch
+//	checkpoint best, best-delta  as output.checkpoint says
+//	run_end                      Result set
+//
+// An interrupted run ends with checkpoint last instead (no run_end); a
+// failed one just stops. A cross-validation is, for each fold, a fold
+// event and that fold's run (Event.Fold set), then artifact cv.json
+// (Fold -1).
 type Recorder interface {
 	Record(Event) error
 }
@@ -69,9 +83,11 @@ type CheckpointWrite struct {
 	// Name is one of CheckpointLast, CheckpointBest, CheckpointBestDelta;
 	// the file is Name + ".safetensors".
 	Name string
-	// Write writes the checkpoint to path, which is in the folder the
-	// file will end in (paths stored in the checkpoint are made relative
-	// to it). It is valid only during the Record call; the recorder
-	// makes the write atomic (a temporary name, then a rename).
+	// Write writes the checkpoint to path, the file's final name: the
+	// engine names it in messages (the resume hint) and stores paths
+	// relative to its folder (a delta's base weights). The write is
+	// atomic (a temporary file in the same folder, then a rename), so a
+	// crash leaves the old file or the new one. Write is valid only
+	// during the Record call.
 	Write func(path string) error
 }

@@ -4,25 +4,25 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"time"
 
+	"github.com/finetune-go/finetune/internal/seed"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
-func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeatures, total int) (EpochMetrics, error) {
+func (lp *loop) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeatures, total int) (EpochMetrics, error) {
 	start := time.Now()
-	em := EpochMetrics{Stage: p.Name, Epoch: tr.state.Epoch + 1}
-	part := &tr.state.Partial
-	tr.m.Train(true)
-	tr.reseedEpoch(p)
-	for b, err := range tr.epochBatches(tr.dp.loaderContext(ctx), p, feats) {
+	em := EpochMetrics{Stage: p.Name, Epoch: lp.state.Epoch + 1}
+	part := &lp.state.Partial
+	lp.m.Train(true)
+	lp.reseedEpoch(p)
+	for b, err := range lp.epochBatches(lp.dp.loaderContext(ctx), p, feats) {
 		if err != nil {
 			return em, fmt.Errorf("data: %w", err)
 		}
-		lr := tr.applySchedule(p, total)
-		tot, err := tr.step(ctx, b, feats.trainFrozen)
+		lr := lp.applySchedule(p, total)
+		tot, err := lp.step(ctx, b, feats.trainFrozen)
 		if b.feats != nil {
 			b.feats.Free()
 			b.y.Free()
@@ -31,20 +31,20 @@ func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeat
 			return em, err
 		}
 		if math.IsNaN(tot.loss) || math.IsInf(tot.loss, 0) {
-			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); the last good checkpoint is %s",
-				p.Name, em.Epoch, tr.state.StepInEpoch+1, ErrNotFinite, tot.loss, filepath.Join(tr.runDir(), lastCheckpoint))
+			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); the last good checkpoint: %s",
+				p.Name, em.Epoch, lp.state.StepInEpoch+1, ErrNotFinite, tot.loss, lp.lastGood())
 		}
 		part.LossSum += tot.loss * float64(tot.n)
 		part.Correct += tot.correct
 		part.Seen += int64(tot.n)
-		tr.state.StepInEpoch++
-		tr.state.Step++
+		lp.state.StepInEpoch++
+		lp.state.Step++
 		elapsed := part.Seconds + time.Since(start).Seconds()
-		tr.emit(Event{Kind: EventStep, Stage: p.Name, Epoch: em.Epoch, Step: tr.state.StepInEpoch, Steps: p.stepsPerEpoch,
+		lp.ev.emit(Event{Kind: EventStep, Stage: p.Name, Epoch: em.Epoch, Step: lp.state.StepInEpoch, Steps: p.StepsPerEpoch,
 			Loss: part.LossSum / float64(part.Seen), LR: lr, ImagesPerSecond: float64(part.Seen) / math.Max(elapsed, 1e-9)})
-		if err := tr.dp.stopped(ctx, tot); err != nil && tr.state.StepInEpoch < p.stepsPerEpoch {
+		if err := lp.dp.stopped(ctx, tot); err != nil && lp.state.StepInEpoch < p.StepsPerEpoch {
 			part.Seconds += time.Since(start).Seconds()
-			return em, tr.interrupt(p, err)
+			return em, lp.interrupt(p, err)
 		}
 	}
 	part.Seconds += time.Since(start).Seconds()
@@ -54,66 +54,56 @@ func (tr *trainer) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeat
 	em.TrainLoss = part.LossSum / float64(part.Seen)
 	em.TrainAccuracy = float64(part.Correct) / float64(part.Seen)
 	em.Seconds = part.Seconds
-	em.LR = tr.baseLR[0] * LRFactor(tr.cfg.Train, max(tr.state.Step-1, 0), total, p.stepsPerEpoch)
+	em.LR = lp.baseLR[0] * LRFactor(lp.cfg.Train, max(lp.state.Step-1, 0), total, p.StepsPerEpoch)
 	return em, nil
 }
 
 // reseedEpoch makes the epoch's random draws (dropout masks, mixup) a
 // function of the seed and the epoch, so a resumed run draws the same.
-func (tr *trainer) reseedEpoch(p stagePlan) {
-	if tr.state.StepInEpoch > 0 {
+func (lp *loop) reseedEpoch(p stagePlan) {
+	if lp.state.StepInEpoch > 0 {
 		return // resumed mid-epoch: the generator state came from the checkpoint
 	}
-	seed := mix(tr.cfg.Seed, uint64(p.index), uint64(tr.state.Epoch))
-	_ = tr.gen.Seed(seed)
-	torch.ManualSeed(seed)
+	s := seed.Mix(lp.cfg.Seed, uint64(p.index), uint64(lp.state.Epoch))
+	_ = lp.gen.Seed(s)
+	torch.ManualSeed(s)
 }
 
-func mix(vals ...uint64) uint64 {
-	h := uint64(0x9E3779B97F4A7C15)
-	for _, v := range vals {
-		h ^= v + 0x9E3779B97F4A7C15 + h<<6 + h>>2
-		h ^= h >> 31
-		h *= 0xBF58476D1CE4E5B9
-	}
-	return h
-}
-
-func (tr *trainer) applySchedule(p stagePlan, total int) float64 {
-	f := LRFactor(tr.cfg.Train, tr.state.Step, total, p.stepsPerEpoch)
-	groups := tr.opt.Groups()
+func (lp *loop) applySchedule(p stagePlan, total int) float64 {
+	f := LRFactor(lp.cfg.Train, lp.state.Step, total, p.StepsPerEpoch)
+	groups := lp.opt.Groups()
 	for i, g := range groups {
-		g.LR = tr.baseLR[i] * f
+		g.LR = lp.baseLR[i] * f
 	}
 	return groups[0].LR
 }
 
 // step runs one optimisation step and returns the batch's mean loss and
 // its number of correct predictions, summed over a data-parallel group.
-func (tr *trainer) step(ctx context.Context, b trainBatch, backboneFrozen bool) (stepTotals, error) {
+func (lp *loop) step(ctx context.Context, b trainBatch, backboneFrozen bool) (stepTotals, error) {
 	s := torch.NewScope()
 	defer s.Close()
-	y, err := tr.at.labels(b.y)
+	y, err := lp.at.labels(b.y)
 	if err != nil {
 		return stepTotals{}, err
 	}
 	var logits *torch.Tensor
-	mixed, err := tr.mixBatch(b, y)
+	mixed, err := lp.mixBatch(b, y)
 	if err != nil {
 		return stepTotals{}, err
 	}
 	var loss *torch.Tensor
-	err = tr.at.compute(func() error {
+	err = lp.at.compute(func() error {
 		feats := b.feats
 		if feats == nil {
-			x, err := tr.at.input(mixed.x)
+			x, err := lp.at.input(mixed.x)
 			if err != nil {
 				return err
 			}
 			if backboneFrozen {
-				feats, err = tr.m.FrozenFeatures(x)
+				feats, err = lp.m.FrozenFeatures(x)
 			} else {
-				feats, err = tr.m.Features(x)
+				feats, err = lp.m.Features(x)
 			}
 			if err != nil {
 				return err
@@ -122,7 +112,7 @@ func (tr *trainer) step(ctx context.Context, b trainBatch, backboneFrozen bool) 
 			feats = mixed.x
 		}
 		var err error
-		if logits, err = tr.m.Head.Forward(feats); err != nil {
+		if logits, err = lp.m.Head.Forward(feats); err != nil {
 			return err
 		}
 		// The loss in float32 whatever the autocast type, as PyTorch's
@@ -130,7 +120,7 @@ func (tr *trainer) step(ctx context.Context, b trainBatch, backboneFrozen bool) 
 		if logits, err = logits.ToDType(torch.Float32); err != nil {
 			return err
 		}
-		loss, err = tr.loss(logits, y, mixed)
+		loss, err = lp.loss(logits, y, mixed)
 		return err
 	})
 	if err != nil {
@@ -156,24 +146,24 @@ func (tr *trainer) step(ctx context.Context, b trainBatch, backboneFrozen bool) 
 	if err != nil {
 		return stepTotals{}, err
 	}
-	tot, err := tr.dp.totals(ctx, value, int64(correct), b.n)
+	tot, err := lp.dp.totals(ctx, value, int64(correct), b.n)
 	if err != nil {
 		return stepTotals{}, err
 	}
 	if math.IsNaN(tot.loss) || math.IsInf(tot.loss, 0) {
 		return tot, nil
 	}
-	if err := tr.backwardAndStep(loss); err != nil {
+	if err := lp.backwardAndStep(loss); err != nil {
 		return stepTotals{}, err
 	}
-	if err := tr.opt.ZeroGrad(); err != nil {
+	if err := lp.opt.ZeroGrad(); err != nil {
 		return stepTotals{}, err
 	}
 	return tot, nil
 }
 
-func (tr *trainer) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, error) {
-	o := torch.LossOptions{Weight: tr.classWeights, LabelSmoothing: tr.cfg.Train.LabelSmoothing}
+func (lp *loop) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, error) {
+	o := torch.LossOptions{Weight: lp.classWeights, LabelSmoothing: lp.cfg.Train.LabelSmoothing}
 	l, err := torch.CrossEntropy(logits, y, o)
 	if err != nil || m.other == nil {
 		return l, err
@@ -193,8 +183,8 @@ func (tr *trainer) loss(logits, y *torch.Tensor, m mixedBatch) (*torch.Tensor, e
 // maxNorm, as torch.nn.utils.clip_grad_norm_.
 // backwardAndStep computes the gradients of loss and updates the
 // parameters, through the loss scaler under fp16.
-func (tr *trainer) backwardAndStep(loss *torch.Tensor) error {
-	scaler := tr.at.scaler
+func (lp *loop) backwardAndStep(loss *torch.Tensor) error {
+	scaler := lp.at.scaler
 	if scaler != nil {
 		var err error
 		if loss, err = scaler.Scale(loss); err != nil {
@@ -204,23 +194,23 @@ func (tr *trainer) backwardAndStep(loss *torch.Tensor) error {
 	if err := loss.Backward(); err != nil {
 		return err
 	}
-	if err := tr.dp.reduceGradients(nn.Trainable(tr.m)); err != nil {
+	if err := lp.dp.reduceGradients(nn.Trainable(lp.m)); err != nil {
 		return err
 	}
-	if scaler != nil && tr.cfg.Train.GradClip > 0 {
-		if err := scaler.Unscale(tr.opt); err != nil {
+	if scaler != nil && lp.cfg.Train.GradClip > 0 {
+		if err := scaler.Unscale(lp.opt); err != nil {
 			return err
 		}
 	}
-	if tr.cfg.Train.GradClip > 0 {
-		if err := clipGradNorm(nn.Trainable(tr.m), tr.cfg.Train.GradClip); err != nil {
+	if lp.cfg.Train.GradClip > 0 {
+		if err := clipGradNorm(nn.Trainable(lp.m), lp.cfg.Train.GradClip); err != nil {
 			return err
 		}
 	}
 	if scaler == nil {
-		return tr.opt.Step()
+		return lp.opt.Step()
 	}
-	if _, err := scaler.Step(tr.opt); err != nil {
+	if _, err := scaler.Step(lp.opt); err != nil {
 		return err
 	}
 	return scaler.Update()

@@ -48,7 +48,8 @@
 //	    the softmax of each image and of its horizontal mirror.
 //	version [--format table|json]
 //	    Prints the versions of finetune, Go and libtorch, with libtorch's
-//	    CUDA, cuDNN and visible GPUs.
+//	    CUDA, cuDNN and visible GPUs, and the malloc in use (tcmalloc,
+//	    linked in so that a step reuses the memory the last one freed).
 //
 // eval and predict take --device (auto, cpu, cuda or cuda:N). A delta
 // checkpoint (best-delta.safetensors) is rebuilt from the pretrained

@@ -104,7 +104,7 @@ func train(ctx context.Context, cfg finetune.Config, from string, opts finetune.
 			return err
 		}
 		cfg.Output.Dir = folder.Dir()
-		opts.Recorder, opts.Observer = folder, folder.Feed(d.event)
+		opts.Recorder = folder
 	}
 	d.info("finetune %s: %s on %s -> %s (configuration: %s)", finetune.Version, cfg.Model.Arch, cfg.Data.Train, cfg.Output.Dir, from)
 	res, err := finetune.Train(ctx, cfg, opts)
@@ -113,9 +113,6 @@ func train(ctx context.Context, cfg finetune.Config, from string, opts finetune.
 	}
 	var files []runfolder.File
 	if folder != nil {
-		if err == nil {
-			opts.Observer(finetune.Event{Kind: finetune.EventRunEnd, Fold: -1, Result: res})
-		}
 		if cerr := folder.Close(); cerr != nil {
 			if err != nil {
 				d.warn("%v", cerr)

@@ -191,11 +191,7 @@ func (o Options) train(ctx context.Context, cfg finetune.Config) (*finetune.Resu
 	if err != nil {
 		return nil, err
 	}
-	observe := folder.Feed(o.Observer)
-	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: observe, Recorder: folder})
-	if err == nil {
-		observe(finetune.Event{Kind: finetune.EventRunEnd, Fold: -1, Result: res})
-	}
+	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer, Recorder: folder})
 	if err = errors.Join(err, folder.Close()); err != nil {
 		if res != nil && res.Model != nil {
 			nn.Free(res.Model)

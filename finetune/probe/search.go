@@ -2,11 +2,8 @@ package probe
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 
 	"github.com/finetune-go/finetune/internal/seed"
 	"github.com/finetune-go/finetune/torch"
@@ -159,18 +156,6 @@ func Search(ctx context.Context, feats *torch.Tensor, labels []int, classes int,
 		}
 	}
 	return res, nil
-}
-
-// WriteJSON writes the result to dir/search.json.
-func (r *SearchResult) WriteJSON(dir string) error {
-	raw, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "search.json"), append(raw, '\n'), 0o644)
 }
 
 // foldSets are one fold's features and labels, training and validation.

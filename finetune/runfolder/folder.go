@@ -88,10 +88,8 @@ type Folder struct {
 	begun   bool           // an epoch was recorded, or a run ended
 	pending []func() error // writes held back until the run begins
 	files   map[string]int64
-	// recorded says the engine calls Record, which ends Feed's work.
-	recorded bool
-	err      error // sticky: the first failed write
-	closed   bool
+	err     error // sticky: the first failed write
+	closed  bool
 }
 
 // run is the record of one run: the only one, or a fold.
@@ -200,16 +198,14 @@ func (f *Folder) Dir() string { return f.dir }
 func (f *Folder) Record(e finetune.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.recorded = true
 	if f.err == nil {
-		f.err = f.record(e, false)
+		f.err = f.record(e)
 	}
 	return f.err
 }
 
-// record writes e. fed says e came through Feed, from an engine that
-// writes metrics.jsonl, result.json and the checkpoints itself.
-func (f *Folder) record(e finetune.Event, fed bool) error {
+// record writes e.
+func (f *Folder) record(e finetune.Event) error {
 	if f.closed {
 		return errors.New("runfolder: record after Close")
 	}
@@ -223,11 +219,11 @@ func (f *Folder) record(e finetune.Event, fed bool) error {
 		}
 		return f.put(filepath.Join(r.dir, e.Artifact.Name), jsonWriter(e.Artifact.Value))
 	case finetune.EventEpoch:
-		return f.epoch(e.Fold, e.Metrics, fed)
+		return f.epoch(e.Fold, e.Metrics)
 	case finetune.EventCheckpoint:
 		return f.checkpoint(e.Fold, e.Checkpoint)
 	case finetune.EventRunEnd:
-		return f.end(e.Fold, e.Result, fed)
+		return f.end(e.Fold, e.Result)
 	}
 	return nil
 }
@@ -283,7 +279,7 @@ func keptEpochs(path string, fold, n int) ([]finetune.EpochMetrics, error) {
 	return kept, nil
 }
 
-func (f *Folder) epoch(fold int, em *finetune.EpochMetrics, fed bool) error {
+func (f *Folder) epoch(fold int, em *finetune.EpochMetrics) error {
 	if em == nil {
 		return errors.New("runfolder: epoch event without metrics")
 	}
@@ -291,10 +287,8 @@ func (f *Folder) epoch(fold int, em *finetune.EpochMetrics, fed bool) error {
 	if err != nil {
 		return err
 	}
-	if !fed {
-		if err := f.appendMetrics(r, *em); err != nil {
-			return err
-		}
+	if err := f.appendMetrics(r, *em); err != nil {
+		return err
 	}
 	r.history = append(r.history, *em)
 	if f.opts.Tensorboard {
@@ -380,23 +374,15 @@ func (f *Folder) checkpoint(fold int, c *finetune.CheckpointWrite) error {
 	if err != nil {
 		return err
 	}
-	dir := r.dir
-	path := filepath.Join(dir, c.Name+".safetensors")
-	tmp, err := os.CreateTemp(dir, tempPattern(path))
+	// The final path, not a temporary one: the engine records it (the
+	// resume hint, a delta's path to its base) and writes atomically.
+	path := filepath.Join(r.dir, c.Name+".safetensors")
+	size, err := writeSynced(path, c.Write)
 	if err != nil {
-		return err
-	}
-	tmp.Close()
-	size, err := writeSynced(tmp.Name(), c.Write)
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	f.files[path] = size
-	return syncDir(dir)
+	return syncDir(r.dir)
 }
 
 // writeSynced has write write path, then syncs it and returns its size.
@@ -416,7 +402,7 @@ func writeSynced(path string, write func(string) error) (int64, error) {
 	return info.Size(), file.Sync()
 }
 
-func (f *Folder) end(fold int, res *finetune.Result, fed bool) error {
+func (f *Folder) end(fold int, res *finetune.Result) error {
 	if res == nil {
 		return errors.New("runfolder: run end without a result")
 	}
@@ -425,13 +411,11 @@ func (f *Folder) end(fold int, res *finetune.Result, fed bool) error {
 		return err
 	}
 	r.ended = true
-	if !fed {
-		if err := f.rewriteMetrics(r); err != nil {
-			return err
-		}
-		if err := f.put(filepath.Join(r.dir, "result.json"), jsonWriter(res.Summary())); err != nil {
-			return err
-		}
+	if err := f.rewriteMetrics(r); err != nil {
+		return err
+	}
+	if err := f.put(filepath.Join(r.dir, "result.json"), jsonWriter(res.Summary())); err != nil {
+		return err
 	}
 	if err := f.curves(r); err != nil {
 		return err
@@ -591,7 +575,8 @@ func (f *Folder) Files() []File {
 // gets the curves of every run or fold that did not end (a failed or
 // interrupted one); a run that has not leaves nothing behind: Close
 // removes what the Folder created, its folder included. Close returns
-// the first error of a write made through Feed, if any.
+// the first failed write (which Record returned too) and what closing
+// itself failed to do.
 func (f *Folder) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -675,29 +660,5 @@ func removeDirs(dirs []string) {
 func (f *Folder) warn(format string, args ...any) {
 	if f.opts.Warn != nil {
 		f.opts.Warn(fmt.Sprintf(format, args...))
-	}
-}
-
-// Feed returns an Observer (finetune.Options.Observer) that passes every
-// event but EventRunEnd to obs, if not nil, and records the epochs and
-// the run's end among them as long as the engine has not called Record:
-// the bridge for an engine that writes metrics.jsonl, config.yaml,
-// result.json and the checkpoints itself and reports only to its
-// Observer. The Folder then writes the rest (curves, confusion matrix,
-// TensorBoard events, the "latest" link) and keeps the history; the
-// caller hands it the run's end with
-// observe(finetune.Event{Kind: finetune.EventRunEnd, Fold: -1, Result: res}).
-// Once the engine records through finetune.Options.Recorder, Feed only
-// passes events on.
-func (f *Folder) Feed(obs func(finetune.Event)) func(finetune.Event) {
-	return func(e finetune.Event) {
-		if obs != nil && e.Kind != finetune.EventRunEnd {
-			obs(e)
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if !f.recorded && f.err == nil && (e.Kind == finetune.EventEpoch || e.Kind == finetune.EventRunEnd) {
-			f.err = f.record(e, true)
-		}
 	}
 }

@@ -350,9 +350,14 @@ func TestAtomicWrites(t *testing.T) {
 	require.NoError(t, err)
 	record(t, f, runStart(-1, 0), epochEvent(history[0]), checkpoint(-1, finetune.CheckpointLast, "whole"))
 	before = snapshot.Take(t, dir)
+	// The engine's checkpoint writes are atomic (nn.WriteSafetensors);
+	// one that fails half-way leaves the old file and stops the record.
 	fail := finetune.Event{Kind: finetune.EventCheckpoint, Fold: -1, Checkpoint: &finetune.CheckpointWrite{
 		Name: finetune.CheckpointLast, Write: func(path string) error {
-			return errors.Join(os.WriteFile(path, []byte("torn"), 0o644), errDiskFull)
+			return runfolder.WriteFile(path, func(w io.Writer) error {
+				_, err := io.WriteString(w, "torn")
+				return errors.Join(err, errDiskFull)
+			})
 		}}}
 	require.ErrorIs(t, f.Record(fail), errDiskFull)
 	require.Equal(t, before, snapshot.Take(t, dir))
@@ -361,33 +366,6 @@ func TestAtomicWrites(t *testing.T) {
 	require.FileExists(t, filepath.Join(dir, "curves.png"), "a failed run keeps its curves")
 }
 
-// TestFeed: for an engine that does not record, Feed keeps the epochs
-// and the Folder writes what is left to it.
-func TestFeed(t *testing.T) {
-	f, err := runfolder.Open(t.TempDir(), runfolder.Options{})
-	require.NoError(t, err)
-	var seen []finetune.EventKind
-	observe := f.Feed(func(e finetune.Event) { seen = append(seen, e.Kind) })
-	history := epochs(-1, 2)
-	observe(epochEvent(history[0]))
-	observe(epochEvent(history[1]))
-	observe(runEnd(-1, history))
-	require.NoError(t, f.Close())
-	require.Equal(t, []finetune.EventKind{finetune.EventEpoch, finetune.EventEpoch}, seen)
-	require.Equal(t, history, f.History(-1))
-	require.Equal(t, []string{"confusion.png", "curves.png"}, names(f.Files()))
-
-	// Once the engine records, Feed only passes events on.
-	g, err := runfolder.Open(t.TempDir(), runfolder.Options{})
-	require.NoError(t, err)
-	record(t, g, runStart(-1, 0), epochEvent(history[0]))
-	g.Feed(nil)(epochEvent(history[1]))
-	require.Equal(t, history[:1], g.History(-1))
-	require.NoError(t, g.Close())
-}
-
-// TestResumeEndsAtOnce: a resumed run that ends without another epoch
-// still drops the epochs its checkpoint does not hold.
 func TestResumeEndsAtOnce(t *testing.T) {
 	f, err := runfolder.Open(t.TempDir(), runfolder.Options{})
 	require.NoError(t, err)

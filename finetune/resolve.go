@@ -1,0 +1,429 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+
+	"github.com/finetune-go/finetune/finetune/probe"
+	"github.com/finetune-go/finetune/finetune/shift"
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/data"
+	"github.com/finetune-go/finetune/vision/models"
+)
+
+// shiftSample is how many training images the BatchNorm shift is
+// measured on.
+const shiftSample = 256
+
+// resolution is what resolving a plan leaves for the loop besides the
+// plan: the first stage's features, the probe's model and the reports.
+type resolution struct {
+	feats      *stageFeatures
+	cached     string
+	probeStart []nn.Named[*torch.Tensor]
+	artifacts  []Artifact
+}
+
+// resolve makes, into plan, every decision left before the first epoch
+// (the placement is already there): what the auto settings stand for on
+// these data, the stages as they will train, the probe and the head's
+// start, the searched learning rate. It prepares the first stage (its
+// freeze point, AdaBN, its features), which the probe and the search
+// need, and hands that to the loop.
+func (r *run) resolve(ctx context.Context, plan *Plan) (*resolution, error) {
+	cfg := r.cfg
+	res := &resolution{}
+	ok := false
+	defer func() {
+		if !ok {
+			res.free(r.m)
+		}
+	}()
+	var err error
+	if plan.Weights, err = weightsFile(cfg.Model.Weights); err != nil {
+		return nil, err
+	}
+	if plan.Data, err = fingerprint(r.d); err != nil {
+		return nil, err
+	}
+	freeze, err := r.resolveBN(ctx, plan, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.m.SetBNMode(plan.BatchNorm); err != nil {
+		return nil, err
+	}
+	if err := r.resolveStages(plan, freeze); err != nil {
+		return nil, err
+	}
+	first := stagePlan{PlanStage: plan.Stages[0]}
+	if err := r.m.Freeze(first.Freeze, cfg.Train.BNAffine); err != nil {
+		return nil, fmt.Errorf("stages[0].freeze: %w", err)
+	}
+	if plan.BatchNorm == "adapt" {
+		r.info("adapting BatchNorm statistics to the training images (AdaBN)")
+		if err := r.adaptBN(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if res.feats, res.cached, err = r.stageFeatures(ctx, first); err != nil {
+		return nil, err
+	}
+	if err := r.baselines(ctx, plan, first, res); err != nil {
+		return nil, err
+	}
+	if cfg.Recipe == "linear-probe" {
+		plan.Stages = nil
+		r.decide(plan, "recipe", "linear-probe", "the probe is the model", "recipe: linear-probe: the probe is the model; no stage trains")
+	}
+	ok = true
+	return res, nil
+}
+
+func (res *resolution) free(m *Model) {
+	if res.feats != nil {
+		res.feats.free(m)
+	}
+	for _, b := range res.probeStart {
+		b.Value.Free()
+	}
+}
+
+// resolveBN measures how far the training images are from the
+// backbone's stored BatchNorm statistics and decides train.batchnorm:
+// auto and, with recipe: auto, the freeze point of the stages after the
+// first ("" when not auto).
+func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freeze string, err error) {
+	cfg := r.cfg
+	plan.BatchNorm = cfg.Train.BatchNorm
+	if cfg.Train.BatchNorm != "auto" && cfg.Recipe != "auto" {
+		return "", nil
+	}
+	if cfg.Model.Weights == "none" {
+		if cfg.Train.BatchNorm == "auto" {
+			plan.BatchNorm = "train"
+			r.decide(plan, "train.batchnorm", "train", "no pretrained statistics to keep (model.weights: none)",
+				"train.batchnorm: auto → train: no pretrained statistics to keep (model.weights: none)")
+		}
+		return "", nil
+	}
+	report, err := measureShift(ctx, r.cfg, r.at, r.m, r.d, r.loaderLog)
+	if err != nil {
+		return "", err
+	}
+	res.artifacts = append(res.artifacts, Artifact{Name: "shift.json", Value: report})
+	if cfg.Train.BatchNorm == "auto" {
+		mode, why := shift.ChooseBN(report)
+		plan.BatchNorm = mode
+		r.decide(plan, "train.batchnorm", mode, why, fmt.Sprintf("train.batchnorm: auto → %s: %s", mode, why))
+	}
+	if cfg.Recipe == "auto" {
+		point, why := shift.SuggestFreeze(report, len(r.d.Train))
+		r.decide(plan, "recipe", point, why, fmt.Sprintf("recipe: auto → fine-tuning stages frozen up to %s: %s", point, why))
+		return point, nil
+	}
+	return "", nil
+}
+
+// measureShift measures the BatchNorm shift of m's backbone on a seeded
+// sample of the training images.
+func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Data, logf func(string, ...any)) (*shift.Report, error) {
+	sample := append([]int(nil), d.Train...)
+	rand.New(rand.NewPCG(cfg.Seed, 0x5417)).Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
+	sample = sample[:min(len(sample), shiftSample)]
+	loader, err := d.loader(cfg, at, d.TrainSet, sample, fixedLoader, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer loader.Close()
+	// shift.Measure runs the backbone itself: check its images as the
+	// model's entry points do.
+	images := func(yield func(*torch.Tensor, error) bool) {
+		for x, err := range onDevice(ctx, at, loader) {
+			if err == nil {
+				err = m.checkInput(x)
+			}
+			if !yield(x, err) || err != nil {
+				return
+			}
+		}
+	}
+	report, err := shift.Measure(ctx, m.Backbone, images, shiftSample)
+	if err != nil {
+		return nil, fmt.Errorf("measuring the BatchNorm shift: %w", err)
+	}
+	return report, nil
+}
+
+// onDevice yields the images of one pass of loader, each batch moved
+// through the one place (placement.input); a batch is valid until the
+// next.
+func onDevice(ctx context.Context, at placement, loader *data.BatchLoader) func(yield func(*torch.Tensor, error) bool) {
+	return func(yield func(*torch.Tensor, error) bool) {
+		for x, err := range loader.Images(ctx, 0) {
+			if err == nil {
+				x, err = at.input(x)
+			}
+			if !yield(x, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// resolveStages sets plan's stages: the configured ones, with the
+// freeze point recipe: auto chose (freeze, when not ""), the steps per
+// epoch and which features each caches.
+func (r *run) resolveStages(plan *Plan, freeze string) error {
+	cfg := r.cfg
+	steps := r.trainLoader.Len()
+	if cfg.Train.StepsPerEpoch > 0 {
+		steps = cfg.Train.StepsPerEpoch
+	} else {
+		r.decide(plan, "train.steps_per_epoch", fmt.Sprint(steps),
+			fmt.Sprintf("one pass over %d training images in batches of %d", len(r.d.Train), cfg.Data.BatchSize), "")
+	}
+	for i, st := range cfg.Stages {
+		ps := PlanStage{Name: st.Name, Epochs: st.Epochs, Freeze: st.Freeze, BackboneLRMult: st.BackboneLRMult,
+			LR: cfg.Train.LR, WeightDecay: cfg.Train.WeightDecay, StepsPerEpoch: steps, Cache: "none"}
+		if i > 0 && freeze != "" {
+			ps.Freeze = freeze
+		}
+		if err := r.m.Freeze(ps.Freeze, cfg.Train.BNAffine); err != nil {
+			return fmt.Errorf("stages[%d].freeze: %w", i, err)
+		}
+		valid := r.cacheValid()
+		switch mode := cfg.Train.CacheFeatures; {
+		case mode == "on" && !valid:
+			return fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
+				"(freeze: %s, train.batchnorm: %s, train.bn_affine: %s): its features change every step",
+				ps.Name, ps.Freeze, plan.BatchNorm, cfg.Train.BNAffine)
+		case mode == "off" || !valid:
+		case cfg.Augment.Enabled:
+			ps.Cache = "validation"
+		default:
+			ps.Cache = "training and validation"
+		}
+		if cfg.Train.CacheFeatures == "auto" {
+			r.decide(plan, fmt.Sprintf("stages[%d].cache_features", i), ps.Cache, "features are fixed when the backbone and its "+
+				"BatchNorm statistics are; training features only without augmentation", "")
+		}
+		plan.Stages = append(plan.Stages, ps)
+	}
+	return nil
+}
+
+// adaptBN re-estimates every backbone BatchNorm's running statistics over
+// the training images with evaluation transforms, as PyTorch's
+// torch.optim.swa_utils.update_bn: statistics reset, cumulative average
+// (momentum None), then frozen.
+func (r *run) adaptBN(ctx context.Context) error {
+	loader, err := r.d.loader(r.cfg, r.at, r.d.TrainSet, r.d.Train, fixedLoader, r.loaderLog)
+	if err != nil {
+		return err
+	}
+	defer loader.Close()
+	return AdaptBN(ctx, r.m, onDevice(ctx, r.at, loader))
+}
+
+// baselines runs, once, on the first stage's frozen features: the linear
+// probe (reported beside the result, the head's starting point with
+// model.head.init: probe, or the whole run with recipe: linear-probe) and
+// the quick search over the head's learning rate and weight decay.
+func (r *run) baselines(ctx context.Context, plan *Plan, p stagePlan, res *resolution) error {
+	cfg := r.cfg
+	plan.HeadStart = "random"
+	feats := res.feats
+	initHead := cfg.Model.Head.Init == "probe" && len(cfg.Model.Head.Hidden) == 0 && cfg.Recipe != "linear-probe"
+	wantProbe := cfg.Probe || cfg.Recipe == "linear-probe" || initHead
+	wantSearch := cfg.Search == "quick" && feats.train != nil && cfg.Recipe != "linear-probe"
+	if !wantProbe && !wantSearch {
+		return nil
+	}
+	if !r.cacheValid() {
+		if cfg.Recipe == "linear-probe" {
+			return fmt.Errorf("recipe: linear-probe needs fixed backbone features: stage %s must freeze everything "+
+				"(freeze: all) with train.batchnorm frozen, adapt or auto", p.Name)
+		}
+		r.info("linear probe, model.head.init: probe and search skipped: the backbone's features are not fixed in stage %s", p.Name)
+		return nil
+	}
+	// Without the feature cache the probe computes its own, so that
+	// train.cache_features stays a matter of speed, never of the result.
+	val := feats.val
+	if val == nil {
+		var err error
+		if val, err = r.features(ctx, r.valLoader); err != nil {
+			return fmt.Errorf("features for the linear probe: %w", err)
+		}
+		defer val.Free()
+	}
+	train := feats.train
+	if train == nil {
+		fixed, err := r.d.loader(cfg, r.at, r.d.TrainSet, r.d.Train, fixedLoader, r.loaderLog)
+		if err != nil {
+			return err
+		}
+		train, err = r.features(ctx, fixed)
+		fixed.Close()
+		if err != nil {
+			return fmt.Errorf("features for the linear probe: %w", err)
+		}
+		defer train.Free()
+	}
+	labels := labelsOf(r.d.TrainSet, r.d.Train)
+	valLabels := labelsOf(r.d.ValSet, r.d.Val)
+	if n, _ := train.Size(0); int(n) != len(labels) {
+		r.warn("linear probe and search skipped: %d training images could not be loaded", len(labels)-int(n))
+		return nil
+	}
+	k := len(r.d.Classes)
+	if wantProbe {
+		pm, cv, err := probe.FitCV(train, labels, k, probe.CVOptions{Seed: cfg.Seed})
+		if err != nil {
+			return fmt.Errorf("linear probe: %w", err)
+		}
+		acc, err := pm.Accuracy(val, valLabels)
+		if err != nil {
+			return fmt.Errorf("linear probe: %w", err)
+		}
+		plan.ProbeAccuracy = &acc
+		r.decide(plan, "probe", fmt.Sprintf("%.4f", acc), fmt.Sprintf("C = %g chosen by cross-validation (%.4f there)", pm.C, cv.BestAccuracy),
+			fmt.Sprintf("linear probe baseline (C = %g chosen by cross-validation, %.4f there): validation accuracy %.4f", pm.C, cv.BestAccuracy, acc))
+		if cfg.Recipe == "linear-probe" {
+			plan.HeadStart = "probe"
+			return r.headFromProbe(pm)
+		}
+		if initHead {
+			if err := r.headFromProbe(pm); err != nil {
+				return err
+			}
+			plan.HeadStart = "probe"
+			r.decide(plan, "model.head.init", "probe", "the head starts as the linear probe",
+				"model.head.init: probe: the head starts as the linear probe")
+			if cfg.ProbeFallback {
+				if res.probeStart, err = cloneState(r.m); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if wantSearch {
+		found, err := probe.Search(ctx, train, labels, k, probe.SearchOptions{
+			Seed: cfg.Seed, BatchSize: cfg.Data.BatchSize, LabelSmoothing: cfg.Train.LabelSmoothing,
+			NewHead: func(in, classes int64) (nn.Layer, error) { return NewHead(cfg.Model.Head, in, classes) },
+		})
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		res.artifacts = append(res.artifacts, Artifact{Name: "search.json", Value: found})
+		for i := range plan.Stages {
+			plan.Stages[i].LR, plan.Stages[i].WeightDecay = found.Best.LR, found.Best.WeightDecay
+		}
+		r.decide(plan, "train.lr", fmt.Sprint(found.Best.LR), fmt.Sprintf("search: quick, cross-validated accuracy %.4f", found.Best.Accuracy),
+			fmt.Sprintf("search: quick → train.lr %g, train.weight_decay %g (cross-validated accuracy %.4f; results in search.json)",
+				found.Best.LR, found.Best.WeightDecay, found.Best.Accuracy))
+		r.decide(plan, "train.weight_decay", fmt.Sprint(found.Best.WeightDecay), "search: quick", "")
+	}
+	return nil
+}
+
+func labelsOf(set interface{ Labels() []int }, indices []int) []int {
+	all := set.Labels()
+	out := make([]int, len(indices))
+	for i, k := range indices {
+		out[i] = all[k]
+	}
+	return out
+}
+
+// headFromProbe makes the head the probe's logistic regression.
+func (r *run) headFromProbe(pm *probe.Model) error {
+	var lin *nn.Linear
+	for _, c := range r.m.Head.Children() {
+		if l, ok := c.Value.(*nn.Linear); ok {
+			lin = l
+		}
+	}
+	if lin == nil {
+		return fmt.Errorf("recipe: linear-probe: the head has no linear layer")
+	}
+	var w []float32
+	for _, row := range pm.Coef {
+		for _, v := range row {
+			w = append(w, float32(v))
+		}
+	}
+	b := make([]float32, len(pm.Intercept))
+	for i, v := range pm.Intercept {
+		b[i] = float32(v)
+	}
+	return torch.NoGrad(func() error {
+		s := torch.NewScope()
+		defer s.Close()
+		wt, err := torch.FromSlice(w, lin.Out, lin.In)
+		if err != nil {
+			return err
+		}
+		bt, err := torch.FromSlice(b)
+		if err != nil {
+			return err
+		}
+		if err := lin.Parameter("weight").Copy_(wt); err != nil {
+			return err
+		}
+		return lin.Parameter("bias").Copy_(bt)
+	})
+}
+
+// checkData refuses to resume plan when the data changed since the
+// checkpoint at path, unless Options.AllowDataChange.
+func (r *run) checkData(plan *Plan, path string) error {
+	now, err := fingerprint(r.d)
+	if err != nil {
+		return err
+	}
+	diff := plan.Data.diff(now)
+	switch {
+	case diff == "":
+		return nil
+	case r.opts.AllowDataChange:
+		r.warn("resuming on changed data (allowed): %s", diff)
+		return nil
+	}
+	return fmt.Errorf("%s: the data changed: %s; resume on the same data, or allow the change", path, diff)
+}
+
+// MeasureShift measures, for cfg's backbone and weights, how far the
+// images of dir (a folder with one subfolder per class) are from the
+// stored BatchNorm statistics, on a seeded sample of up to 256 images. It
+// also returns how many images dir holds.
+func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) (*shift.Report, int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	set, err := data.ImageFolder(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	if cfg.Model.Weights == "none" {
+		return nil, 0, fmt.Errorf("model.weights: none: there are no stored statistics to compare with")
+	}
+	m, err := buildModel(ctx, cfg, int64(len(set.Classes)), hub, func(string, ...any) {})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer nn.Free(m)
+	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples)), evalPipe: pipe}
+	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {})
+	if err != nil {
+		return nil, 0, err
+	}
+	return report, len(set.Samples), nil
+}
