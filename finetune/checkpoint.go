@@ -363,10 +363,7 @@ func readCheckpoint(path string) ([]nn.Named[*torch.Tensor], map[string]string, 
 // writeFinal records the model the run ends with in the configured
 // forms and returns the files the Recorder wrote.
 func (lp *loop) writeFinal(res *Result) ([]CheckpointFile, error) {
-	metrics := map[string]float64{"val_accuracy": res.Val.Accuracy, "val_loss": res.Val.Loss}
-	if res.Test != nil {
-		metrics["test_accuracy"], metrics["test_loss"] = res.Test.Accuracy, res.Test.Loss
-	}
+	metrics := res.Meta.Metrics
 	var files []CheckpointFile
 	form := lp.cfg.Output.Checkpoint
 	for _, f := range []struct {
@@ -450,7 +447,7 @@ func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model,
 			return nil, meta, fmt.Errorf("%s: %w", path, err)
 		}
 		if _, err = nn.LoadStateDict(m, entries, nn.LoadOptions{}); err != nil {
-			nn.Free(m)
+			m.Close()
 			return nil, meta, fmt.Errorf("%s: %w", path, err)
 		}
 	case "delta", "resume":
@@ -470,7 +467,7 @@ func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model,
 			}
 		}
 		if _, err = nn.LoadStateDict(m, own, nn.LoadOptions{AllowMissing: true}); err != nil {
-			nn.Free(m)
+			m.Close()
 			return nil, meta, fmt.Errorf("%s: %w", path, err)
 		}
 	default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
 )
 
@@ -51,7 +50,7 @@ func CrossValidate(ctx context.Context, cfg Config, opts Options) (*Result, erro
 		if err != nil {
 			return nil, fmt.Errorf("fold %d: %w", i+1, err)
 		}
-		nn.Free(r.Model)
+		r.Model.Close()
 		res.Folds = append(res.Folds, FoldResult{Fold: i + 1, ValAccuracy: r.Val.Accuracy, ValLoss: r.Val.Loss,
 			BestEpoch: r.Best.GlobalEpoch, Gap: r.Best.Gap})
 		res.History = append(res.History, r.History...)

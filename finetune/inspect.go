@@ -106,7 +106,7 @@ func Inspect(cfg Config, numClasses int) (*Inspection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	defer nn.Free(m)
+	defer m.Close()
 	if err := m.SetBNMode(ProvisionalBN(cfg)); err != nil {
 		return nil, err
 	}

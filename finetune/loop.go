@@ -327,6 +327,13 @@ func (lp *loop) finish(ctx context.Context) (*Result, error) {
 		}
 	}
 	res.Skipped = append(lp.trainLoader.Skipped(), lp.valLoader.Skipped()...)
+	metrics := map[string]float64{"val_accuracy": res.Val.Accuracy, "val_loss": res.Val.Loss}
+	if res.Test != nil {
+		metrics["test_accuracy"], metrics["test_loss"] = res.Test.Accuracy, res.Test.Loss
+	}
+	if res.Meta, err = lp.meta("full", "", metrics); err != nil {
+		return nil, err
+	}
 	if res.Checkpoints, err = lp.writeFinal(res); err != nil {
 		return nil, err
 	}

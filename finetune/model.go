@@ -15,6 +15,10 @@ import (
 // The mode of its BatchNorm layers is a policy of its own (BNMode), which
 // Train re-applies, so switching the model between training and
 // evaluation never silently undoes it.
+//
+// A Model holds native memory (its tensors, on the CPU or a GPU) that Go's
+// garbage collector does not see: whoever receives one (NewModel,
+// LoadCheckpoint, Result.Model) owns it and calls Close when done.
 type Model struct {
 	nn.ModuleBase
 	Backbone *models.ResNet
@@ -256,6 +260,14 @@ func (m *Model) StopFused() {
 		m.fused.Free()
 		m.fused = nil
 	}
+}
+
+// Close releases the model's native memory: parameters, buffers and the
+// fused copy of its backbone, if any. The model must not be used
+// afterwards (its tensors report torch.ErrFreed); Close is idempotent.
+func (m *Model) Close() {
+	m.StopFused()
+	nn.Free(m)
 }
 
 // Forward returns logits for images x (N, 3, H, W).

@@ -2,7 +2,9 @@ package finetune
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"image"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -96,14 +98,7 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 			}
 			k := len(meta.Classes)
 			for j, i := range b.Indices {
-				p := probs[j*k : (j+1)*k]
-				best := 0
-				for c := range p {
-					if p[c] > p[best] {
-						best = c
-					}
-				}
-				out[i] = Prediction{Path: files[i], Class: meta.Classes[best], Probabilities: p}
+				out[i] = newPrediction(files[i], meta.Classes, probs[j*k:(j+1)*k])
 			}
 		}
 		return nil
@@ -112,6 +107,51 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 		return nil, err
 	}
 	return out, nil
+}
+
+// PredictImage classifies img, an image in memory, with m and the
+// evaluation transforms of meta (a checkpoint's, or Result.Meta after
+// Train), as Predict does for a file; tta as for Predict. The
+// prediction's Path is empty. m stays the caller's.
+func PredictImage(m *Model, meta Meta, img image.Image, tta bool) (Prediction, error) {
+	if img == nil || img.Bounds().Empty() {
+		return Prediction{}, errors.New("predict: empty image")
+	}
+	pipe, err := data.EvalPipeline(meta.Config.EvalResize(), meta.Config.Data.ImageSize)
+	if err != nil {
+		return Prediction{}, fmt.Errorf("checkpoint configuration: %w", err)
+	}
+	chw, err := pipe.Apply(data.ToRGB(img), nil)
+	if err != nil {
+		return Prediction{}, err
+	}
+	m.Train(false)
+	var probs []float64
+	err = torch.NoGrad(func() error {
+		s := torch.NewScope()
+		defer s.Close()
+		x, err := torch.FromSlice(chw.Data, 1, 3, int64(chw.Height), int64(chw.Width))
+		if err == nil {
+			probs, err = predictBatch(m, modelPlacement(m), x, tta)
+		}
+		return err
+	})
+	if err != nil {
+		return Prediction{}, err
+	}
+	return newPrediction("", meta.Classes, probs), nil
+}
+
+// newPrediction names the most probable of classes, whose probabilities
+// are p.
+func newPrediction(path string, classes []string, p []float64) Prediction {
+	best := 0
+	for c := range p {
+		if p[c] > p[best] {
+			best = c
+		}
+	}
+	return Prediction{Path: path, Class: classes[best], Probabilities: p}
 }
 
 // predictBatch returns the class probabilities of images x (N×3×H×W on

@@ -415,7 +415,7 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 	if err != nil {
 		return nil, 0, err
 	}
-	defer nn.Free(m)
+	defer m.Close()
 	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
 	if err != nil {
 		return nil, 0, err

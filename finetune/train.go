@@ -64,8 +64,16 @@ type Result struct {
 	Seconds     float64
 	// Cached says how the head's inputs were computed.
 	Cached string
-	Model  *Model
-	Folds  []FoldResult
+	// Model is the trained model, in evaluation mode. The caller owns
+	// it and releases its native memory with Model.Close; it is nil in
+	// a cross-validation's summary (each fold's model is freed).
+	Model *Model
+	// Meta describes Model as its full checkpoint does: configuration,
+	// classes, normalisation, final metrics. Predict and PredictImage
+	// take it, so a trained model classifies images without a
+	// checkpoint file.
+	Meta  Meta
+	Folds []FoldResult
 	// Skipped lists images left out under data.on_bad_image: skip.
 	Skipped []data.SkippedImage
 	// ProbeAccuracy is the linear-probe baseline's validation accuracy,
@@ -161,7 +169,7 @@ func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if err := r.ev.record(Event{Kind: EventRunEnd, Result: res}); err != nil {
-		nn.Free(res.Model)
+		res.Model.Close()
 		return nil, err
 	}
 	return res, nil
@@ -277,7 +285,7 @@ func (r *run) close() {
 	}
 	r.dp.free()
 	if r.m != nil {
-		nn.Free(r.m)
+		r.m.Close()
 	}
 }
 
@@ -291,7 +299,7 @@ func buildModel(ctx context.Context, cfg Config, numClasses int64, hub *models.H
 	if cfg.Model.Weights != "none" {
 		r, err := models.LoadWeights(ctx, m.Backbone, cfg.Model.Weights, hub)
 		if err != nil {
-			nn.Free(m)
+			m.Close()
 			return nil, fmt.Errorf("model.weights: %w", err)
 		}
 		info("backbone %s: %d tensors loaded from %s", cfg.Model.Arch, len(r.Loaded), cfg.Model.Weights)

@@ -211,7 +211,7 @@ func trainHead(ctx context.Context, o options, mode string, seed uint64, task fm
 	if err != nil {
 		return 0, fmt.Errorf("%s, seed %d: %w", mode, seed, err)
 	}
-	nn.Free(res.Model)
+	res.Model.Close()
 	return res.Test.Accuracy, nil
 }
 

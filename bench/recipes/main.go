@@ -37,7 +37,6 @@ import (
 	"github.com/finetune-go/finetune/finetune/demo"
 	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/internal/fashionmnist"
-	"github.com/finetune-go/finetune/torch/nn"
 )
 
 type options struct {
@@ -270,7 +269,7 @@ func runOnce(ctx context.Context, o options, task fmtasks.Task, weights string, 
 		if err != nil {
 			return fmt.Errorf("%s, seed %d: %w", s.name, seed, err)
 		}
-		nn.Free(res.Model)
+		res.Model.Close()
 		out = outcome{ValAccuracy: res.Val.Accuracy, ValLoss: res.Val.Loss, TestAccuracy: res.Test.Accuracy,
 			BatchNorm: res.BatchNorm, Seconds: res.Seconds}
 		log.Printf("  %s %s seed %d: val %.4f test %.4f (%.0f s)", filepath.Base(task.Root), s.name, seed,

@@ -42,7 +42,7 @@ func loadModel(ctx context.Context, path, weights, device string) (*finetune.Mod
 	}
 	if dev.Type != torch.DeviceCPU {
 		if err := nn.To(m, dev, torch.PreserveFormat); err != nil {
-			nn.Free(m)
+			m.Close()
 			return nil, meta, err
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/runfolder"
 	"github.com/finetune-go/finetune/finetune/runfolder/plot"
-	"github.com/finetune-go/finetune/torch/nn"
 )
 
 func cmdEval(ctx context.Context, args []string) error {
@@ -46,7 +45,7 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	if err != nil {
 		return err
 	}
-	defer nn.Free(m)
+	defer m.Close()
 	ev, err := finetune.Evaluate(ctx, m, meta, *dir)
 	if err != nil {
 		return err

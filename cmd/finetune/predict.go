@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
-	"github.com/finetune-go/finetune/torch/nn"
 )
 
 // maxClassColumns is the most classes the table shows a column each;
@@ -49,7 +48,7 @@ image and of its mirror image.`)
 	if err != nil {
 		return err
 	}
-	defer nn.Free(m)
+	defer m.Close()
 	preds, err := finetune.Predict(ctx, m, meta, files, *tta)
 	if err != nil {
 		return err

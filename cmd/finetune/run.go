@@ -6,7 +6,6 @@ import (
 
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/runfolder"
-	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/models"
 )
 
@@ -109,7 +108,7 @@ func train(ctx context.Context, cfg finetune.Config, from string, opts finetune.
 	d.info("finetune %s: %s on %s -> %s (configuration: %s)", finetune.Version, cfg.Model.Arch, cfg.Data.Train, cfg.Output.Dir, from)
 	res, err := finetune.Train(ctx, cfg, opts)
 	if err == nil && res.Model != nil {
-		defer nn.Free(res.Model)
+		defer res.Model.Close()
 	}
 	var files []runfolder.File
 	if folder != nil {

@@ -171,7 +171,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				row.CheckpointBytes = c.Bytes
 			}
 		}
-		nn.Free(res.Model)
+		res.Model.Close()
 		rep.Rows = append(rep.Rows, row)
 	}
 	return rep, nil
@@ -194,7 +194,7 @@ func (o Options) train(ctx context.Context, cfg finetune.Config) (*finetune.Resu
 	res, err := finetune.Train(ctx, cfg, finetune.Options{Observer: o.Observer, Recorder: folder})
 	if err = errors.Join(err, folder.Close()); err != nil {
 		if res != nil && res.Model != nil {
-			nn.Free(res.Model)
+			res.Model.Close()
 		}
 		return nil, err
 	}
@@ -331,7 +331,7 @@ func TrainSource(ctx context.Context, cfg finetune.Config, path string, observer
 	if err != nil {
 		return 0, err
 	}
-	defer nn.Free(res.Model)
+	defer res.Model.Close()
 	s := torch.NewScope()
 	defer s.Close()
 	md := map[string]string{"source": "Fashion-MNIST classes " + fmt.Sprint(SourceClasses),

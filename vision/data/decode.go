@@ -121,6 +121,13 @@ func checkPixels(path string, width, height int, format string, maxPixels int) e
 	return nil
 }
 
+// ToRGB converts an image already in memory to what the pipelines take:
+// an opaque *image.NRGBA at the origin, alpha dropped. Its source format
+// is unknown, so YCbCr converts with Go's arithmetic, not the PIL-exact
+// conversion Decode uses for a JPEG or WebP file (a level apart on some
+// pixels).
+func ToRGB(img image.Image) *image.NRGBA { return toRGB(img, "") }
+
 // toRGB converts any decoded image of the given format to an opaque NRGBA
 // image at the origin.
 func toRGB(src image.Image, format string) *image.NRGBA {
