@@ -519,6 +519,6 @@ func findBase(path string, meta Meta, override string) (string, error) {
 			return c, nil
 		}
 	}
-	return "", fmt.Errorf("%s: the pretrained weights it applies to (sha256 %s) are not found: tried %s; name them with the weights option",
+	return "", fmt.Errorf("%s: the pretrained weights it applies to (sha256 %s) are not found: tried %s; give their path with --model.weights (LoadOptions.Weights in Go)",
 		path, b.SHA256, strings.Join(tried, ", "))
 }

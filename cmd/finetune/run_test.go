@@ -16,7 +16,9 @@ import (
 
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/internal/snapshot"
+	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/models"
 	"github.com/stretchr/testify/require"
 )
 
@@ -304,4 +306,50 @@ func TestRunFolders(t *testing.T) {
 		require.NotContains(t, r.stdout, "so far")
 		require.Equal(t, before, snapshot.Take(t, filepath.Join(dir, "runs")), c.flags)
 	}
+}
+
+// TestDeltaWeightsElsewhere: a delta checkpoint finds the pretrained
+// weights it was made from relative to its folder; once they have moved,
+// eval and predict say what they tried, and --model.weights points at
+// the new place (checked against the recorded hash).
+func TestDeltaWeightsElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 6)
+	writeWeights := func(path string, seed uint64) {
+		torch.ManualSeed(seed)
+		m, err := models.New("resnet18", 1000)
+		require.NoError(t, err)
+		defer nn.Free(m)
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, nn.WriteSafetensors(path, nn.StateDict(m), nil))
+	}
+	writeWeights(filepath.Join(dir, "base", "r18.safetensors"), 1)
+	flags := append(tinyFlags("data", "out", "head:1:all"), "--model.weights", filepath.Join("base", "r18.safetensors"),
+		"--output.checkpoint", "delta")
+	requireExit(t, cli(t, dir, append([]string{"run"}, flags...)...), 0)
+	delta := filepath.Join("out", "best-delta.safetensors")
+
+	// Found relative to the checkpoint's folder, from another directory.
+	elsewhere := filepath.Join(dir, "elsewhere")
+	require.NoError(t, os.Mkdir(elsewhere, 0o755))
+	requireExit(t, cli(t, elsewhere, "eval", "--checkpoint", filepath.Join("..", delta), "--data", filepath.Join("..", "data")), 0)
+
+	require.NoError(t, os.Rename(filepath.Join(dir, "base"), filepath.Join(dir, "moved")))
+	r := cli(t, dir, "eval", "--checkpoint", delta, "--data", "data")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, "are not found: tried "+filepath.Join("base", "r18.safetensors")+" (missing)")
+	require.Contains(t, r.stderr, "--model.weights")
+
+	moved := filepath.Join("moved", "r18.safetensors")
+	requireExit(t, cli(t, dir, "eval", "--checkpoint", delta, "--data", "data", "--model.weights", moved), 0)
+	r = cli(t, dir, "predict", "--checkpoint", delta, "--model.weights", moved, "--format", "csv", filepath.Join("data", "red"))
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "00.png")
+
+	other := filepath.Join("other", "r18.safetensors")
+	writeWeights(filepath.Join(dir, other), 2)
+	r = cli(t, dir, "eval", "--checkpoint", delta, "--data", "data", "--model.weights", other)
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, other+" (sha256 ")
+	require.Contains(t, r.stderr, "are not those the checkpoint was made from")
 }
