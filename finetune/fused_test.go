@@ -1,6 +1,9 @@
 package finetune
 
 import (
+	"context"
+	"path/filepath"
+
 	"testing"
 
 	"github.com/finetune-go/finetune/torch"
@@ -85,4 +88,45 @@ func abs32(v float32) float32 {
 		return -v
 	}
 	return v
+}
+
+// TestPlanSaysHowEachStageRunsTheBackbone: the plan names, stage by
+// stage, the part of the backbone run fused without autograd and why.
+func TestPlanSaysHowEachStageRunsTheBackbone(t *testing.T) {
+	root := shapes(t, 8)
+	weights := filepath.Join(t.TempDir(), "backbone.safetensors")
+	randomBackbone(t, weights, 5)
+	for bn, want := range map[string][]string{
+		"frozen": {
+			"stage head: stem..layer4 run fused, channels-last, without autograd: frozen with stored BatchNorm statistics",
+			"stage ft: stem..layer3 run fused, channels-last, without autograd; layer4 unfused with autograd: " +
+				"stem..layer3 frozen with stored BatchNorm statistics, layer4 trains",
+			"stage all: stem run fused, channels-last, without autograd; layer1..layer4 unfused with autograd: " +
+				"stem frozen with stored BatchNorm statistics, layer1 trains",
+		},
+		"train": {
+			"stage head: unfused, without autograd: frozen, but BatchNorm uses batch statistics (train.batchnorm: train)",
+			"stage ft: unfused with autograd: BatchNorm uses batch statistics (train.batchnorm: train)",
+			"stage all: unfused with autograd: BatchNorm uses batch statistics (train.batchnorm: train)",
+		},
+	} {
+		cfg := tinyConfig(t, root)
+		cfg.Model.Weights = weights
+		cfg.Train.BatchNorm = bn
+		cfg.Train.StepsPerEpoch = 1
+		cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}, {Name: "ft", Epochs: 1, Freeze: "layer3", BackboneLRMult: 0.1},
+			{Name: "all", Epochs: 1, Freeze: "stem", BackboneLRMult: 0.1}}
+		var msgs []string
+		res, err := Train(context.Background(), cfg, Options{Observer: func(e Event) { msgs = append(msgs, e.Message) }})
+		require.NoError(t, err, bn)
+		for _, w := range want {
+			require.Contains(t, msgs, w, bn)
+		}
+		decided := map[string]string{}
+		for _, d := range res.Plan.Decisions {
+			decided[d.Key] = d.Value
+		}
+		require.Contains(t, decided["stages[1].backbone"], map[string]string{"frozen": "stem..layer3 run fused", "train": "unfused"}[bn])
+		nn.Free(res.Model)
+	}
 }

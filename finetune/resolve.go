@@ -222,14 +222,19 @@ func (r *run) resolveStages(plan *Plan, freeze string) error {
 // model now is run the backbone (see Model.UseFused), and why.
 func (r *run) backbonePath() (path, why string) {
 	groups := r.m.backboneGroups()
+	span := func(from, to int) string {
+		if from == to {
+			return groups[from].Name
+		}
+		return groups[from].Name + ".." + groups[to].Name
+	}
 	n := r.m.FixedPrefix()
 	switch {
 	case n == len(groups):
-		return "stem..layer4 run fused, channels-last, without autograd", "frozen with stored BatchNorm statistics"
+		return span(0, n-1) + " run fused, channels-last, without autograd", "frozen with stored BatchNorm statistics"
 	case n > 0:
-		return fmt.Sprintf("stem..%s run fused, channels-last, without autograd; %s..layer4 unfused with autograd",
-				groups[n-1].Name, groups[n].Name),
-			fmt.Sprintf("stem..%s frozen with stored BatchNorm statistics, %s trains", groups[n-1].Name, groups[n].Name)
+		return fmt.Sprintf("%s run fused, channels-last, without autograd; %s unfused with autograd", span(0, n-1), span(n, len(groups)-1)),
+			fmt.Sprintf("%s frozen with stored BatchNorm statistics, %s trains", span(0, n-1), groups[n].Name)
 	case r.m.BackboneFrozen():
 		return "unfused, without autograd", fmt.Sprintf("frozen, but BatchNorm uses batch statistics (train.batchnorm: %s)", r.m.BNMode())
 	case r.m.BNMode() == "train" || r.m.BNMode() == "legacy":
