@@ -33,14 +33,23 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 	require.NoError(t, nn.To(m, torch.CPU, torch.ChannelsLast))
 	m.Train(false)
 	x := must[*torch.Tensor](t)(torch.Randn([]int64{2, 3, 32, 32}))
-	for name, f := range map[string]func(*torch.Tensor) (*torch.Tensor, error){
-		"Forward": m.Forward, "Features": m.Features, "FrozenFeatures": m.FrozenFeatures,
-	} {
-		_, err := f(x)
-		require.ErrorContains(t, err, "not in the model's channels-last layout", name)
-		_, err = f(must[*torch.Tensor](t)(modelPlacement(m).input(x)))
-		require.NoError(t, err, name)
+	for _, fused := range []bool{false, true} {
+		if fused { // the entry points through a fused frozen prefix
+			require.NoError(t, m.SetBNMode("frozen"))
+			require.NoError(t, m.Freeze("layer3", "follow"))
+			require.NoError(t, m.UseFused(torch.ChannelsLast))
+			require.NotNil(t, m.fused)
+		}
+		for name, f := range map[string]func(*torch.Tensor) (*torch.Tensor, error){
+			"Forward": m.Forward, "Features": m.Features, "FrozenFeatures": m.FrozenFeatures, "TrainFeatures": m.TrainFeatures,
+		} {
+			_, err := f(x)
+			require.ErrorContains(t, err, "not in the model's channels-last layout", name)
+			_, err = f(must[*torch.Tensor](t)(modelPlacement(m).input(x)))
+			require.NoError(t, err, name)
+		}
 	}
+	m.StopFused()
 	nn.Free(m)
 
 	root := shapes(t, 8)

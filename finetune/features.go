@@ -35,13 +35,14 @@ func (f *stageFeatures) free(m *Model) {
 // it returns what was cached.
 func (r *run) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, string, error) {
 	f := &stageFeatures{trainFrozen: r.m.BackboneFrozen()}
-	if r.cacheValid() {
-		// Nothing in the backbone learns and its BatchNorm layers are
-		// fixed: it is pure inference, with BatchNorm fused away, in the
-		// layout BENCHMARKS.md measured fastest (channels-last).
-		if err := r.m.UseFused(torch.ChannelsLast); err != nil {
-			return nil, "", err
-		}
+	// The part of the backbone that is frozen with its BatchNorm layers
+	// on stored statistics, all of it or a prefix, is pure inference:
+	// it runs with BatchNorm fused away, in the layout BENCHMARKS.md
+	// measured fastest (channels-last), without autograd. It is fused
+	// here, after AdaBN, from the weights the stage starts with, which
+	// it never changes.
+	if err := r.m.UseFused(torch.ChannelsLast); err != nil {
+		return nil, "", err
 	}
 	if p.Cache == "none" {
 		return f, p.Cache, nil

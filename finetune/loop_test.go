@@ -87,13 +87,21 @@ func TestEarlyStoppingRestoresBest(t *testing.T) {
 }
 
 // TestResumeReachesSameWeights interrupts a run mid-epoch, resumes it
-// from last.safetensors and requires the weights of an uninterrupted run.
+// from last.safetensors and requires the weights of an uninterrupted run,
+// with BatchNorm on batch statistics and on stored ones (the frozen
+// prefix of the second stage then runs fused, in the resumed run too).
 func TestResumeReachesSameWeights(t *testing.T) {
 	root := shapes(t, 12)
+	for _, bn := range []string{"train", "frozen"} {
+		t.Run(bn, func(t *testing.T) { testResumeReachesSameWeights(t, root, bn) })
+	}
+}
+
+func testResumeReachesSameWeights(t *testing.T, root, bn string) {
 	base := tinyConfig(t, root)
 	base.Model.Head = HeadConfig{Pooling: "avg", Hidden: []int{8}, Dropout: 0.2, Init: "random"}
 	base.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all"}, {Name: "ft", Epochs: 2, Freeze: "layer3", BackboneLRMult: 0.1}}
-	base.Train.BatchNorm = "train"
+	base.Train.BatchNorm = bn
 
 	wholeOpts, _ := recorded(base)
 	whole, err := Train(context.Background(), base, wholeOpts)

@@ -28,7 +28,7 @@ type Model struct {
 	// (C, h, w) of layer4 for the configured image size.
 	FeatureShape [3]int64
 	bnMode       string
-	// fused, when set, computes the frozen backbone's features.
+	// fused, when set, computes the backbone's fixed prefix (UseFused).
 	fused *models.Fused
 }
 
@@ -215,38 +215,68 @@ func (m *Model) Features(x *torch.Tensor) (*torch.Tensor, error) {
 }
 
 // FrozenFeatures returns the head's input for images x without autograd,
-// through the fused backbone when one is set (see UseFused).
+// through the fused backbone or prefix when one is set (see UseFused).
 func (m *Model) FrozenFeatures(x *torch.Tensor) (*torch.Tensor, error) {
 	var f *torch.Tensor
 	err := torch.NoGrad(func() error {
-		if m.fused == nil {
-			var err error
-			f, err = m.Features(x)
-			return err
-		}
-		if err := m.checkInput(x); err != nil {
-			return err
-		}
-		fmap, err := m.fused.Layer4(x)
-		if err != nil {
-			return err
-		}
-		if fmap, err = fmap.Contiguous(); err != nil {
-			return err
-		}
-		f, err = Pool(m.Pooling, fmap)
+		var err error
+		f, err = m.TrainFeatures(x)
 		return err
 	})
 	return f, err
 }
 
-// UseFused makes FrozenFeatures run a copy of the backbone with each
-// BatchNorm layer fused into the convolution before it (models.Fuse), in
-// memory format format; valid while the backbone is frozen and its
-// BatchNorm layers use stored statistics. StopFused drops it.
+// TrainFeatures returns the head's input for images x for a training
+// step: the fused part of the backbone, when one is set (see UseFused),
+// runs without autograd in its memory format, and the layers after it
+// run as they are, recording for backward; without a fused part it is
+// Features.
+func (m *Model) TrainFeatures(x *torch.Tensor) (*torch.Tensor, error) {
+	if m.fused == nil {
+		return m.Features(x)
+	}
+	if err := m.checkInput(x); err != nil {
+		return nil, err
+	}
+	depth := m.fused.Depth
+	h, err := m.fused.Through(x, depth)
+	if err != nil {
+		return nil, err
+	}
+	// The layers that train compute in the model's own memory format:
+	// with contiguous weights, libtorch 1.13 runs layer4's 1×1
+	// convolutions through its im2col kernels, which copy a channels-last
+	// input to contiguous and back in every forward and backward (15
+	// copies a step for ResNet50's layer4, about a tenth more CPU); one
+	// conversion of the prefix's map costs less.
+	if _, format := m.placement(); format != m.fused.Format {
+		if h, err = h.ContiguousAs(format); err != nil {
+			return nil, err
+		}
+	}
+	for i := depth; i < len(m.Backbone.Layer); i++ {
+		if h, err = m.Backbone.Layer[i].Forward(h); err != nil {
+			return nil, fmt.Errorf("model: layer%d: %w", i+1, err)
+		}
+	}
+	return Pool(m.Pooling, h)
+}
+
+// UseFused makes FrozenFeatures and TrainFeatures run the backbone's
+// fixed prefix (FixedPrefix: the stem and the layers after it that are
+// frozen with BatchNorm on stored statistics) through a copy with each
+// BatchNorm layer fused into the convolution before it
+// (models.FusePrefix), in memory format format, without autograd. The
+// copy is taken now: call it again after the prefix's weights or
+// statistics change. Without a fixed prefix it does nothing; StopFused
+// drops the copy.
 func (m *Model) UseFused(format torch.MemoryFormat) error {
 	m.StopFused()
-	f, err := models.Fuse(m.Backbone, format)
+	n := m.FixedPrefix()
+	if n == 0 {
+		return nil
+	}
+	f, err := models.FusePrefix(m.Backbone, format, n-1)
 	if err != nil {
 		return err
 	}
@@ -268,6 +298,27 @@ func (m *Model) StopFused() {
 func (m *Model) Close() {
 	m.StopFused()
 	nn.Free(m)
+}
+
+// FixedPrefix returns how many of the backbone's groups (BackboneGroups
+// order: stem, layer1..layer4), from the stem on, compute a fixed
+// function of their input, which a fused copy can compute instead:
+// nothing in them trains and their BatchNorm layers use stored statistics
+// (train.batchnorm frozen or adapt). It is 0 when the stem trains or
+// BatchNorm uses batch statistics and 5 when the whole backbone is fixed.
+func (m *Model) FixedPrefix() int {
+	if m.bnMode != "frozen" && m.bnMode != "adapt" {
+		return 0
+	}
+	groups := m.backboneGroups()
+	for n, g := range groups {
+		for _, mod := range g.Value {
+			if _, trainable := nn.CountParameters(mod); trainable > 0 {
+				return n
+			}
+		}
+	}
+	return len(groups)
 }
 
 // Forward returns logits for images x (N, 3, H, W).

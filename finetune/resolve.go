@@ -211,9 +211,36 @@ func (r *run) resolveStages(plan *Plan, freeze string) error {
 			r.decide(plan, fmt.Sprintf("stages[%d].cache_features", i), ps.Cache, "features are fixed when the backbone and its "+
 				"BatchNorm statistics are; training features only without augmentation", "")
 		}
+		path, why := r.backbonePath()
+		r.decide(plan, fmt.Sprintf("stages[%d].backbone", i), path, why, fmt.Sprintf("stage %s: %s: %s", ps.Name, path, why))
 		plan.Stages = append(plan.Stages, ps)
 	}
 	return nil
+}
+
+// backbonePath says how the training steps of a stage frozen as the
+// model now is run the backbone (see Model.UseFused), and why.
+func (r *run) backbonePath() (path, why string) {
+	groups := r.m.backboneGroups()
+	span := func(from, to int) string {
+		if from == to {
+			return groups[from].Name
+		}
+		return groups[from].Name + ".." + groups[to].Name
+	}
+	n := r.m.FixedPrefix()
+	switch {
+	case n == len(groups):
+		return span(0, n-1) + " run fused, channels-last, without autograd", "frozen with stored BatchNorm statistics"
+	case n > 0:
+		return fmt.Sprintf("%s run fused, channels-last, without autograd; %s unfused with autograd", span(0, n-1), span(n, len(groups)-1)),
+			fmt.Sprintf("%s frozen with stored BatchNorm statistics, %s trains", span(0, n-1), groups[n].Name)
+	case r.m.BackboneFrozen():
+		return "unfused, without autograd", fmt.Sprintf("frozen, but BatchNorm uses batch statistics (train.batchnorm: %s)", r.m.BNMode())
+	case r.m.BNMode() == "train" || r.m.BNMode() == "legacy":
+		return "unfused with autograd", fmt.Sprintf("BatchNorm uses batch statistics (train.batchnorm: %s)", r.m.BNMode())
+	}
+	return "unfused with autograd", "the stem trains"
 }
 
 // adaptBN re-estimates every backbone BatchNorm's running statistics over

@@ -103,7 +103,7 @@ func (lp *loop) step(ctx context.Context, b trainBatch, backboneFrozen bool) (st
 			if backboneFrozen {
 				feats, err = lp.m.FrozenFeatures(x)
 			} else {
-				feats, err = lp.m.Features(x)
+				feats, err = lp.m.TrainFeatures(x)
 			}
 			if err != nil {
 				return err

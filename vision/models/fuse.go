@@ -19,9 +19,12 @@ import (
 type Fused struct {
 	Stem *FusedConv // conv1 with bn1
 	Pool torch.MaxPool2dOptions
-	// Layer are the residual blocks of layer1 to layer4.
+	// Layer are the residual blocks of layer1 to layer4; those after
+	// Depth are empty.
 	Layer [4][]FusedBlock
-	// Format is the memory format the weights are stored in and Layer4
+	// Depth is the number of residual layers fused: 4 for Fuse.
+	Depth int
+	// Format is the memory format the weights are stored in and Through
 	// computes in.
 	Format torch.MemoryFormat
 }
@@ -46,7 +49,16 @@ type FusedBlock struct {
 // seen, and m is not changed. The weights are stored in memory format
 // format. The caller owns the result and releases it with Free.
 func Fuse(m *ResNet, format torch.MemoryFormat) (*Fused, error) {
-	f := &Fused{Pool: m.MaxPool.Options, Format: format}
+	return FusePrefix(m, format, 4)
+}
+
+// FusePrefix is Fuse for the stem and the first depth residual layers
+// only (0 to 4): the frozen part of a backbone whose later layers train.
+func FusePrefix(m *ResNet, format torch.MemoryFormat, depth int) (*Fused, error) {
+	if depth < 0 || depth > 4 {
+		return nil, fmt.Errorf("models: fusing %s: depth %d is not 0 to 4", m.Arch.Name, depth)
+	}
+	f := &Fused{Pool: m.MaxPool.Options, Depth: depth, Format: format}
 	err := f.build(m)
 	if err == nil && format == torch.ChannelsLast {
 		for _, c := range f.convs() {
@@ -70,7 +82,7 @@ func (f *Fused) build(m *ResNet) error {
 	if f.Stem, err = fuseConv(m.Conv1, m.BN1); err != nil {
 		return err
 	}
-	for i, layer := range m.Layer {
+	for i, layer := range m.Layer[:f.Depth] {
 		for _, c := range layer.Children() {
 			blk, ok := c.Value.(*Block)
 			if !ok {
@@ -215,10 +227,19 @@ func (f *Fused) Free() {
 	}
 }
 
-// Layer4 returns the last feature map for images x, in f.Format, computed
+// Layer4 returns the last feature map for images x: Through(x, 4).
+func (f *Fused) Layer4(x *torch.Tensor) (*torch.Tensor, error) {
+	return f.Through(x, 4)
+}
+
+// Through returns the feature map after the stem and the first depth
+// residual layers (at most f.Depth) for images x, in f.Format, computed
 // without autograd; it belongs to the current scope, as the result of any
 // operation does.
-func (f *Fused) Layer4(x *torch.Tensor) (*torch.Tensor, error) {
+func (f *Fused) Through(x *torch.Tensor, depth int) (*torch.Tensor, error) {
+	if depth < 0 || depth > f.Depth {
+		return nil, fmt.Errorf("models: the fused backbone has %d residual layers, not %d", f.Depth, depth)
+	}
 	var out *torch.Tensor
 	err := torch.NoGrad(func() error {
 		h, err := x.ContiguousAs(f.Format)
@@ -234,7 +255,7 @@ func (f *Fused) Layer4(x *torch.Tensor) (*torch.Tensor, error) {
 		if h, err = torch.MaxPool2d(h, f.Pool); err != nil {
 			return err
 		}
-		for _, layer := range f.Layer {
+		for _, layer := range f.Layer[:depth] {
 			for i := range layer {
 				if h, err = layer[i].Forward(h); err != nil {
 					return err

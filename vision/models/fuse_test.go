@@ -61,3 +61,28 @@ func TestFuseRejectsForeignBlocks(t *testing.T) {
 	_, err := models.Fuse(b, torch.ContiguousFormat)
 	require.ErrorContains(t, err, "layer3.2: *nn.ReLU is not a residual block")
 }
+
+// TestFusePrefixStopsAtItsDepth: a fused prefix computes the backbone's
+// map after its last layer, and refuses to run past it.
+func TestFusePrefixStopsAtItsDepth(t *testing.T) {
+	torch.ManualSeed(3)
+	b := must[*models.ResNet](t)(models.New("resnet18", 0))
+	defer nn.Free(b)
+	nn.Train(b, false)
+	x := must[*torch.Tensor](t)(torch.Randn([]int64{2, 3, 64, 64}))
+	for depth, stage := range []string{"stem", "layer1", "layer2", "layer3"} {
+		f := must[*models.Fused](t)(models.FusePrefix(b, torch.ChannelsLast, depth))
+		var want []float32
+		require.NoError(t, torch.NoGrad(func() error {
+			m, err := b.Features(x, stage)
+			want = must[[]float32](t)(m[stage].Float32s())
+			return err
+		}))
+		got := must[*torch.Tensor](t)(f.Through(x, depth))
+		require.False(t, got.RequiresGrad())
+		require.InDeltaSlice(t, want, must[[]float32](t)(got.Float32s()), 1e-4, stage)
+		_, err := f.Through(x, depth+1)
+		require.ErrorContains(t, err, "residual layers")
+		f.Free()
+	}
+}
