@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/printable"
 )
 
 // outputMode is how a run reports its progress.
@@ -78,13 +79,13 @@ func (d *display) event(e finetune.Event) {
 	d.clearBar()
 	switch e.Kind {
 	case finetune.EventWarning:
-		fmt.Fprintf(d.errw, "warning: %s%s\n", foldPrefix(e), e.Message)
+		fmt.Fprintf(d.errw, "warning: %s%s\n", foldPrefix(e), printable.Text(e.Message))
 	case finetune.EventEpoch:
 		fmt.Fprintln(d.out, foldPrefix(e)+d.epochLine(*e.Metrics))
 	case finetune.EventFold:
 		fmt.Fprintln(d.out, e.Message)
 	default:
-		fmt.Fprintln(d.out, foldPrefix(e)+e.Message)
+		fmt.Fprintln(d.out, foldPrefix(e)+printable.Text(e.Message))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
@@ -105,13 +106,13 @@ func printPredictionsTable(classes []string, preds []finetune.Prediction) error 
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	head := "path\tclass\tprobability"
 	if len(classes) <= maxClassColumns {
-		head += "\t" + strings.Join(classes, "\t")
+		head += "\t" + strings.Join(printable.Names(classes), "\t")
 	} else {
 		head += "\tmost probable"
 	}
 	fmt.Fprintln(w, head)
 	for _, p := range preds {
-		fmt.Fprintf(w, "%s\t%s\t%.4f", p.Path, p.Class, p.Probability())
+		fmt.Fprintf(w, "%s\t%s\t%.4f", printable.Name(p.Path), printable.Name(p.Class), p.Probability())
 		if len(classes) <= maxClassColumns {
 			for _, v := range p.Probabilities {
 				fmt.Fprintf(w, "\t%.4f", v)
@@ -124,7 +125,7 @@ func printPredictionsTable(classes []string, preds []finetune.Prediction) error 
 			sort.SliceStable(order, func(a, b int) bool { return p.Probabilities[order[a]] > p.Probabilities[order[b]] })
 			var top []string
 			for _, c := range order[:3] {
-				top = append(top, fmt.Sprintf("%s %.4f", classes[c], p.Probabilities[c]))
+				top = append(top, fmt.Sprintf("%s %.4f", printable.Name(classes[c]), p.Probabilities[c]))
 			}
 			fmt.Fprintf(w, "\t%s", strings.Join(top, ", "))
 		}

@@ -27,3 +27,26 @@ func Names(names []string) []string {
 	}
 	return out
 }
+
+// Text returns s with every control character other than newline and tab
+// escaped as strconv.Quote would, for messages of several lines (an
+// error, a table) that quote names from files.
+func Text(s string) string {
+	if strings.IndexFunc(s, unsafe) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafe(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unsafe(r rune) bool {
+	return r != '\n' && r != '\t' && (unicode.IsControl(r) || r == unicode.ReplacementChar)
+}

@@ -20,3 +20,9 @@ func TestName(t *testing.T) {
 	}
 	require.Equal(t, []string{"ok", `"\r"`}, Names([]string{"ok", "\r"}))
 }
+
+func TestText(t *testing.T) {
+	require.Equal(t, "line 1\n\tline 2", Text("line 1\n\tline 2"))
+	require.Equal(t, `cat\x1b[31m: no images`+"\n", Text("cat\x1b[31m: no images\n"))
+	require.Equal(t, `a\rb\x00`, Text("a\rb\x00"))
+}
