@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/finitejson"
 	"github.com/finetune-go/finetune/internal/printable"
 )
 
@@ -108,7 +108,7 @@ func foldPrefix(e finetune.Event) string {
 
 // json writes v as one line.
 func (d *display) json(v any) {
-	b, err := json.Marshal(v)
+	b, err := finitejson.Marshal(v)
 	if err != nil {
 		fmt.Fprintf(d.errw, "warning: an event could not be written as JSON: %v\n", err)
 		return

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/finitejson"
 	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch/nn"
 )
@@ -79,9 +79,24 @@ func printPredictionsJSON(classes []string, preds []finetune.Prediction, tta boo
 		}
 		items[i] = item{Path: p.Path, Class: p.Class, Probability: p.Probability(), Probabilities: probs}
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{"classes": classes, "tta": tta, "predictions": items})
+	return printJSON(true, map[string]any{"classes": classes, "tta": tta, "predictions": items})
+}
+
+// printJSON writes v to standard output as JSON, indented or on one line,
+// with non-finite numbers (a diverged model's) as null.
+func printJSON(indent bool, v any) error {
+	var b []byte
+	var err error
+	if indent {
+		b, err = finitejson.MarshalIndent(v, "", "  ")
+	} else {
+		b, err = finitejson.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(append(b, '\n'))
+	return err
 }
 
 func printPredictionsCSV(classes []string, preds []finetune.Prediction) error {

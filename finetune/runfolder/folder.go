@@ -36,7 +36,6 @@ package runfolder
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +51,7 @@ import (
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/runfolder/plot"
 	"github.com/finetune-go/finetune/finetune/runfolder/tfevents"
+	"github.com/finetune-go/finetune/internal/finitejson"
 )
 
 // Options configure a Folder.
@@ -343,7 +343,7 @@ func (f *Folder) rewriteMetrics(r *run) error {
 }
 
 func writeLine(w io.Writer, em finetune.EpochMetrics) error {
-	b, err := json.Marshal(em)
+	b, err := finitejson.Marshal(em)
 	if err == nil {
 		_, err = w.Write(append(b, '\n'))
 	}
@@ -515,7 +515,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 func jsonWriter(v any) func(io.Writer) error {
 	return func(w io.Writer) error {
-		b, err := json.MarshalIndent(v, "", "  ")
+		b, err := finitejson.MarshalIndent(v, "", "  ")
 		if err == nil {
 			_, err = w.Write(append(b, '\n'))
 		}
