@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/vision/data"
 )
@@ -97,6 +99,9 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 			k := len(meta.Classes)
 			for j, i := range b.Indices {
 				p := probs[j*k : (j+1)*k]
+				if slices.ContainsFunc(p, math.IsNaN) {
+					return fmt.Errorf("predict: %s: the model gives NaN probabilities: its weights are not usable", printable.Name(files[i]))
+				}
 				best := 0
 				for c := range p {
 					if p[c] > p[best] {
