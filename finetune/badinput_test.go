@@ -15,14 +15,20 @@ import (
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
-// writeFullCheckpoint writes a full checkpoint of a fresh model for the
-// metadata of testdata/checkpoint-1-metadata.json, its state dict edited
-// by edit, and returns its path.
-func writeFullCheckpoint(t *testing.T, edit func([]nn.Named[*torch.Tensor]) []nn.Named[*torch.Tensor]) string {
+// format1Metadata is the metadata of testdata/checkpoint-1-metadata.json.
+func format1Metadata(t testing.TB) map[string]string {
 	b, err := os.ReadFile("testdata/checkpoint-1-metadata.json")
 	require.NoError(t, err)
 	var md map[string]string
 	require.NoError(t, json.Unmarshal(b, &md))
+	return md
+}
+
+// writeFullCheckpoint writes a full checkpoint of a fresh model for the
+// metadata of testdata/checkpoint-1-metadata.json, its state dict edited
+// by edit, and returns its path.
+func writeFullCheckpoint(t *testing.T, edit func([]nn.Named[*torch.Tensor]) []nn.Named[*torch.Tensor]) string {
+	md := format1Metadata(t)
 	meta, err := decodeMeta("seed", md)
 	require.NoError(t, err)
 	m, err := NewModel(meta.Config.Model.Arch, meta.Config.Model.Head, int64(len(meta.Classes)), meta.Config.Data.ImageSize)

@@ -222,10 +222,7 @@ func TestConfigDiff(t *testing.T) {
 // panic, and that what it accepts names at least one class. The seed is
 // the metadata of testdata/checkpoint-1-metadata.json, in format 1 and 2.
 func FuzzDecodeMeta(f *testing.F) {
-	b, err := os.ReadFile("testdata/checkpoint-1-metadata.json")
-	require.NoError(f, err)
-	var md map[string]string
-	require.NoError(f, json.Unmarshal(b, &md))
+	md := format1Metadata(f)
 	f.Add(md["format"], md["form"], md["config"], md["classes"], md["normalize"], md["metrics"], md["versions"], "", "")
 	meta, err := decodeMeta("seed", md)
 	require.NoError(f, err)
@@ -253,13 +250,10 @@ func FuzzDecodeMeta(f *testing.F) {
 // TestCheckpointWithoutClasses: a checkpoint whose class list is empty is
 // refused, naming the file, before a model of 0 outputs is built.
 func TestCheckpointWithoutClasses(t *testing.T) {
-	b, err := os.ReadFile("testdata/checkpoint-1-metadata.json")
-	require.NoError(t, err)
-	var md map[string]string
-	require.NoError(t, json.Unmarshal(b, &md))
+	md := format1Metadata(t)
 	for _, classes := range []string{`[]`, `null`} {
 		md["classes"] = classes
-		_, err = decodeMeta("empty.safetensors", md)
+		_, err := decodeMeta("empty.safetensors", md)
 		require.ErrorContains(t, err, `empty.safetensors: metadata "classes" is empty`)
 	}
 }

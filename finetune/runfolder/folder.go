@@ -22,7 +22,9 @@
 // epoch and is replaced atomically when a resumed run drops the epochs
 // its checkpoint does not hold. A lock (.lock, holding the writer's PID)
 // keeps a second process out of a folder in use; temporary files a crash
-// left are removed once it is held.
+// left are removed once it is held. A number JSON cannot hold (the NaN
+// loss of a run that diverged) is written as null (see
+// internal/finitejson), so the record of such a run is still written.
 //
 // New makes a folder of its own for each run (runs/<UTC time>, with
 // runs/latest linking to the newest), Open a named one that holds no run
