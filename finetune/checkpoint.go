@@ -104,6 +104,9 @@ func decodeMeta(path string, md map[string]string) (Meta, error) {
 			return m, fmt.Errorf("%s: metadata %q: %w", path, k, err)
 		}
 	}
+	if len(m.Classes) == 0 {
+		return m, fmt.Errorf("%s: metadata \"classes\" is empty: the checkpoint names no class to predict", path)
+	}
 	for k, v := range map[string]any{"plan": &m.Plan, "base": &m.Base} {
 		if raw, ok := md[k]; ok {
 			if err := json.Unmarshal([]byte(raw), v); err != nil {

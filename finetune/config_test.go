@@ -217,3 +217,43 @@ func TestConfigDiff(t *testing.T) {
 	b.Train.EarlyStopping.Patience = 9
 	require.Equal(t, "train.early_stopping.patience was 5, now 9", configDiff(a, b))
 }
+
+// FuzzDecodeMeta checks that no checkpoint metadata makes decodeMeta
+// panic, and that what it accepts names at least one class. The seed is
+// the metadata of testdata/checkpoint-1-metadata.json, in format 1 and 2.
+func FuzzDecodeMeta(f *testing.F) {
+	md := format1Metadata(f)
+	f.Add(md["format"], md["form"], md["config"], md["classes"], md["normalize"], md["metrics"], md["versions"], "", "")
+	meta, err := decodeMeta("seed", md)
+	require.NoError(f, err)
+	md, err = meta.encode()
+	require.NoError(f, err)
+	f.Add(md["format"], md["form"], md["config"], md["classes"], md["normalize"], md["metrics"], md["versions"], `{"stages":[]}`, `{"relative":"x","path":"/x"}`)
+	f.Fuzz(func(t *testing.T, format, form, config, classes, normalize, metrics, versions, plan, base string) {
+		md := map[string]string{"format": format, "form": form, "config": config, "classes": classes,
+			"normalize": normalize, "metrics": metrics, "versions": versions}
+		if plan != "" {
+			md["plan"] = plan
+		}
+		if base != "" {
+			md["base"] = base
+		}
+		meta, err := decodeMeta("fuzz.safetensors", md)
+		if err != nil {
+			require.Contains(t, err.Error(), "fuzz.safetensors")
+			return
+		}
+		require.NotEmpty(t, meta.Classes)
+	})
+}
+
+// TestCheckpointWithoutClasses: a checkpoint whose class list is empty is
+// refused, naming the file, before a model of 0 outputs is built.
+func TestCheckpointWithoutClasses(t *testing.T) {
+	md := format1Metadata(t)
+	for _, classes := range []string{`[]`, `null`} {
+		md["classes"] = classes
+		_, err := decodeMeta("empty.safetensors", md)
+		require.ErrorContains(t, err, `empty.safetensors: metadata "classes" is empty`)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/finetune-go/finetune/internal/printable"
 )
 
 // Confusion is a confusion matrix: Counts[true][predicted].
@@ -94,26 +96,28 @@ func (c *Confusion) MacroF1() float64 {
 	return s / float64(len(pc))
 }
 
-// Table prints the per-class metrics and the matrix.
+// Table prints the per-class metrics and the matrix. Class names are
+// escaped for a terminal (see printable.Name).
 func (c *Confusion) Table() string {
 	var b strings.Builder
 	w := 5
-	for _, name := range c.Classes {
+	names := printable.Names(c.Classes)
+	for _, name := range names {
 		w = max(w, len(name))
 	}
 	fmt.Fprintf(&b, "%-*s  %9s  %6s  %6s  %7s\n", w, "class", "precision", "recall", "f1", "support")
-	for _, m := range c.PerClass() {
-		fmt.Fprintf(&b, "%-*s  %9.4f  %6.4f  %6.4f  %7d\n", w, m.Class, m.Precision, m.Recall, m.F1, m.Support)
+	for i, m := range c.PerClass() {
+		fmt.Fprintf(&b, "%-*s  %9.4f  %6.4f  %6.4f  %7d\n", w, names[i], m.Precision, m.Recall, m.F1, m.Support)
 	}
 	fmt.Fprintf(&b, "\nconfusion (rows: true, columns: predicted)\n%-*s", w, "")
-	for _, name := range c.Classes {
+	for _, name := range names {
 		fmt.Fprintf(&b, "  %*s", max(len(name), 5), name)
 	}
 	b.WriteString("\n")
 	for i, row := range c.Counts {
-		fmt.Fprintf(&b, "%-*s", w, c.Classes[i])
+		fmt.Fprintf(&b, "%-*s", w, names[i])
 		for j, v := range row {
-			fmt.Fprintf(&b, "  %*d", max(len(c.Classes[j]), 5), v)
+			fmt.Fprintf(&b, "  %*d", max(len(names[j]), 5), v)
 		}
 		b.WriteString("\n")
 	}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"image"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/vision/data"
 )
@@ -98,7 +100,9 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 			}
 			k := len(meta.Classes)
 			for j, i := range b.Indices {
-				out[i] = newPrediction(files[i], meta.Classes, probs[j*k:(j+1)*k])
+				if out[i], err = newPrediction(files[i], meta.Classes, probs[j*k:(j+1)*k]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -139,19 +143,27 @@ func PredictImage(m *Model, meta Meta, img image.Image, tta bool) (Prediction, e
 	if err != nil {
 		return Prediction{}, err
 	}
-	return newPrediction("", meta.Classes, probs), nil
+	return newPrediction("", meta.Classes, probs)
 }
 
 // newPrediction names the most probable of classes, whose probabilities
-// are p.
-func newPrediction(path string, classes []string, p []float64) Prediction {
+// are p; NaN probabilities (weights that are not usable) are an error
+// naming the image at path.
+func newPrediction(path string, classes []string, p []float64) (Prediction, error) {
+	if slices.ContainsFunc(p, math.IsNaN) {
+		name := "the image"
+		if path != "" {
+			name = printable.Name(path)
+		}
+		return Prediction{}, fmt.Errorf("predict: %s: the model gives NaN probabilities: its weights are not usable", name)
+	}
 	best := 0
 	for c := range p {
 		if p[c] > p[best] {
 			best = c
 		}
 	}
-	return Prediction{Path: path, Class: classes[best], Probabilities: p}
+	return Prediction{Path: path, Class: classes[best], Probabilities: p}, nil
 }
 
 // predictBatch returns the class probabilities of images x (N×3×H×W on

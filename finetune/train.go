@@ -303,6 +303,9 @@ func buildModel(ctx context.Context, cfg Config, numClasses int64, hub *models.H
 			return nil, fmt.Errorf("model.weights: %w", err)
 		}
 		info("backbone %s: %d tensors loaded from %s", cfg.Model.Arch, len(r.Loaded), cfg.Model.Weights)
+		if r.Stripped != "" {
+			info("model.weights: the file's keys start with %q (saved from a wrapper such as DataParallel); loaded without it", r.Stripped)
+		}
 	}
 	if err := m.SetBNMode(ProvisionalBN(cfg)); err != nil {
 		return nil, err

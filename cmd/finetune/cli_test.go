@@ -129,3 +129,22 @@ func TestVersion(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &v))
 	require.NotEmpty(t, v["libtorch"])
 }
+
+// TestNamesFromFilesEscaped: a name that carries terminal control
+// characters (a file, a class folder) reaches the terminal escaped, in
+// errors as in tables.
+func TestNamesFromFilesEscaped(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := cli(t, dir, "predict", "--checkpoint", "x.safetensors", "evil\x1b[2J.jpg")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, `evil\x1b[2J.jpg`)
+	require.NotContains(t, r.stderr, "\x1b")
+
+	writeImages(t, filepath.Join(dir, "data"), 2)
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "data", "empty\x07class"), 0o755))
+	r = cli(t, dir, append([]string{"run"}, tinyFlags("data", "out", "head:1:all")...)...)
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, `empty\aclass`)
+	require.NotContains(t, r.stderr, "\x07")
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/finitejson"
+	"github.com/finetune-go/finetune/internal/printable"
 )
 
 // outputMode is how a run reports its progress.
@@ -78,13 +79,13 @@ func (d *display) event(e finetune.Event) {
 	d.clearBar()
 	switch e.Kind {
 	case finetune.EventWarning:
-		fmt.Fprintf(d.errw, "warning: %s%s\n", foldPrefix(e), e.Message)
+		fmt.Fprintf(d.errw, "warning: %s%s\n", foldPrefix(e), printable.Text(e.Message))
 	case finetune.EventEpoch:
 		fmt.Fprintln(d.out, foldPrefix(e)+d.epochLine(*e.Metrics))
 	case finetune.EventFold:
 		fmt.Fprintln(d.out, e.Message)
 	default:
-		fmt.Fprintln(d.out, foldPrefix(e)+e.Message)
+		fmt.Fprintln(d.out, foldPrefix(e)+printable.Text(e.Message))
 	}
 }
 
@@ -107,7 +108,7 @@ func foldPrefix(e finetune.Event) string {
 
 // json writes v as one line.
 func (d *display) json(v any) {
-	b, err := json.Marshal(v)
+	b, err := finitejson.Marshal(v)
 	if err != nil {
 		fmt.Fprintf(d.errw, "warning: an event could not be written as JSON: %v\n", err)
 		return

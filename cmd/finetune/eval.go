@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -64,7 +63,7 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 			perClass = append(perClass, map[string]any{"class": pc.Class, "precision": pc.Precision,
 				"recall": pc.Recall, "f1": pc.F1, "support": pc.Support})
 		}
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		return printJSON(false, map[string]any{
 			"checkpoint": *ckpt, "data": *dir, "images": c.Total(), "accuracy": ev.Accuracy, "loss": ev.Loss,
 			"macro_f1": c.MacroF1(), "per_class": perClass, "classes": c.Classes, "confusion": c.Counts,
 		})

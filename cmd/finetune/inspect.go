@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +84,7 @@ implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 		return err
 	}
 	if *format == "json" {
-		return json.NewEncoder(os.Stdout).Encode(map[string]any{"configuration": from, "model": in, "data": data})
+		return printJSON(false, map[string]any{"configuration": from, "model": in, "data": data})
 	}
 	printInspection(os.Stdout, cfg, in)
 	fmt.Printf("\nconfiguration: %s\nclasses: %d (%s)\n", from, numClasses, classNote)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/printable"
 )
 
 // command is a subcommand of the tool.
@@ -173,7 +174,7 @@ func exitStatus(err error, interrupted bool) int {
 	case errors.As(err, &ue) || errors.As(err, &ce):
 		status = exitUsage
 	}
-	fmt.Fprintf(os.Stderr, "finetune: %v\n", err)
+	fmt.Fprintf(os.Stderr, "finetune: %s\n", printable.Text(err.Error()))
 	if verbose {
 		printCauses(os.Stderr, err, "  ")
 	}

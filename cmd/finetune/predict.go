@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -12,6 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/finitejson"
+	"github.com/finetune-go/finetune/internal/printable"
 )
 
 // maxClassColumns is the most classes the table shows a column each;
@@ -77,9 +78,24 @@ func printPredictionsJSON(classes []string, preds []finetune.Prediction, tta boo
 		}
 		items[i] = item{Path: p.Path, Class: p.Class, Probability: p.Probability(), Probabilities: probs}
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{"classes": classes, "tta": tta, "predictions": items})
+	return printJSON(true, map[string]any{"classes": classes, "tta": tta, "predictions": items})
+}
+
+// printJSON writes v to standard output as JSON, indented or on one line,
+// with non-finite numbers (a diverged model's) as null.
+func printJSON(indent bool, v any) error {
+	var b []byte
+	var err error
+	if indent {
+		b, err = finitejson.MarshalIndent(v, "", "  ")
+	} else {
+		b, err = finitejson.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(append(b, '\n'))
+	return err
 }
 
 func printPredictionsCSV(classes []string, preds []finetune.Prediction) error {
@@ -104,13 +120,13 @@ func printPredictionsTable(classes []string, preds []finetune.Prediction) error 
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	head := "path\tclass\tprobability"
 	if len(classes) <= maxClassColumns {
-		head += "\t" + strings.Join(classes, "\t")
+		head += "\t" + strings.Join(printable.Names(classes), "\t")
 	} else {
 		head += "\tmost probable"
 	}
 	fmt.Fprintln(w, head)
 	for _, p := range preds {
-		fmt.Fprintf(w, "%s\t%s\t%.4f", p.Path, p.Class, p.Probability())
+		fmt.Fprintf(w, "%s\t%s\t%.4f", printable.Name(p.Path), printable.Name(p.Class), p.Probability())
 		if len(classes) <= maxClassColumns {
 			for _, v := range p.Probabilities {
 				fmt.Fprintf(w, "\t%.4f", v)
@@ -123,7 +139,7 @@ func printPredictionsTable(classes []string, preds []finetune.Prediction) error 
 			sort.SliceStable(order, func(a, b int) bool { return p.Probabilities[order[a]] > p.Probabilities[order[b]] })
 			var top []string
 			for _, c := range order[:3] {
-				top = append(top, fmt.Sprintf("%s %.4f", classes[c], p.Probabilities[c]))
+				top = append(top, fmt.Sprintf("%s %.4f", printable.Name(classes[c]), p.Probabilities[c]))
 			}
 			fmt.Fprintf(w, "\t%s", strings.Join(top, ", "))
 		}

@@ -22,7 +22,9 @@
 // epoch and is replaced atomically when a resumed run drops the epochs
 // its checkpoint does not hold. A lock (.lock, holding the writer's PID)
 // keeps a second process out of a folder in use; temporary files a crash
-// left are removed once it is held.
+// left are removed once it is held. A number JSON cannot hold (the NaN
+// loss of a run that diverged) is written as null (see
+// internal/finitejson), so the record of such a run is still written.
 //
 // New makes a folder of its own for each run (runs/<UTC time>, with
 // runs/latest linking to the newest), Open a named one that holds no run
@@ -36,7 +38,6 @@ package runfolder
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,7 @@ import (
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/runfolder/plot"
 	"github.com/finetune-go/finetune/finetune/runfolder/tfevents"
+	"github.com/finetune-go/finetune/internal/finitejson"
 )
 
 // Options configure a Folder.
@@ -343,7 +345,7 @@ func (f *Folder) rewriteMetrics(r *run) error {
 }
 
 func writeLine(w io.Writer, em finetune.EpochMetrics) error {
-	b, err := json.Marshal(em)
+	b, err := finitejson.Marshal(em)
 	if err == nil {
 		_, err = w.Write(append(b, '\n'))
 	}
@@ -515,7 +517,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 func jsonWriter(v any) func(io.Writer) error {
 	return func(w io.Writer) error {
-		b, err := json.MarshalIndent(v, "", "  ")
+		b, err := finitejson.MarshalIndent(v, "", "  ")
 		if err == nil {
 			_, err = w.Write(append(b, '\n'))
 		}

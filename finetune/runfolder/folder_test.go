@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -378,4 +380,31 @@ func TestResumeEndsAtOnce(t *testing.T) {
 	got, err := finetune.ReadMetrics(filepath.Join(f.Dir(), "metrics.jsonl"))
 	require.NoError(t, err)
 	require.Equal(t, kept, got)
+}
+
+// TestDivergedRunIsRecorded: a run whose loss became NaN or infinite is
+// recorded, with null for the numbers JSON cannot hold, instead of
+// failing with "json: unsupported value: NaN".
+func TestDivergedRunIsRecorded(t *testing.T) {
+	f, err := runfolder.New(filepath.Join(t.TempDir(), "runs"), runfolder.Options{})
+	require.NoError(t, err)
+	history := epochs(-1, 2)
+	history[1].TrainLoss, history[1].ValLoss = math.NaN(), math.Inf(1)
+	record(t, f, runStart(-1, 0))
+	for _, em := range history {
+		record(t, f, epochEvent(em))
+	}
+	end := runEnd(-1, history)
+	end.Result.Val.Loss = math.NaN()
+	record(t, f, end)
+	require.NoError(t, f.Close())
+	metrics, err := os.ReadFile(filepath.Join(f.Dir(), "metrics.jsonl"))
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(metrics)), "\n")
+	require.Len(t, lines, 2)
+	require.Contains(t, lines[1], `"train_loss":null`)
+	require.Contains(t, lines[1], `"val_loss":null`)
+	result, err := os.ReadFile(filepath.Join(f.Dir(), "result.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(result), `"loss": null`)
 }

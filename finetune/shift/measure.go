@@ -19,6 +19,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 
 	"github.com/finetune-go/finetune/torch"
@@ -308,12 +310,21 @@ func (w *walker) report(images int) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("shift: %s: %w", l.path, err)
 		}
+		if slices.ContainsFunc(runVar, func(v float64) bool { return v < 0 }) {
+			return nil, fmt.Errorf("shift: %s: running_var has negative values: the weights are corrupt", l.path)
+		}
 		eps := l.bn.Config.Eps
 		sum := 0.0
 		for c, m := range l.acc.mean {
 			sum += SymmetricKL(m, l.acc.m2[c]/l.acc.n+eps, runMean[c], runVar[c]+eps)
 		}
-		r.Layers = append(r.Layers, Layer{Path: l.path, Stage: stageOf(l.path), Divergence: sum / float64(len(runMean))})
+		div := sum / float64(len(runMean))
+		if math.IsNaN(div) || math.IsInf(div, 0) {
+			// A negative stored variance, or images that overflow, would
+			// otherwise turn into advice from a NaN.
+			return nil, fmt.Errorf("shift: %s: the divergence from the stored statistics is %v: its running_var or the images' activations are not usable", l.path, div)
+		}
+		r.Layers = append(r.Layers, Layer{Path: l.path, Stage: stageOf(l.path), Divergence: div})
 	}
 	for _, name := range Stages {
 		st := StageShift{Name: name}

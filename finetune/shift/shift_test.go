@@ -239,3 +239,28 @@ func TestTable(t *testing.T) {
 	}
 	require.InDelta(t, 0.15, r.Shift(), 1e-12, "mean of stem to layer3")
 }
+
+// TestMeasureRefusesNonFinite: a negative stored variance, or activations
+// that make the divergence NaN or infinite, are an error naming the
+// layer, not a shift of NaN that ChooseBN would advise from.
+func TestMeasureRefusesNonFinite(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	net := must[*models.ResNet](t)(models.New("resnet18", 0))
+	defer nn.Free(net)
+	nn.Train(net, false)
+	variance := make([]float64, 64)
+	for c := range variance {
+		variance[c] = -4
+	}
+	setStats(t, net.BN1, make([]float64, 64), variance)
+	x := must[*torch.Tensor](t)(torch.Randn([]int64{2, 3, 32, 32}))
+	_, err := Measure(context.Background(), net, batches(x), 0)
+	require.ErrorContains(t, err, "shift: bn1: running_var has negative values")
+
+	// Images whose activations overflow give a divergence of NaN or Inf.
+	setStats(t, net.BN1, make([]float64, 64), make([]float64, 64))
+	huge := must[*torch.Tensor](t)(torch.Full([]int64{2, 3, 32, 32}, 3e38))
+	_, err = Measure(context.Background(), net, batches(huge), 0)
+	require.ErrorContains(t, err, "shift: bn1: the divergence from the stored statistics is")
+}

@@ -195,3 +195,34 @@ func BenchmarkDecodeJPEG(b *testing.B) {
 		})
 	}
 }
+
+// FuzzDecodeTurbo checks that no input makes the libjpeg-turbo decoder the
+// Loader uses crash or panic, at every DCT scale, and that what it
+// returns is an opaque image at the origin within the pixel limit. The
+// seeds are JPEGs of each kind it converts (4:2:0, 4:4:4, CMYK, grayscale,
+// rotated by EXIF).
+func FuzzDecodeTurbo(f *testing.F) {
+	for _, name := range []string{"conv_420.jpg", "conv_444.jpg", "conv_cmyk.jpg", "conv_gray.jpg", "exif_6.jpg"} {
+		b, err := os.ReadFile(filepath.Join(fixtureDir, name))
+		require.NoError(f, err)
+		f.Add(b, uint8(0))
+		f.Add(b, uint8(3))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte, minSide uint8) {
+		p := filepath.Join(dir, "in.jpg")
+		require.NoError(t, os.WriteFile(p, b, 0o644))
+		const maxPixels = 1 << 20
+		img, err := DecodeScaled(p, int(minSide), maxPixels)
+		if err != nil {
+			require.Contains(t, err.Error(), p)
+			return
+		}
+		require.Equal(t, image.Point{}, img.Bounds().Min)
+		require.False(t, img.Bounds().Empty())
+		require.LessOrEqual(t, img.Bounds().Dx()*img.Bounds().Dy(), maxPixels)
+		for i := 3; i < len(img.Pix); i += 4 {
+			require.Equal(t, uint8(0xff), img.Pix[i])
+		}
+	})
+}

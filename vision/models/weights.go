@@ -220,7 +220,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // another size than the file's (num_classes ≠ 1000, the usual fine-tuning
 // case) keeps its fresh initialisation and is listed in the report's
 // Mismatched, not an error. A model built without a classifier ignores the
-// file's.
+// file's. Keys saved with a wrapper's prefix (DataParallel's "module.")
+// load without it, as the report's Stripped says; tensors with NaN or
+// infinite values are an error naming the tensor.
 func LoadWeights(ctx context.Context, m *ResNet, spec string, hub *Hub) (nn.LoadReport, error) {
 	file := spec
 	if IsWeightsName(spec) {
@@ -241,7 +243,15 @@ func LoadWeights(ctx context.Context, m *ResNet, spec string, hub *Hub) (nn.Load
 	if err != nil {
 		return nn.LoadReport{}, err
 	}
-	isHead := func(key string) bool { return strings.HasPrefix(key, "fc.") }
+	isHead := func(key string) bool {
+		for _, p := range nn.CommonPrefixes {
+			if rest, ok := strings.CutPrefix(key, p); ok {
+				key = rest
+				break
+			}
+		}
+		return strings.HasPrefix(key, "fc.")
+	}
 	if m.FC == nil {
 		entries = slices.DeleteFunc(entries, func(e nn.Named[*torch.Tensor]) bool { return isHead(e.Name) })
 	}

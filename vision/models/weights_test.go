@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -56,6 +57,20 @@ func TestLoadWeightsProblemsAreNamed(t *testing.T) {
 		}
 		return es
 	}
+	nan := func(es []nn.Named[*torch.Tensor]) []nn.Named[*torch.Tensor] {
+		for i := range es {
+			if es[i].Name == "layer3.1.bn2.running_var" {
+				es[i].Value = must[*torch.Tensor](t)(torch.Full(es[i].Value.Shape(), math.Inf(1)))
+			}
+		}
+		return es
+	}
+	renamed := func(es []nn.Named[*torch.Tensor]) []nn.Named[*torch.Tensor] {
+		for i := range es {
+			es[i].Name = "encoder." + es[i].Name
+		}
+		return es
+	}
 	truncated := func(t *testing.T) string {
 		path := resnet18File(t, nil)
 		raw := must[[]byte](t)(os.ReadFile(path))
@@ -70,6 +85,8 @@ func TestLoadWeightsProblemsAreNamed(t *testing.T) {
 		{"missing key", func(t *testing.T) string { return resnet18File(t, drop("layer1.0.bn1.running_var")) }, "missing keys layer1.0.bn1.running_var"},
 		{"extra key", func(t *testing.T) string { return resnet18File(t, extra) }, "unexpected keys layer5.weight"},
 		{"wrong shape", func(t *testing.T) string { return resnet18File(t, reshape) }, "layer2.0.conv1.weight has shape [128 64 1 1] in the file but [128 64 3 3]"},
+		{"non-finite", func(t *testing.T) string { return resnet18File(t, nan) }, "layer3.1.bn2.running_var: holds NaN or infinite values"},
+		{"other keys", func(t *testing.T) string { return resnet18File(t, renamed) }, "unexpected keys encoder.conv1.weight, encoder.bn1.weight, encoder.bn1.bias, encoder.bn1.running_mean, encoder.bn1.running_var and 117 more (122 in all)"},
 		{"truncated", truncated, "resnet18.safetensors"},
 		{"not there", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope.pth") }, "nope.pth"},
 	}
@@ -207,4 +224,25 @@ func TestHubDownload(t *testing.T) {
 		w := models.Weights{Arch: "resnet18", Name: "TEST", URL: models.OfficialURL + name}
 		require.FileExists(t, must[string](t)(hub.Fetch(ctx, w)), "a cached file needs no network")
 	})
+}
+
+// TestLoadWeightsSavedFromWrapper: weights saved from DataParallel
+// (module.) load into the backbone, with the head left out as for a
+// plain file, and the report says the prefix was removed.
+func TestLoadWeightsSavedFromWrapper(t *testing.T) {
+	path := resnet18File(t, func(es []nn.Named[*torch.Tensor]) []nn.Named[*torch.Tensor] {
+		for i := range es {
+			es[i].Name = "module." + es[i].Name
+		}
+		return es
+	})
+	for _, classes := range []int64{2, 0} {
+		m := must[*models.ResNet](t)(models.New("resnet18", classes))
+		r, err := models.LoadWeights(context.Background(), m, path, nil)
+		nn.Free(m)
+		require.NoError(t, err)
+		require.Equal(t, "module.", r.Stripped)
+		require.Empty(t, r.Missing)
+		require.Empty(t, r.Unexpected)
+	}
 }
