@@ -1,11 +1,8 @@
 package finetune
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 )
 
 // EventKind says what an Event reports.
@@ -115,22 +112,3 @@ func (e *emitter) record(ev Event) error {
 // progress are the kinds an Observer receives.
 var progress = map[EventKind]bool{EventInfo: true, EventWarning: true, EventStage: true, EventStep: true,
 	EventEpoch: true, EventFold: true}
-
-// ReadMetrics reads a run's metrics.jsonl.
-func ReadMetrics(path string) ([]EpochMetrics, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []EpochMetrics
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		var em EpochMetrics
-		if err := json.Unmarshal(sc.Bytes(), &em); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		out = append(out, em)
-	}
-	return out, sc.Err()
-}

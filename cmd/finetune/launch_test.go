@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/runfolder"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,7 +20,7 @@ func TestLaunchTwoRanks(t *testing.T) {
 	requireExit(t, r, 0)
 	require.Contains(t, r.stdout, "data-parallel: rank 0 of 2 (gloo)")
 	require.Equal(t, 1, strings.Count(r.stdout, "ft 1/1  train loss"), "each epoch is reported by rank 0 only")
-	history, err := finetune.ReadMetrics(filepath.Join(out, "metrics.jsonl"))
+	history, err := runfolder.ReadMetrics(filepath.Join(out, "metrics.jsonl"))
 	require.NoError(t, err)
 	require.Len(t, history, 2)
 	require.FileExists(t, filepath.Join(out, "best.safetensors"))

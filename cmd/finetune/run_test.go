@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/runfolder"
 	"github.com/finetune-go/finetune/internal/snapshot"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
@@ -265,7 +266,7 @@ func TestRunInterruptResume(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, entries)
 	require.Contains(t, r.stdout, "ft 3/3")
-	history, err := finetune.ReadMetrics(filepath.Join(dir, "out", "metrics.jsonl"))
+	history, err := runfolder.ReadMetrics(filepath.Join(dir, "out", "metrics.jsonl"))
 	require.NoError(t, err)
 	require.Len(t, history, 4)
 	for i, em := range history {

@@ -265,7 +265,7 @@ func keptEpochs(path string, fold, n int) ([]finetune.EpochMetrics, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	all, err := finetune.ReadMetrics(path)
+	all, err := ReadMetrics(path)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}

@@ -100,7 +100,7 @@ func TestRunFiles(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, info.Size(), file.Bytes, file.Path)
 	}
-	history, err := finetune.ReadMetrics(filepath.Join(f.Dir(), "metrics.jsonl"))
+	history, err := runfolder.ReadMetrics(filepath.Join(f.Dir(), "metrics.jsonl"))
 	require.NoError(t, err)
 	require.Equal(t, epochs(-1, 3), history)
 	require.Equal(t, history, f.History(-1))
@@ -141,7 +141,7 @@ func TestFoldFolders(t *testing.T) {
 	for _, name := range []string{"cv.json", "fold1/metrics.jsonl", "fold1/curves.png", "fold2/result.json", "fold2/config.yaml"} {
 		require.FileExists(t, filepath.Join(f.Dir(), name))
 	}
-	history, err := finetune.ReadMetrics(filepath.Join(f.Dir(), "fold2", "metrics.jsonl"))
+	history, err := runfolder.ReadMetrics(filepath.Join(f.Dir(), "fold2", "metrics.jsonl"))
 	require.NoError(t, err)
 	require.Equal(t, epochs(1, 2), history)
 }
@@ -280,7 +280,7 @@ func TestResumeIntoCheckpointFolder(t *testing.T) {
 	record(t, f, epochEvent(history[2]), epochEvent(history[3]), runEnd(-1, history))
 	require.NoError(t, f.Close())
 
-	got, err := finetune.ReadMetrics(filepath.Join(root, "copy", "metrics.jsonl"))
+	got, err := runfolder.ReadMetrics(filepath.Join(root, "copy", "metrics.jsonl"))
 	require.NoError(t, err)
 	require.Equal(t, history, got)
 	require.Equal(t, history, f.History(-1))
@@ -377,7 +377,7 @@ func TestResumeEndsAtOnce(t *testing.T) {
 	kept := epochs(-1, 3)[:2]
 	record(t, f, runStart(-1, 2), runEnd(-1, kept))
 	require.NoError(t, f.Close())
-	got, err := finetune.ReadMetrics(filepath.Join(f.Dir(), "metrics.jsonl"))
+	got, err := runfolder.ReadMetrics(filepath.Join(f.Dir(), "metrics.jsonl"))
 	require.NoError(t, err)
 	require.Equal(t, kept, got)
 }
