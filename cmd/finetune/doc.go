@@ -53,7 +53,10 @@
 //
 // eval and predict take --device (auto, cpu, cuda or cuda:N). A delta
 // checkpoint (best-delta.safetensors) is rebuilt from the pretrained
-// weights it was made from, fetched into torch hub's cache if needed.
+// weights it was made from: named weights through torch hub's cache, a
+// file found relative to the checkpoint's folder or where it was, and
+// checked against the SHA-256 the checkpoint recorded;
+// --model.weights FILE points at it when it has moved.
 //
 // # Configuration
 //
@@ -77,7 +80,8 @@
 // best epoch's weights. Its folder is output.dir or, by default, a new
 // one, runs/<UTC time> (runs/20261203-104512), with runs/latest a link to
 // the newest run; a resumed run continues in the folder of its
-// checkpoint. A folder that already holds a run is refused, one in use by
+// checkpoint, and refuses training data that changed since the checkpoint
+// (files added, removed or modified, named) unless --allow-data-change. A folder that already holds a run is refused, one in use by
 // another process too (naming its PID), and a run that fails before its
 // first epoch leaves nothing behind. The folder receives:
 //
@@ -87,7 +91,7 @@
 //	result.json            final metrics, per-class figures, confusion
 //	best.safetensors       the best model (output.checkpoint: full or both)
 //	best-delta.safetensors what differs from the pretrained weights
-//	last.safetensors       everything needed to resume
+//	last.safetensors       the last epoch's state: everything needed to resume
 //	curves.png             loss and accuracy per epoch, train and validation,
 //	                       the gap shaded, stages and the best epoch marked
 //	confusion.png          the validation confusion matrix
