@@ -235,12 +235,13 @@ func (lp *loop) writeResumeTo(path string) error {
 	return nil
 }
 
-// lastGood names the last resume checkpoint recorded.
+// lastGood names the last resume checkpoint recorded, or says that there
+// is none, so that an error never points at a file never written.
 func (lp *loop) lastGood() string {
 	if lp.lastPath == "" {
-		return "none was recorded"
+		return "no checkpoint was written yet"
 	}
-	return lp.lastPath
+	return "the last good checkpoint: " + lp.lastPath
 }
 
 // resumePoint is a resume checkpoint, read.

@@ -1,6 +1,7 @@
 package finetune
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,8 +50,10 @@ func PrimaryProcess() bool {
 // when the process runs alone. dev is the configured device: on CUDA
 // each rank takes the GPU of its local rank, and the device to train on
 // is returned. The backend is NCCL for CUDA when compiled in, else Gloo,
-// unless FINETUNE_DIST_BACKEND says otherwise.
-func joinDataParallel(ctx context.Context, dev torch.Device) (*dataParallel, torch.Device, error) {
+// unless FINETUNE_DIST_BACKEND says otherwise. say is told where the
+// rank waits for the others, and for how long at most
+// (FINETUNE_DIST_TIMEOUT), so that a rank waiting does not look hung.
+func joinDataParallel(ctx context.Context, dev torch.Device, say func(format string, args ...any)) (*dataParallel, torch.Device, error) {
 	c, err := distributed.FromEnv()
 	if err != nil || c.WorldSize == 1 {
 		return nil, dev, err
@@ -70,6 +73,7 @@ func joinDataParallel(ctx context.Context, dev torch.Device) (*dataParallel, tor
 	sharedGroup.Lock()
 	defer sharedGroup.Unlock()
 	if sharedGroup.pg == nil {
+		say("waiting for %d ranks at %s (at most %v, FINETUNE_DIST_TIMEOUT)", c.WorldSize, c.Rendezvous(), cmp.Or(c.Timeout, distributed.DefaultTimeout))
 		if sharedGroup.pg, err = distributed.Init(ctx, c); err != nil {
 			return nil, dev, err
 		}

@@ -3,14 +3,17 @@ package finetune
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/distributed"
 	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/stretchr/testify/require"
 )
 
 // TestDataParallelAlone checks that a process training alone needs no
@@ -19,7 +22,9 @@ func TestDataParallelAlone(t *testing.T) {
 	for _, v := range []string{"RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS"} {
 		t.Setenv(v, "")
 	}
-	dp, dev, err := joinDataParallel(context.Background(), torch.CPU)
+	dp, dev, err := joinDataParallel(context.Background(), torch.CPU, func(format string, args ...any) {
+		t.Errorf("alone, joinDataParallel said "+format, args...)
+	})
 	if err != nil || dp != nil || dev != torch.CPU {
 		t.Fatalf("joinDataParallel alone = %v, %v, %v; want nil, cpu, nil", dp, dev, err)
 	}
@@ -74,14 +79,35 @@ func TestStopCause(t *testing.T) {
 
 // TestDataParallelOneRank runs the helpers over a real group of one rank,
 // where every collective leaves the values as they are.
-func TestDataParallelOneRank(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestDataParallelStartTimesOut: rank 0 of 2 alone says where it waits
+// and gives up after FINETUNE_DIST_TIMEOUT saying how many ranks came,
+// instead of hanging.
+func TestDataParallelStartTimesOut(t *testing.T) {
+	port := freePort(t)
+	for k, v := range map[string]string{"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "",
+		"MASTER_PORT": strconv.Itoa(port), "FINETUNE_DIST_TIMEOUT": "2s", "FINETUNE_DIST_BACKEND": "gloo"} {
+		t.Setenv(k, v)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	pg, err := distributed.Init(context.Background(), distributed.Config{WorldSize: 1, MasterPort: port, Timeout: 10 * time.Second})
+	var said []string
+	start := time.Now()
+	_, _, err := joinDataParallel(context.Background(), torch.CPU, func(format string, args ...any) {
+		said = append(said, fmt.Sprintf(format, args...))
+	})
+	require.ErrorContains(t, err, "only 1 of 2 ranks arrived")
+	require.Less(t, time.Since(start), 10*time.Second)
+	require.Equal(t, []string{fmt.Sprintf("waiting for 2 ranks at 127.0.0.1:%d (at most 2s, FINETUNE_DIST_TIMEOUT)", port)}, said)
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestDataParallelOneRank(t *testing.T) {
+	pg, err := distributed.Init(context.Background(), distributed.Config{WorldSize: 1, MasterPort: freePort(t), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

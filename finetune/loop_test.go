@@ -172,6 +172,21 @@ func TestNonFiniteLossStops(t *testing.T) {
 	require.Contains(t, md["trainer"], `"stage":0`)
 }
 
+// TestNonFiniteLossBeforeAnyCheckpoint: a run that diverges in its first
+// epoch names no checkpoint, since none was written.
+func TestNonFiniteLossBeforeAnyCheckpoint(t *testing.T) {
+	cfg := tinyConfig(t, shapes(t, 12))
+	cfg.Train.Optimizer = "sgd"
+	cfg.Train.Schedule = "constant"
+	cfg.Stages = []Stage{{Name: "boom", Epochs: 2, Freeze: "none", BackboneLRMult: 1e30}}
+	opts, _ := recorded(cfg)
+	_, err := Train(context.Background(), cfg, opts)
+	require.ErrorIs(t, err, ErrNotFinite)
+	require.NotContains(t, err.Error(), lastCheckpoint)
+	require.ErrorContains(t, err, "no checkpoint was written yet")
+	require.NoFileExists(t, filepath.Join(cfg.Output.Dir, lastCheckpoint))
+}
+
 // TestCrossValidation runs 3 folds and checks the folds' validation sets
 // are disjoint, stratified and cover the data.
 func TestCrossValidation(t *testing.T) {

@@ -31,7 +31,7 @@ func (lp *loop) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeature
 			return em, err
 		}
 		if math.IsNaN(tot.loss) || math.IsInf(tot.loss, 0) {
-			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); the last good checkpoint: %s",
+			return em, fmt.Errorf("stage %s, epoch %d, step %d: %w (%v); %s",
 				p.Name, em.Epoch, lp.state.StepInEpoch+1, ErrNotFinite, tot.loss, lp.lastGood())
 		}
 		part.LossSum += tot.loss * float64(tot.n)

@@ -224,7 +224,7 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 	if r.at, err = planPlacement(plan); err != nil {
 		return err
 	}
-	if r.dp, r.at.device, err = joinDataParallel(ctx, r.at.device); err != nil {
+	if r.dp, r.at.device, err = joinDataParallel(ctx, r.at.device, r.info); err != nil {
 		return err
 	}
 	if r.dp != nil {

@@ -27,6 +27,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -143,6 +144,29 @@ int32_t ftd_nccl_built(void) {
 #endif
 }
 
+namespace {
+
+// arrive counts this rank in and waits until all size ranks have come,
+// or fails after timeout_ms saying how many did: without it a missing
+// rank shows only as c10d's "Socket Timeout".
+void arrive(c10d::Store &store, int size, int64_t timeout_ms) {
+  const std::string key = "finetune/arrived";
+  auto deadline = std::chrono::steady_clock::now() + ms(timeout_ms);
+  for (int64_t n = store.add(key, 1);; n = store.add(key, 0)) {
+    if (n >= size) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::ostringstream m;
+      m << "only " << n << " of " << size << " ranks arrived within the timeout";
+      throw std::runtime_error(m.str());
+    }
+    std::this_thread::sleep_for(ms(50));
+  }
+}
+
+} // namespace
+
 char *ftd_group_new(const char *backend, const char *addr, int32_t port,
                     int32_t rank, int32_t size, int64_t timeout_ms,
                     const char *gloo_ifnames, int32_t loopback,
@@ -153,9 +177,18 @@ char *ftd_group_new(const char *backend, const char *addr, int32_t port,
     so.port = static_cast<std::uint16_t>(port);
     so.isServer = rank == 0;
     so.numWorkers = static_cast<std::size_t>(size);
-    so.waitWorkers = true;
+    so.waitWorkers = false; // arrive counts the ranks itself, to say how many came
     so.timeout = ms(timeout_ms);
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(addr), so);
+    c10::intrusive_ptr<c10d::TCPStore> store;
+    try {
+      store = c10::make_intrusive<c10d::TCPStore>(std::string(addr), so);
+    } catch (const std::exception &e) {
+      if (rank == 0) {
+        throw;
+      }
+      throw std::runtime_error("rank 0 did not open the rendezvous within the timeout: " + std::string(e.what()));
+    }
+    arrive(*store, size, timeout_ms);
     auto g = std::make_unique<Group>();
     g->store = store;
     g->size = size;

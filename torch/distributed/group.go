@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +39,24 @@ type Config struct {
 	// died or stopped answering makes them fail after at most this long.
 	// Zero means DefaultTimeout.
 	Timeout time.Duration
+}
+
+// Rendezvous returns where the ranks of c meet, HOST:PORT with the
+// defaults filled in, for a message that says what a rank waits for.
+func (c Config) Rendezvous() string {
+	c = c.withRendezvous()
+	return net.JoinHostPort(c.MasterAddr, strconv.Itoa(c.MasterPort))
+}
+
+// withRendezvous fills in the defaults of MasterAddr and MasterPort.
+func (c Config) withRendezvous() Config {
+	if c.MasterAddr == "" {
+		c.MasterAddr = "127.0.0.1"
+	}
+	if c.MasterPort == 0 {
+		c.MasterPort = DefaultPort
+	}
+	return c
 }
 
 // ReduceOp is a reduction of AllReduce.
@@ -88,8 +107,8 @@ type ProcessGroup struct {
 // Init joins the group c describes and returns once every rank has: rank
 // 0 serves the rendezvous (a TCPStore) and the others connect to it,
 // then the backend connects every pair. It fails after c.Timeout if some
-// rank does not come. Cancelling ctx makes Init return at once; the
-// rendezvous in progress is abandoned.
+// rank does not come, saying how many did. Cancelling ctx makes Init
+// return at once; the rendezvous in progress is abandoned.
 //
 // Init stops SIGPIPE from killing the process (by signal.Notify on a
 // channel nobody reads): a peer that dies makes Gloo's threads write to a
@@ -154,12 +173,7 @@ func (c Config) resolve() (Config, error) {
 	case c.Timeout < 0:
 		return c, fmt.Errorf("distributed: negative timeout %v", c.Timeout)
 	}
-	if c.MasterAddr == "" {
-		c.MasterAddr = "127.0.0.1"
-	}
-	if c.MasterPort == 0 {
-		c.MasterPort = DefaultPort
-	}
+	c = c.withRendezvous()
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
