@@ -216,3 +216,43 @@ func TestConfigListsFromEnvironment(t *testing.T) {
 	require.Equal(t, [2]float64{0.08, 1}, cfg.Augment.Scale)
 	require.Equal(t, []finetune.Stage{{Name: "warm", Epochs: 2, Freeze: "all", BackboneLRMult: 0.1}, {Name: "deep", Epochs: 4, Freeze: "layer2", BackboneLRMult: 0.01}}, cfg.Stages)
 }
+
+// TestBoolValueAfterSpace gives every boolean key, and predict's --tta,
+// its value after a space, beside arguments and other flags.
+func TestBoolValueAfterSpace(t *testing.T) {
+	for _, k := range finetune.Keys() {
+		if k.Kind != reflect.Bool {
+			continue
+		}
+		want := !k.Default.(bool)
+		for _, args := range [][]string{
+			{"--" + k.Name, strconv.FormatBool(want), "pos"},
+			{"pos", "-" + k.Name, strings.ToUpper(strconv.FormatBool(want))},
+			{"--output.dir", "--" + k.Name, "--" + k.Name + "=" + strconv.FormatBool(want), "pos"},
+		} {
+			fs := newFlagSet("run", "", "")
+			flags := fs.addConfigFlags()
+			pos, err := fs.parse(args)
+			require.NoError(t, err, args)
+			require.Equal(t, []string{"pos"}, pos, args)
+			require.Equal(t, want, flags.byName[k.Name].value, args)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		tta  bool
+		pos  []string
+	}{
+		{[]string{"--tta", "false", "a.jpg"}, false, []string{"a.jpg"}},
+		{[]string{"a.jpg", "--tta", "true"}, true, []string{"a.jpg"}},
+		{[]string{"--tta", "a.jpg"}, true, []string{"a.jpg"}},
+		{[]string{"--tta", "--", "false"}, true, []string{"false"}},
+	} {
+		fs := newFlagSet("predict", "", "")
+		tta := fs.Bool("tta", false, "")
+		pos, err := fs.parse(tc.args)
+		require.NoError(t, err, tc.args)
+		require.Equal(t, tc.pos, pos, tc.args)
+		require.Equal(t, tc.tta, *tta, tc.args)
+	}
+}

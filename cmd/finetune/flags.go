@@ -34,6 +34,7 @@ func newFlagSet(name, synopsis, about string) *flagSet {
 // flags), and returns the arguments. --help prints the help and returns
 // errHelp; a bad flag is a usageError naming the closest flag.
 func (f *flagSet) parse(args []string) ([]string, error) {
+	args = f.joinBoolValues(args)
 	var pos []string
 	for {
 		if err := f.Parse(args); err != nil {
@@ -52,6 +53,39 @@ func (f *flagSet) parse(args []string) ([]string, error) {
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
+}
+
+// joinBoolValues returns args with "--flag true" and "--flag false"
+// joined into "--flag=true" for boolean flags, so that a value after a
+// space is the flag's and not an argument (the flag package takes only
+// "--flag=false").
+func (f *flagSet) joinBoolValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		out = append(out, a)
+		if a == "--" {
+			return append(out, args[i+1:]...)
+		}
+		name := strings.TrimLeft(a, "-")
+		if i+1 == len(args) || name == a || len(a)-len(name) > 2 || strings.Contains(name, "=") {
+			continue
+		}
+		fl := f.Lookup(name)
+		if fl == nil {
+			continue
+		}
+		if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+			out = append(out, args[i+1]) // the flag's value, even if it looks like a flag
+			i++
+			continue
+		}
+		if v := strings.ToLower(args[i+1]); v == "true" || v == "false" {
+			out[len(out)-1] = a + "=" + v
+			i++
+		}
+	}
+	return out
 }
 
 // explain rewrites the flag package's message with double dashes and,
