@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/torch/optim"
@@ -153,8 +154,8 @@ func (lp *loop) prepareStage(p stagePlan) error {
 	}
 	total, trainable := nn.CountParameters(lp.m)
 	lp.ev.emit(Event{Kind: EventStage, Stage: p.Name, Epochs: p.Epochs, Message: fmt.Sprintf(
-		"stage %s: %d epochs at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
-		p.Name, p.Epochs, p.Freeze, nn.Thousands(trainable), nn.Thousands(total), lp.plan.BatchNorm, p.StepsPerEpoch)})
+		"stage %s: %s at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
+		p.Name, plural.Count(p.Epochs, "epoch"), p.Freeze, nn.Thousands(trainable), nn.Thousands(total), lp.plan.BatchNorm, p.StepsPerEpoch)})
 	return nil
 }
 
@@ -204,8 +205,8 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 			return err
 		}
 		if stop {
-			lp.info("stage %s: early stop after epoch %d: %s has not improved for %d epochs",
-				p.Name, em.Epoch, lp.cfg.Train.EarlyStopping.Metric, lp.state.SinceBest)
+			lp.info("stage %s: early stop after epoch %d: %s has not improved for %s",
+				p.Name, em.Epoch, lp.cfg.Train.EarlyStopping.Metric, plural.Count(lp.state.SinceBest, "epoch"))
 			break
 		}
 	}

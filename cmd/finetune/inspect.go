@@ -11,6 +11,7 @@ import (
 
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/shift"
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/models"
 )
@@ -224,8 +225,8 @@ func printData(w io.Writer, cfg finetune.Config, d *finetune.DataInfo, note stri
 		if cfg.CV.Folds > 0 {
 			fold = fmt.Sprintf(" (fold 1 of %d)", cfg.CV.Folds)
 		}
-		fmt.Fprintf(w, "data: %d training images, %d validation%s -> %d steps per epoch at batch %d, %d steps over %d epochs at most\n",
-			d.Train, d.Val, fold, d.StepsPerEpoch, cfg.Data.BatchSize, d.StepsPerEpoch*epochs, epochs)
+		fmt.Fprintf(w, "data: %d training images, %d validation%s -> %d steps per epoch at batch %d, %d steps over %s at most\n",
+			d.Train, d.Val, fold, d.StepsPerEpoch, cfg.Data.BatchSize, d.StepsPerEpoch*epochs, plural.Count(epochs, "epoch"))
 	}
 }
 
