@@ -260,7 +260,8 @@ func TestRunInterruptResume(t *testing.T) {
 	require.True(t, sent)
 	last := filepath.Join("out", "last.safetensors")
 	require.Contains(t, r.stderr, "training interrupted")
-	require.Contains(t, r.stderr, "resume with --resume "+last)
+	require.Contains(t, r.stderr, "; resume with: finetune run --resume "+last+"\n")
+	require.NotContains(t, r.stderr, "context canceled")
 	require.NotContains(t, r.stdout, "ft 3/3")
 	requirePNG(t, filepath.Join(dir, "out", "curves.png"), 800, 400)
 
