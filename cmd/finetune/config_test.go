@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -165,7 +166,7 @@ func TestConfigSourceErrors(t *testing.T) {
 		{"toml typo", write("typo.toml", "[train]\nlrr = 0.1\n"), "", `unknown config key "train.lrr" (did you mean "train.lr"?)`},
 		{"environment typo", "", "FINETUNE_TRAIN_LRR=0.1",
 			"environment: FINETUNE_TRAIN_LRR is not a configuration key (did you mean FINETUNE_TRAIN_LR?)"},
-		{"environment value", "", "FINETUNE_DATA_BATCH_SIZE=many", `'data.batch_size' cannot parse value as 'int'`},
+		{"environment value", "", "FINETUNE_DATA_BATCH_SIZE=many", `environment: FINETUNE_DATA_BATCH_SIZE="many": not an integer`},
 		{"missing file", filepath.Join(dir, "missing.yaml"), "", "missing.yaml: no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,5 +255,42 @@ func TestBoolValueAfterSpace(t *testing.T) {
 		require.NoError(t, err, tc.args)
 		require.Equal(t, tc.pos, pos, tc.args)
 		require.Equal(t, tc.tta, *tta, tc.args)
+	}
+}
+
+// TestBadValueFromEnvironmentAndFlag: a bad value in a variable or a flag
+// is named with its variable or flag and said in words, without the
+// decoder's internals.
+func TestBadValueFromEnvironmentAndFlag(t *testing.T) {
+	for _, tc := range []struct{ key, value, want string }{
+		{"data.batch_size", "x", "not an integer"},
+		{"seed", "-1", "not an integer of 0 or more"},
+		{"probe", "maybe", "not true or false"},
+		{"train.lr", "fast", "not a number"},
+		{"stages", "a:x:all", `stages: "a:x:all": epochs "x" is not an integer`},
+		{"model.head.hidden", "512,x", `"x": not an integer`},
+		{"augment.scale", "1", "not MIN,MAX"},
+	} {
+		var k finetune.Key
+		for _, key := range finetune.Keys() {
+			if key.Name == tc.key {
+				k = key
+			}
+		}
+		env := envName(tc.key)
+		t.Setenv(env, tc.value)
+		_, _, err := loadConfig(t, configSource{})
+		require.EqualError(t, err, fmt.Sprintf("environment: %s=%q: %s", env, tc.value, tc.want))
+		t.Setenv(env, "")
+
+		fs := newFlagSet("config", "", "")
+		fs.addConfigFlags()
+		_, err = fs.parse([]string{"--" + k.Name + "=" + tc.value})
+		require.Error(t, err, tc.key)
+		require.ErrorContains(t, err, fmt.Sprintf("value %q for", tc.value))
+		require.ErrorContains(t, err, fmt.Sprintf("--%s: %s", tc.key, tc.want))
+		for _, internal := range []string{"strconv", "mapstructure", "decoding failed", "cannot parse"} {
+			require.NotContains(t, err.Error(), internal)
+		}
 	}
 }
