@@ -362,3 +362,22 @@ func TestDeltaWeightsElsewhere(t *testing.T) {
 	require.Contains(t, r.stderr, other+" (sha256 ")
 	require.Contains(t, r.stderr, "are not those the checkpoint was made from")
 }
+
+// TestInspectDataDir: inspect --data DIR counts DIR's classes and steps,
+// not those of the configured data.train.
+func TestInspectDataDir(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 8)
+	writeImages(t, filepath.Join(dir, "small"), 2)
+	flags := tinyFlags("data", "out", "head:1:all")
+	r := cli(t, dir, append([]string{"inspect"}, flags...)...)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "classes: 2 (from data.train)")
+	require.Contains(t, r.stdout, "data: 12 training images, 4 validation")
+	r = cli(t, dir, append(append([]string{"inspect"}, flags...), "--data", "small")...)
+	require.Contains(t, r.stdout, "classes: 2 (from --data small)")
+	require.Contains(t, r.stdout, "data: 2 training images, 2 validation -> 1 step per epoch at batch 4, 1 step over 1 epoch at most")
+	// Without pretrained weights there is no shift to measure.
+	requireExit(t, r, 1)
+	require.Contains(t, r.stderr, "--data: model.weights: none")
+}
