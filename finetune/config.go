@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	textsuggest "github.com/finetune-go/finetune/internal/suggest"
+	"github.com/finetune-go/finetune/vision/models"
 )
 
 // Config is everything a run needs. Each field has one key, its json
@@ -209,7 +210,7 @@ func ParseStages(s string) ([]Stage, error) {
 		}
 		epochs, err := strconv.Atoi(f[1])
 		if err != nil {
-			return nil, fmt.Errorf("stages: %q: epochs %q is not a number", item, f[1])
+			return nil, fmt.Errorf("stages: %q: epochs %q is not an integer", item, f[1])
 		}
 		st := Stage{Name: f[0], Epochs: epochs, Freeze: f[2], BackboneLRMult: 0.1}
 		if len(f) == 4 {
@@ -230,7 +231,7 @@ func oneOf(key, value string, allowed ...string) error {
 	if slices.Contains(allowed, value) {
 		return nil
 	}
-	return fmt.Errorf("%s: %q is not one of %s", key, value, strings.Join(allowed, ", "))
+	return fmt.Errorf("%s: %q is not one of %s%s", key, value, strings.Join(allowed, ", "), suggest(value, allowed))
 }
 
 // Validate checks every value and names the key of the first bad one.
@@ -251,6 +252,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("%s: must be in [0, 1%s, got %v", key, map[bool]string{true: ")", false: "]"}[open], v))
 		}
 	}
+	check(oneOf("model.arch", c.Model.Arch, models.Archs()...))
 	if c.Data.Train == "" {
 		errs = append(errs, "data.train: required: the folder of training images, one subfolder per class")
 	}

@@ -134,13 +134,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"scalar for a section", "train: 3\n", `line 1: train: "3" is not a mapping of keys`},
 		{"list length", "augment:\n  scale: [0.1, 0.5, 1]\n", "line 2: augment.scale: a list is not a list of 2 values"},
 		{"list item", "model:\n  head:\n    hidden: [512, wide]\n", `line 3: model.head.hidden[1]: "wide" is not an integer`},
-		{"bad stages", "stages: head:x:all\n", `line 1: stages: "head:x:all": epochs "x" is not a number`},
+		{"bad stages", "stages: head:x:all\n", `line 1: stages: "head:x:all": epochs "x" is not an integer`},
 		{"not a mapping", "- a\n", "line 1: the configuration is a list, not a mapping of keys"},
-		{"syntax", "data:\n  train: [x\n", "yaml: line 1: did not find expected ',' or ']'"},
+		{"syntax", "data:\n  train: [x\n", "line 2: did not find expected ',' or ']'"},
+		{"indentation", "train:\n  lr: 0.1\n   momentum: 2\n", "line 3: mapping values are not allowed in this context"},
+		{"block in flow", "data:\n  train: x\n  val: {a: 1\n", "line 3: did not find expected ',' or '}'"},
+		{"tab", "data:\n\ttrain: x\n", "line 2: found character that cannot start any token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.doc), Defaults())
 			require.ErrorContains(t, err, tc.msg)
+			require.NotContains(t, err.Error(), "yaml:")
 		})
 	}
 }

@@ -132,7 +132,7 @@ func wrap(s string, width int) []string {
 func ParseConfig(data []byte, base Config) (Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return Config{}, err
+		return Config{}, syntaxError(err)
 	}
 	if len(doc.Content) == 0 {
 		return base, nil
@@ -142,6 +142,30 @@ func ParseConfig(data []byte, base Config) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// yamlParserProblems are the messages of libyaml's parser, as opposed to
+// its scanner: yaml.v3 counts their lines from 0, or gives none on the
+// first line.
+var yamlParserProblems = []string{"did not find expected <document start>", "did not find expected node content",
+	"did not find expected key", "did not find expected '-' indicator", "did not find expected ',' or ']'",
+	"did not find expected ',' or '}'"}
+
+// syntaxError rewrites yaml.v3's syntax error as "line N: problem", the
+// line counted from 1 and without the package's "yaml: " prefix.
+func syntaxError(err error) error {
+	rest, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
+	if after, ok := strings.CutPrefix(rest, "line "); ok {
+		if n, problem, found := strings.Cut(after, ": "); found {
+			if v, err := strconv.Atoi(n); err == nil {
+				line, rest = v, problem
+			}
+		}
+	}
+	if line == 0 || slices.Contains(yamlParserProblems, rest) {
+		line++
+	}
+	return fmt.Errorf("line %d: %s", line, rest)
 }
 
 // setValue sets v, the value of key, from n. Lists are replaced, never

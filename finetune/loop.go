@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/torch/optim"
@@ -153,8 +155,8 @@ func (lp *loop) prepareStage(p stagePlan) error {
 	}
 	total, trainable := nn.CountParameters(lp.m)
 	lp.ev.emit(Event{Kind: EventStage, Stage: p.Name, Epochs: p.Epochs, Message: fmt.Sprintf(
-		"stage %s: %d epochs at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
-		p.Name, p.Epochs, p.Freeze, nn.Thousands(trainable), nn.Thousands(total), lp.plan.BatchNorm, p.StepsPerEpoch)})
+		"stage %s: %s at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
+		p.Name, plural.Count(p.Epochs, "epoch"), p.Freeze, nn.Thousands(trainable), nn.Thousands(total), lp.plan.BatchNorm, p.StepsPerEpoch)})
 	return nil
 }
 
@@ -204,8 +206,8 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 			return err
 		}
 		if stop {
-			lp.info("stage %s: early stop after epoch %d: %s has not improved for %d epochs",
-				p.Name, em.Epoch, lp.cfg.Train.EarlyStopping.Metric, lp.state.SinceBest)
+			lp.info("stage %s: early stop after epoch %d: %s has not improved for %s",
+				p.Name, em.Epoch, lp.cfg.Train.EarlyStopping.Metric, plural.Count(lp.state.SinceBest, "epoch"))
 			break
 		}
 	}
@@ -288,21 +290,42 @@ func (lp *loop) restoreBest() error {
 // interrupt records a resumable checkpoint for the step just finished.
 func (lp *loop) interrupt(p stagePlan, cause error) error {
 	if !lp.ev.primary {
-		return fmt.Errorf("%w: %w", ErrInterrupted, cause)
+		return &interruption{ErrInterrupted.Error(), cause}
 	}
 	if err := lp.writeResume(); err != nil {
 		return fmt.Errorf("%w; and recording the checkpoint failed: %w", cause, err)
 	}
-	return fmt.Errorf("%w in stage %s, epoch %d after step %d; %s: %w",
-		ErrInterrupted, p.Name, lp.state.Epoch+1, lp.state.StepInEpoch, lp.resumeHint(), cause)
+	return &interruption{fmt.Sprintf("%v in stage %s, epoch %d after step %d; %s",
+		ErrInterrupted, p.Name, lp.state.Epoch+1, lp.state.StepInEpoch, lp.resumeHint()), cause}
 }
 
-// resumeHint says how to continue from the last resume checkpoint.
+// interruption is the error of an interrupted run. It wraps
+// ErrInterrupted and the context's error, which it does not print: "context
+// canceled" after the resume command would only be in the way of copying it.
+type interruption struct {
+	msg   string
+	cause error
+}
+
+func (e *interruption) Error() string   { return e.msg }
+func (e *interruption) Unwrap() []error { return []error{ErrInterrupted, e.cause} }
+
+// resumeHint says how to continue from the last resume checkpoint, as a
+// command to copy.
 func (lp *loop) resumeHint() string {
 	if lp.lastPath == "" {
 		return "no Recorder kept a checkpoint to resume from"
 	}
-	return "resume with --resume " + lp.lastPath
+	return "resume with: finetune run --resume " + shellQuote(lp.lastPath)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_./:=+,@.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // finish evaluates the model the run ends with and records the final

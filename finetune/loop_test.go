@@ -122,8 +122,10 @@ func testResumeReachesSameWeights(t *testing.T, root, bn string) {
 		}
 	}})
 	require.ErrorIs(t, err, ErrInterrupted)
-	require.ErrorContains(t, err, "resume with --resume")
+	require.ErrorIs(t, err, context.Canceled)
 	last := filepath.Join(cfg.Output.Dir, lastCheckpoint)
+	require.ErrorContains(t, err, "resume with: finetune run --resume "+shellQuote(last))
+	require.NotContains(t, err.Error(), "context canceled")
 	require.FileExists(t, last)
 
 	opts.Resume = last
@@ -256,4 +258,15 @@ func TestPrecisionAndLayoutOnCPU(t *testing.T) {
 	cfg.Train.Precision = "fp16"
 	_, err = Train(context.Background(), cfg, Options{})
 	require.ErrorContains(t, err, "train.precision: fp16 needs CUDA")
+}
+
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"out/last.safetensors", "out/last.safetensors"},
+		{"my runs/last.safetensors", "'my runs/last.safetensors'"},
+		{"it's/last", `'it'\''s/last'`},
+		{"", "''"},
+	} {
+		require.Equal(t, tc.want, shellQuote(tc.in))
+	}
 }

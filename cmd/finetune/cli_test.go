@@ -43,6 +43,8 @@ func TestUsageErrors(t *testing.T) {
 	writeImages(t, filepath.Join(dir, "data"), 2)
 	base := tinyFlags("data", "out", "head:1:all")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "typo.yaml"), []byte("train:\n  lrr: 0.1\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "indent.yaml"), []byte("train:\n  lr: 0.1\n   momentum: 2\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "value.yaml"), []byte("data:\n  train: data\n  batch_size: 4.5\n"), 0o644))
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -51,8 +53,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"evl"}, `did you mean eval?`},
 		{append(append([]string{"run"}, base...), "--train.batchnorm", "sometimes"), `train.batchnorm: "sometimes" is not one of auto, frozen, train, adapt, legacy`},
 		{append([]string{"run", "--config", "typo.yaml"}, base...), `unknown config key "train.lrr" (did you mean "train.lr"?)`},
+		{append([]string{"run", "--config", "indent.yaml"}, base...), "config indent.yaml: line 3: mapping values are not allowed in this context"},
+		{[]string{"run", "--config", "value.yaml"}, `config value.yaml: line 3: data.batch_size: "4.5" is not an integer`},
 		{append([]string{"run", "--train.lrr", "0.1"}, base...), "flag provided but not defined: --train.lrr (did you mean --train.lr?)"},
 		{append([]string{"run", "--train.lr", "fast"}, base...), `invalid value "fast" for flag --train.lr: not a number`},
+		{append([]string{"run", "--data.batch_size", "4.5"}, base...), `invalid value "4.5" for flag --data.batch_size: not an integer`},
+		{append(append([]string{"run"}, base...), "--model.arch", "resnet19", "--data.train", "nowhere"), `model.arch: "resnet19" is not one of resnet101, resnet152, resnet18, resnet34, resnet50, resnext50_32x4d, wide_resnet50_2 (did you mean "resnet18"?)`},
+		{append(append([]string{"inspect"}, base...), "--model.arch", "resnet19"), `model.arch: "resnet19" is not one of`},
+		{append(append([]string{"run"}, base...), "--stages", "head:1:layr3"), `stages[0].freeze: "layr3" is not one of none, stem, layer1, layer2, layer3, layer4, all (did you mean "layer3"?)`},
 		{[]string{"run", "--output.dir", "out"}, "data.train: required"},
 		{[]string{"run", "--config", "missing.yaml"}, "missing.yaml"},
 		{[]string{"predict", "--checkpoint", "x.safetensors"}, "no PATH"},

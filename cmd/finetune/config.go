@@ -172,7 +172,10 @@ func environment(flags *configFlags) ([]string, error) {
 		name := envName(kv.key.Name)
 		names = append(names, name)
 		// Like viper, take an empty variable for an unset one.
-		if os.Getenv(name) != "" {
+		if v := os.Getenv(name); v != "" {
+			if _, err := parseValue(kv.key, v); err != nil {
+				return nil, fmt.Errorf("environment: %s=%q: %w", name, v, err)
+			}
 			set = append(set, name)
 		}
 	}

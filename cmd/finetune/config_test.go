@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -165,7 +166,7 @@ func TestConfigSourceErrors(t *testing.T) {
 		{"toml typo", write("typo.toml", "[train]\nlrr = 0.1\n"), "", `unknown config key "train.lrr" (did you mean "train.lr"?)`},
 		{"environment typo", "", "FINETUNE_TRAIN_LRR=0.1",
 			"environment: FINETUNE_TRAIN_LRR is not a configuration key (did you mean FINETUNE_TRAIN_LR?)"},
-		{"environment value", "", "FINETUNE_DATA_BATCH_SIZE=many", `'data.batch_size' cannot parse value as 'int'`},
+		{"environment value", "", "FINETUNE_DATA_BATCH_SIZE=many", `environment: FINETUNE_DATA_BATCH_SIZE="many": not an integer`},
 		{"missing file", filepath.Join(dir, "missing.yaml"), "", "missing.yaml: no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,4 +216,81 @@ func TestConfigListsFromEnvironment(t *testing.T) {
 	require.Equal(t, []int{512, 256}, cfg.Model.Head.Hidden)
 	require.Equal(t, [2]float64{0.08, 1}, cfg.Augment.Scale)
 	require.Equal(t, []finetune.Stage{{Name: "warm", Epochs: 2, Freeze: "all", BackboneLRMult: 0.1}, {Name: "deep", Epochs: 4, Freeze: "layer2", BackboneLRMult: 0.01}}, cfg.Stages)
+}
+
+// TestBoolValueAfterSpace gives every boolean key, and predict's --tta,
+// its value after a space, beside arguments and other flags.
+func TestBoolValueAfterSpace(t *testing.T) {
+	for _, k := range finetune.Keys() {
+		if k.Kind != reflect.Bool {
+			continue
+		}
+		want := !k.Default.(bool)
+		for _, args := range [][]string{
+			{"--" + k.Name, strconv.FormatBool(want), "pos"},
+			{"pos", "-" + k.Name, strings.ToUpper(strconv.FormatBool(want))},
+			{"--output.dir", "--" + k.Name, "--" + k.Name + "=" + strconv.FormatBool(want), "pos"},
+		} {
+			fs := newFlagSet("run", "", "")
+			flags := fs.addConfigFlags()
+			pos, err := fs.parse(args)
+			require.NoError(t, err, args)
+			require.Equal(t, []string{"pos"}, pos, args)
+			require.Equal(t, want, flags.byName[k.Name].value, args)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		tta  bool
+		pos  []string
+	}{
+		{[]string{"--tta", "false", "a.jpg"}, false, []string{"a.jpg"}},
+		{[]string{"a.jpg", "--tta", "true"}, true, []string{"a.jpg"}},
+		{[]string{"--tta", "a.jpg"}, true, []string{"a.jpg"}},
+		{[]string{"--tta", "--", "false"}, true, []string{"false"}},
+	} {
+		fs := newFlagSet("predict", "", "")
+		tta := fs.Bool("tta", false, "")
+		pos, err := fs.parse(tc.args)
+		require.NoError(t, err, tc.args)
+		require.Equal(t, tc.pos, pos, tc.args)
+		require.Equal(t, tc.tta, *tta, tc.args)
+	}
+}
+
+// TestBadValueFromEnvironmentAndFlag: a bad value in a variable or a flag
+// is named with its variable or flag and said in words, without the
+// decoder's internals.
+func TestBadValueFromEnvironmentAndFlag(t *testing.T) {
+	for _, tc := range []struct{ key, value, want string }{
+		{"data.batch_size", "x", "not an integer"},
+		{"seed", "-1", "not an integer of 0 or more"},
+		{"probe", "maybe", "not true or false"},
+		{"train.lr", "fast", "not a number"},
+		{"stages", "a:x:all", `stages: "a:x:all": epochs "x" is not an integer`},
+		{"model.head.hidden", "512,x", `"x": not an integer`},
+		{"augment.scale", "1", "not MIN,MAX"},
+	} {
+		var k finetune.Key
+		for _, key := range finetune.Keys() {
+			if key.Name == tc.key {
+				k = key
+			}
+		}
+		env := envName(tc.key)
+		t.Setenv(env, tc.value)
+		_, _, err := loadConfig(t, configSource{})
+		require.EqualError(t, err, fmt.Sprintf("environment: %s=%q: %s", env, tc.value, tc.want))
+		t.Setenv(env, "")
+
+		fs := newFlagSet("config", "", "")
+		fs.addConfigFlags()
+		_, err = fs.parse([]string{"--" + k.Name + "=" + tc.value})
+		require.Error(t, err, tc.key)
+		require.ErrorContains(t, err, fmt.Sprintf("value %q for", tc.value))
+		require.ErrorContains(t, err, fmt.Sprintf("--%s: %s", tc.key, tc.want))
+		for _, internal := range []string{"strconv", "mapstructure", "decoding failed", "cannot parse"} {
+			require.NotContains(t, err.Error(), internal)
+		}
+	}
 }

@@ -34,6 +34,7 @@ func newFlagSet(name, synopsis, about string) *flagSet {
 // flags), and returns the arguments. --help prints the help and returns
 // errHelp; a bad flag is a usageError naming the closest flag.
 func (f *flagSet) parse(args []string) ([]string, error) {
+	args = f.joinBoolValues(args)
 	var pos []string
 	for {
 		if err := f.Parse(args); err != nil {
@@ -52,6 +53,39 @@ func (f *flagSet) parse(args []string) ([]string, error) {
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
+}
+
+// joinBoolValues returns args with "--flag true" and "--flag false"
+// joined into "--flag=true" for boolean flags, so that a value after a
+// space is the flag's and not an argument (the flag package takes only
+// "--flag=false").
+func (f *flagSet) joinBoolValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		out = append(out, a)
+		if a == "--" {
+			return append(out, args[i+1:]...)
+		}
+		name := strings.TrimLeft(a, "-")
+		if i+1 == len(args) || name == a || len(a)-len(name) > 2 || strings.Contains(name, "=") {
+			continue
+		}
+		fl := f.Lookup(name)
+		if fl == nil {
+			continue
+		}
+		if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+			out = append(out, args[i+1]) // the flag's value, even if it looks like a flag
+			i++
+			continue
+		}
+		if v := strings.ToLower(args[i+1]); v == "true" || v == "false" {
+			out[len(out)-1] = a + "=" + v
+			i++
+		}
+	}
+	return out
 }
 
 // explain rewrites the flag package's message with double dashes and,
@@ -188,30 +222,73 @@ func (kv *keyValue) String() string {
 	return formatValue(kv.key.Default)
 }
 
-// Set parses s as the key's kind: numbers and booleans are checked here,
-// lists and stages when the configuration is decoded.
+// Set parses s as the key's kind, so that a bad value is refused with the
+// flag or variable that gave it; lists and stages are kept as strings for
+// the decoder.
 func (kv *keyValue) Set(s string) error {
-	var err error
-	switch kv.key.Kind {
-	case reflect.Bool:
-		kv.value, err = strconv.ParseBool(s)
-	case reflect.Int:
-		kv.value, err = strconv.Atoi(s)
-	case reflect.Uint64:
-		kv.value, err = strconv.ParseUint(s, 10, 64)
-	case reflect.Float64:
-		kv.value, err = strconv.ParseFloat(s, 64)
-	default:
-		kv.value = s
-	}
+	v, err := parseValue(kv.key, s)
 	if err != nil {
-		return fmt.Errorf("not a %s", typeName(kv.key))
+		return err
 	}
-	kv.set = true
+	kv.value, kv.set = v, true
 	return nil
 }
 
+// parseValue parses s as a value of k: a number, a boolean, or (checked,
+// returned as s) a list or stages.
+func parseValue(k finetune.Key, s string) (any, error) {
+	if k.Name == "stages" {
+		_, err := finetune.ParseStages(s)
+		return s, err
+	}
+	kind := k.Kind
+	if kind == reflect.Slice || kind == reflect.Array {
+		elem := reflect.TypeOf(k.Default).Elem().Kind()
+		parts, _ := listHook(nil, reflect.TypeOf(k.Default), s)
+		list := parts.([]string)
+		if kind == reflect.Array && len(list) != reflect.TypeOf(k.Default).Len() {
+			return nil, fmt.Errorf("not %s", typeName(k))
+		}
+		for _, p := range list {
+			if _, err := parseValue(finetune.Key{Kind: elem}, p); err != nil {
+				return nil, fmt.Errorf("%q: %w", p, err)
+			}
+		}
+		return s, nil
+	}
+	var v any
+	var err error
+	switch kind {
+	case reflect.Bool:
+		if v, err = strconv.ParseBool(s); err != nil {
+			return nil, errors.New("not true or false")
+		}
+	case reflect.Int:
+		v, err = strconv.Atoi(s)
+	case reflect.Uint64:
+		if v, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return nil, errors.New("not an integer of 0 or more")
+		}
+	case reflect.Float64:
+		v, err = strconv.ParseFloat(s, 64)
+	default:
+		v = s
+	}
+	if err != nil {
+		return nil, fmt.Errorf("not %s", article(typeName(k)))
+	}
+	return v, nil
+}
+
 func (kv *keyValue) IsBoolFlag() bool { return kv.key.Kind == reflect.Bool }
+
+// article puts "a" or "an" before a type's name: "an integer".
+func article(name string) string {
+	if strings.ContainsRune("aeiou", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
+}
 
 // typeName names the kind of value a key takes, for help.
 func typeName(k finetune.Key) string {

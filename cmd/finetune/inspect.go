@@ -11,6 +11,7 @@ import (
 
 	"github.com/finetune-go/finetune/finetune"
 	"github.com/finetune-go/finetune/finetune/shift"
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/models"
 )
@@ -25,7 +26,7 @@ of a full and of a delta checkpoint, and the steps of an epoch when
 data.train exists. It reads no pretrained weights: sizes do not depend on
 them. It takes the flags of run; data.train is optional here.
 
-With --data DIR it also loads the pretrained weights and measures, on a
+With --data DIR the classes and steps are DIR's, and it also loads the pretrained weights and measures, on a
 sample of DIR's images, how far they are from the data the backbone was
 trained on, as each BatchNorm layer sees it, per stage; it says what that
 implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
@@ -64,13 +65,19 @@ implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 	if err = withoutDataTrain(err); err != nil {
 		return err
 	}
+	dataFrom := "data.train"
+	if *shiftDir != "" {
+		// The folder measured is the one asked about: its classes and
+		// steps, not those of a configured data.train.
+		cfg.Data.Train, dataFrom = *shiftDir, "--data "+*shiftDir
+	}
 	var data *finetune.DataInfo
 	var dataNote string
 	if cfg.Data.Train != "" {
 		if data, err = finetune.InspectData(cfg); err != nil {
 			dataNote = err.Error()
 		} else if numClasses == 0 {
-			numClasses, classNote = len(data.Classes), "from data.train"
+			numClasses, classNote = len(data.Classes), "from "+dataFrom
 		}
 	}
 	if numClasses == 0 {
@@ -224,8 +231,9 @@ func printData(w io.Writer, cfg finetune.Config, d *finetune.DataInfo, note stri
 		if cfg.CV.Folds > 0 {
 			fold = fmt.Sprintf(" (fold 1 of %d)", cfg.CV.Folds)
 		}
-		fmt.Fprintf(w, "data: %d training images, %d validation%s -> %d steps per epoch at batch %d, %d steps over %d epochs at most\n",
-			d.Train, d.Val, fold, d.StepsPerEpoch, cfg.Data.BatchSize, d.StepsPerEpoch*epochs, epochs)
+		fmt.Fprintf(w, "data: %d training images, %d validation%s -> %s per epoch at batch %d, %s over %s at most\n",
+			d.Train, d.Val, fold, plural.Count(d.StepsPerEpoch, "step"), cfg.Data.BatchSize,
+			plural.Count(d.StepsPerEpoch*epochs, "step"), plural.Count(epochs, "epoch"))
 	}
 }
 

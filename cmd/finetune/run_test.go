@@ -48,6 +48,8 @@ func TestRunEvalPredictInspect(t *testing.T) {
 	requirePlain(t, r.stdout)
 	require.Regexp(t, `(?m)^head 1/1  train loss \d\.\d{4} acc \d\.\d{4}  val loss \d\.\d{4} acc \d\.\d{4}  gap [+-]\d\.\d{4}`, r.stdout)
 	require.Regexp(t, `(?m)^ft 1/1  train loss`, r.stdout)
+	require.Contains(t, r.stdout, "stage head: 1 epoch at most,")
+	require.NotContains(t, r.stdout, " 1 epochs")
 	require.Contains(t, r.stdout, "best epoch")
 	require.Contains(t, r.stdout, filepath.Join("out", "best.safetensors"))
 	out := filepath.Join(dir, "out")
@@ -102,6 +104,10 @@ func TestRunEvalPredictInspect(t *testing.T) {
 	requireExit(t, r, 0)
 	require.Contains(t, r.stdout, "total              11,177,538")
 	require.Contains(t, r.stdout, "steps per epoch at batch 4")
+	require.Contains(t, r.stdout, "steps over 2 epochs at most")
+	one := cli(t, dir, append(append([]string{"inspect"}, flags...), "--stages", "head:1:all")...)
+	requireExit(t, one, 0)
+	require.Contains(t, one.stdout, "steps over 1 epoch at most")
 	require.Regexp(t, `(?m)^layer4\s+5\s+5 frozen\s+5 frozen$`, r.stdout)
 	require.Regexp(t, `(?m)^  backbone\.layer4\.1\.bn2\s+frozen\s+scale and shift train$`, r.stdout)
 	// A checkpoint brings its configuration and classes.
@@ -148,8 +154,9 @@ func TestRunEvalPredictInspect(t *testing.T) {
 		require.InDelta(t, 1, p0+p1, 1e-6, row)
 		require.Contains(t, []string{"blue", "red"}, row[1])
 	}
-	for _, tta := range []string{"--tta=false", "--tta"} {
-		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--format", "json", tta, "data/red/00.png", "data/blue")
+	for _, tta := range [][]string{{"--tta=false"}, {"--tta"}, {"--tta", "false"}, {"--tta", "true"}} {
+		args := append(append([]string{"predict", "--checkpoint", "out/best.safetensors", "--format", "json"}, tta...), "data/red/00.png", "data/blue")
+		r = cli(t, dir, args...)
 		requireExit(t, r, 0)
 		var pj struct {
 			Classes     []string
@@ -162,7 +169,7 @@ func TestRunEvalPredictInspect(t *testing.T) {
 			}
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &pj))
-		require.Equal(t, tta == "--tta", pj.TTA)
+		require.Equal(t, tta[len(tta)-1] != "--tta=false" && tta[len(tta)-1] != "false", pj.TTA, tta)
 		require.Len(t, pj.Predictions, 9)
 		require.Equal(t, "data/red/00.png", pj.Predictions[0].Path)
 		for _, p := range pj.Predictions {
@@ -253,7 +260,8 @@ func TestRunInterruptResume(t *testing.T) {
 	require.True(t, sent)
 	last := filepath.Join("out", "last.safetensors")
 	require.Contains(t, r.stderr, "training interrupted")
-	require.Contains(t, r.stderr, "resume with --resume "+last)
+	require.Contains(t, r.stderr, "; resume with: finetune run --resume "+last+"\n")
+	require.NotContains(t, r.stderr, "context canceled")
 	require.NotContains(t, r.stdout, "ft 3/3")
 	requirePNG(t, filepath.Join(dir, "out", "curves.png"), 800, 400)
 
@@ -353,4 +361,23 @@ func TestDeltaWeightsElsewhere(t *testing.T) {
 	require.NotEqual(t, 0, r.code)
 	require.Contains(t, r.stderr, other+" (sha256 ")
 	require.Contains(t, r.stderr, "are not those the checkpoint was made from")
+}
+
+// TestInspectDataDir: inspect --data DIR counts DIR's classes and steps,
+// not those of the configured data.train.
+func TestInspectDataDir(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 8)
+	writeImages(t, filepath.Join(dir, "small"), 2)
+	flags := tinyFlags("data", "out", "head:1:all")
+	r := cli(t, dir, append([]string{"inspect"}, flags...)...)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "classes: 2 (from data.train)")
+	require.Contains(t, r.stdout, "data: 12 training images, 4 validation")
+	r = cli(t, dir, append(append([]string{"inspect"}, flags...), "--data", "small")...)
+	require.Contains(t, r.stdout, "classes: 2 (from --data small)")
+	require.Contains(t, r.stdout, "data: 2 training images, 2 validation -> 1 step per epoch at batch 4, 1 step over 1 epoch at most")
+	// Without pretrained weights there is no shift to measure.
+	requireExit(t, r, 1)
+	require.Contains(t, r.stderr, "--data: model.weights: none")
 }

@@ -54,6 +54,7 @@ import (
 	"github.com/finetune-go/finetune/finetune/runfolder/plot"
 	"github.com/finetune-go/finetune/finetune/runfolder/tfevents"
 	"github.com/finetune-go/finetune/internal/finitejson"
+	"github.com/finetune-go/finetune/internal/plural"
 )
 
 // Options configure a Folder.
@@ -276,7 +277,7 @@ func keptEpochs(path string, fold, n int) ([]finetune.EpochMetrics, error) {
 		}
 	}
 	if len(kept) < n {
-		return nil, fmt.Errorf("resume: %s holds %d epochs, the checkpoint %d", path, len(kept), n)
+		return nil, fmt.Errorf("resume: %s holds %s, the checkpoint %d", path, plural.Count(len(kept), "epoch"), n)
 	}
 	return kept, nil
 }

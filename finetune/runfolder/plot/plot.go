@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/internal/plural"
 )
 
 // Curves draws a run's learning curves to w as a PNG: training and
@@ -33,10 +34,7 @@ func Curves(w io.Writer, history []finetune.EpochMetrics) error {
 			best = i + 1
 		}
 	}
-	title := "1 epoch"
-	if len(history) > 1 {
-		title = fmt.Sprintf("%d epochs", len(history))
-	}
+	title := plural.Count(len(history), "epoch")
 	if best > 0 {
 		b := history[best-1]
 		title += fmt.Sprintf(", best: epoch %d (%s %d), val accuracy %.3f", best, b.Stage, b.Epoch, b.ValAccuracy)
