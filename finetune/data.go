@@ -99,7 +99,10 @@ const (
 )
 
 // loader makes a batch loader over indices of set.
-func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any)) (*data.BatchLoader, error) {
+//
+// onSkip, when not nil, is told of the images skipped under
+// data.on_bad_image: skip instead of logf.
+func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any), onSkip func(data.SkippedImage)) (*data.BatchLoader, error) {
 	pipe := d.evalPipe
 	if kind == trainLoader {
 		pipe = d.trainPipe
@@ -124,6 +127,7 @@ func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int
 		OnBadImage: policy,
 		PinMemory:  at.device.Type == torch.DeviceCUDA,
 		Logf:       logf,
+		OnSkip:     onSkip,
 	}
 	if kind == keepAllLoader {
 		opts.Singleton = data.KeepSingleton

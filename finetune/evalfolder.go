@@ -46,7 +46,7 @@ func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) 
 		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
 	}
 	d := &Data{Classes: meta.Classes, evalPipe: pipe}
-	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), keepAllLoader, nil)
+	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), keepAllLoader, nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}

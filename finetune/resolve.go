@@ -110,7 +110,7 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 		}
 		return "", nil
 	}
-	report, err := measureShift(ctx, r.cfg, r.at, r.m, r.d, r.loaderLog)
+	report, err := measureShift(ctx, r.cfg, r.at, r.m, r.d, r.loaderLog, r.skip)
 	if err != nil {
 		return "", err
 	}
@@ -130,11 +130,11 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 
 // measureShift measures the BatchNorm shift of m's backbone on a seeded
 // sample of the training images.
-func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Data, logf func(string, ...any)) (*shift.Report, error) {
+func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Data, logf func(string, ...any), onSkip func(data.SkippedImage)) (*shift.Report, error) {
 	sample := append([]int(nil), d.Train...)
 	rand.New(rand.NewPCG(cfg.Seed, 0x5417)).Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
 	sample = sample[:min(len(sample), shiftSample)]
-	loader, err := d.loader(cfg, at, d.TrainSet, sample, fixedLoader, logf)
+	loader, err := d.loader(cfg, at, d.TrainSet, sample, fixedLoader, logf, onSkip)
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +447,7 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 		return nil, 0, err
 	}
 	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples)), evalPipe: pipe}
-	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {})
+	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {}, nil)
 	if err != nil {
 		return nil, 0, err
 	}

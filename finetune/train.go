@@ -285,22 +285,34 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 // loaderLog prints a loader's warning once per run.
 func (r *run) loaderLog(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	if r.firstTime(msg) {
+		r.warn("%s", msg)
+	}
+}
+
+// skip warns, once per run, that a loader skipped an image.
+func (r *run) skip(s data.SkippedImage) {
+	if r.firstTime("skip " + s.Path) {
+		r.ev.emit(Event{Kind: EventWarning, Skipped: s.Path, Message: fmt.Sprintf("skipping %s: %v", s.Path, s.Err)})
+	}
+}
+
+// firstTime reports whether the run meets key for the first time.
+func (r *run) firstTime(key string) bool {
 	r.logMu.Lock()
-	seen := r.logged[msg]
+	defer r.logMu.Unlock()
 	if r.logged == nil {
 		r.logged = map[string]bool{}
 	}
-	r.logged[msg] = true
-	r.logMu.Unlock()
-	if !seen {
-		r.warn("%s", msg)
-	}
+	seen := r.logged[key]
+	r.logged[key] = true
+	return !seen
 }
 
 // loader makes a batch loader over indices of set and keeps it for
 // skipped.
 func (r *run) loader(set *data.Dataset, indices []int, kind loaderKind) (*data.BatchLoader, error) {
-	l, err := r.d.loader(r.cfg, r.at, set, indices, kind, r.loaderLog)
+	l, err := r.d.loader(r.cfg, r.at, set, indices, kind, r.loaderLog, r.skip)
 	if err != nil {
 		return nil, err
 	}

@@ -354,3 +354,31 @@ func TestDeltaWeightsElsewhere(t *testing.T) {
 	require.Contains(t, r.stderr, other+" (sha256 ")
 	require.Contains(t, r.stderr, "are not those the checkpoint was made from")
 }
+
+// TestRunSkipBadImageOnce: under data.on_bad_image: skip a damaged image
+// is warned about once per run, whatever the passes over the data, and
+// under --quiet only in the summary; result.json lists it.
+func TestRunSkipBadImageOnce(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		dir := t.TempDir()
+		// Enough images for the probe's cross-validation, which makes
+		// a pass of its own.
+		writeImages(t, filepath.Join(dir, "data"), 24)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "data", "red", "broken.png"), []byte("not a png"), 0o644))
+		args := append([]string{"run", "--data.on_bad_image", "skip", "--data.val_split", "0.5", "--probe=true"}, tinyFlags("data", "out", "head:2:all")...)
+		if quiet {
+			args = append(args, "--quiet")
+		}
+		r := cli(t, dir, args...)
+		requireExit(t, r, 0)
+		if quiet {
+			require.NotContains(t, r.stderr, "broken.png")
+			require.Contains(t, r.stdout, " data/red/broken.png: ")
+		} else {
+			require.Equal(t, 1, strings.Count(r.stderr, "warning: skipping"), r.stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "out", "result.json"))
+		require.NoError(t, err)
+		require.Contains(t, string(b), "broken.png")
+	}
+}
