@@ -49,6 +49,9 @@ type Evaluation struct {
 	Loss      float64    `json:"loss"`
 	Accuracy  float64    `json:"accuracy"`
 	Confusion *Confusion `json:"confusion"`
+	// Skipped lists the images left out under data.on_bad_image: skip
+	// (Evaluate only; a run lists its own in Result.Skipped).
+	Skipped []data.SkippedImage `json:"-"`
 }
 
 // Result is what a run produced.

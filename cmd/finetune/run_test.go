@@ -380,5 +380,22 @@ func TestRunSkipBadImageOnce(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(dir, "out", "result.json"))
 		require.NoError(t, err)
 		require.Contains(t, string(b), "broken.png")
+		if quiet {
+			continue
+		}
+		// eval does not inherit the run's skip; told to, it lists the file.
+		r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "data")
+		requireExit(t, r, 1)
+		require.Contains(t, r.stderr, "broken.png")
+		r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "data", "--data.on_bad_image", "skip", "--format", "json")
+		requireExit(t, r, 0)
+		var ev struct {
+			Images  int64
+			Skipped []string `json:"skipped_images"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev))
+		require.Equal(t, int64(48), ev.Images)
+		require.Len(t, ev.Skipped, 1)
+		require.Contains(t, ev.Skipped[0], "broken.png")
 	}
 }
