@@ -91,10 +91,18 @@ type loaderKind int
 const (
 	trainLoader loaderKind = iota // augmented (when configured), shuffled
 	fixedLoader                   // evaluation transforms, in order
+	// keepAllLoader is a fixedLoader that keeps every image it loads: the
+	// no-batch-of-1 rule is training BatchNorm's need, and under
+	// data.on_bad_image: skip it would drop a lone image from validation,
+	// features or evaluation.
+	keepAllLoader
 )
 
 // loader makes a batch loader over indices of set.
-func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any)) (*data.BatchLoader, error) {
+//
+// onSkip, when not nil, is told of the images skipped under
+// data.on_bad_image: skip instead of logf.
+func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any), onSkip func(data.SkippedImage)) (*data.BatchLoader, error) {
 	pipe := d.evalPipe
 	if kind == trainLoader {
 		pipe = d.trainPipe
@@ -119,6 +127,10 @@ func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int
 		OnBadImage: policy,
 		PinMemory:  at.device.Type == torch.DeviceCUDA,
 		Logf:       logf,
+		OnSkip:     onSkip,
+	}
+	if kind == keepAllLoader {
+		opts.Singleton = data.KeepSingleton
 	}
 	if kind == trainLoader {
 		// Each rank of a data-parallel group trains on its share; the

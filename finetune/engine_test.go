@@ -66,7 +66,7 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 		require.NoError(t, err, "train.batchnorm %s", bn)
 		require.NotNil(t, res.ProbeAccuracy)
 		meta := Meta{Config: cfg, Classes: res.Classes}
-		_, err = Evaluate(context.Background(), res.Model, meta, root)
+		_, err = Evaluate(context.Background(), res.Model, meta, root, "error")
 		require.NoError(t, err)
 		files := must[[]string](t)(ImageFiles([]string{root}))
 		_, err = Predict(context.Background(), res.Model, meta, files[:3], true)

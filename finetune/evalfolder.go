@@ -13,8 +13,15 @@ import (
 // (meta.Config: resize, center crop, ImageNet normalisation), and returns
 // the plain cross entropy, the accuracy and the confusion matrix, exactly
 // as validation computes them during training. dir must have the
-// checkpoint's classes.
-func Evaluate(ctx context.Context, m *Model, meta Meta, dir string) (*Evaluation, error) {
+// checkpoint's classes. onBadImage is error or skip, as data.on_bad_image:
+// the training run's setting is not inherited, so that every image is
+// counted unless the caller says otherwise; skipped files are listed in
+// the Evaluation.
+func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) (*Evaluation, error) {
+	if onBadImage != "error" && onBadImage != "skip" {
+		return nil, fmt.Errorf("data.on_bad_image: must be error or skip, got %q", onBadImage)
+	}
+	meta.Config.Data.OnBadImage = onBadImage
 	set, err := data.ImageFolder(dir)
 	if err != nil {
 		return nil, err
@@ -34,6 +41,7 @@ func Evaluate(ctx context.Context, m *Model, meta Meta, dir string) (*Evaluation
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
+	ev.Skipped = loader.Skipped()
 	return ev, nil
 }
 
@@ -46,7 +54,7 @@ func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) 
 		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
 	}
 	d := &Data{Classes: meta.Classes, evalPipe: pipe}
-	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), fixedLoader, nil)
+	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), keepAllLoader, nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -25,6 +25,10 @@ type Event struct {
 	Fold    int       `json:"fold"` // -1 outside cross-validation
 	Stage   string    `json:"stage,omitempty"`
 	Message string    `json:"message,omitempty"`
+	// Skipped is the file of a warning that a run skipped it under
+	// data.on_bad_image: skip; such a warning comes once per file and
+	// the file is also in Result.Skipped.
+	Skipped string `json:"skipped,omitempty"`
 	// Step events: steps done in the epoch, of Steps; the epoch's running
 	// mean loss; the learning rate; throughput.
 	Epoch int `json:"epoch,omitempty"`

@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/finetune-go/finetune/torch"
@@ -19,6 +20,13 @@ func (r *run) cacheValid() bool {
 // stageFeatures holds backbone features that stay valid for a stage.
 type stageFeatures struct {
 	train, val *torch.Tensor // rows in loader order; nil when not cached
+	// trainRows and valRows are the dataset indices of the rows: the
+	// images a loader decoded, which under data.on_bad_image: skip are
+	// fewer than it was given.
+	trainRows, valRows []int
+	// rowOf maps a position in the training indices to its row of train,
+	// -1 for an image that was skipped.
+	rowOf []int
 	// trainFrozen says the backbone runs without autograd for training
 	// batches (everything in it is frozen).
 	trainFrozen bool
@@ -48,21 +56,32 @@ func (r *run) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, s
 		return f, p.Cache, nil
 	}
 	var err error
-	if f.val, err = r.features(ctx, r.valLoader); err != nil {
+	if f.val, f.valRows, err = r.features(ctx, r.valLoader); err != nil {
 		f.free(r.m)
 		return nil, "", fmt.Errorf("caching validation features: %w", err)
 	}
 	if p.Cache == "training and validation" {
-		fixed, err := r.d.loader(r.cfg, r.at, r.d.TrainSet, r.d.Train, fixedLoader, r.loaderLog)
+		fixed, err := r.loader(r.d.TrainSet, r.d.Train, keepAllLoader)
 		if err != nil {
 			f.free(r.m)
 			return nil, "", err
 		}
-		f.train, err = r.features(ctx, fixed)
+		f.train, f.trainRows, err = r.features(ctx, fixed)
 		fixed.Close()
 		if err != nil {
 			f.free(r.m)
 			return nil, "", fmt.Errorf("caching training features: %w", err)
+		}
+		// The evaluation loader is in order, so the rows are the training
+		// indices less the skipped ones.
+		f.rowOf = make([]int, len(r.d.Train))
+		row := 0
+		for k, i := range r.d.Train {
+			f.rowOf[k] = -1
+			if row < len(f.trainRows) && f.trainRows[row] == i {
+				f.rowOf[k] = row
+				row++
+			}
 		}
 	}
 	r.info("stage %s: backbone frozen with fixed BatchNorm: %s features computed once and reused every epoch", p.Name, p.Cache)
@@ -70,9 +89,12 @@ func (r *run) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, s
 }
 
 // features runs the frozen backbone over every batch of loader and keeps
-// the head's inputs, in loader order.
-func (r *run) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, error) {
-	var parts []*torch.Tensor
+// the head's inputs, in loader order, with the dataset index of each row.
+func (r *run) features(ctx context.Context, loader *data.BatchLoader) (*torch.Tensor, []int, error) {
+	var (
+		parts []*torch.Tensor
+		rows  []int
+	)
 	defer func() {
 		for _, p := range parts {
 			p.Free()
@@ -92,6 +114,7 @@ func (r *run) features(ctx context.Context, loader *data.BatchLoader) (*torch.Te
 			}
 			if err == nil {
 				parts = append(parts, f.Keep())
+				rows = append(rows, b.Indices...)
 			}
 			s.Close()
 			b.Free()
@@ -102,13 +125,16 @@ func (r *run) features(ctx context.Context, loader *data.BatchLoader) (*torch.Te
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if len(parts) == 0 {
+		return nil, nil, errors.New("no image could be loaded")
 	}
 	out, err := torch.Cat(parts, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out.Keep(), nil
+	return out.Keep(), rows, nil
 }
 
 // trainBatch is one training batch: images (or cached features) and
@@ -135,7 +161,11 @@ func (lp *loop) epochBatches(ctx context.Context, p stagePlan, feats *stageFeatu
 					idx := make([]int64, 0, bounds[pos][1]-bounds[pos][0])
 					labels := make([]int64, 0, cap(idx))
 					for _, k := range order[bounds[pos][0]:bounds[pos][1]] {
-						idx = append(idx, int64(k))
+						row := feats.rowOf[k]
+						if row < 0 { // skipped: not decoded
+							continue
+						}
+						idx = append(idx, int64(row))
 						labels = append(labels, int64(lp.d.TrainSet.Samples[lp.d.Train[k]].Label))
 					}
 					b, err := lp.gatherFeatures(feats.train, idx, labels)

@@ -261,7 +261,7 @@ func InspectData(cfg Config) (*DataInfo, error) {
 	if d.TestSet != nil {
 		info.Test = len(d.TestSet.Samples)
 	}
-	loader, err := d.loader(cfg, placement{}, set, train, trainLoader, nil)
+	loader, err := d.loader(cfg, placement{}, set, train, trainLoader, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)
 	}

@@ -339,7 +339,7 @@ func (lp *loop) finish(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("final validation: %w", err)
 	}
 	if lp.d.TestSet != nil {
-		test, err := lp.d.loader(lp.cfg, lp.at, lp.d.TestSet, nil, fixedLoader, lp.loaderLog)
+		test, err := lp.loader(lp.d.TestSet, nil, keepAllLoader)
 		if err != nil {
 			return nil, fmt.Errorf("data.test: %w", err)
 		}
@@ -349,7 +349,7 @@ func (lp *loop) finish(ctx context.Context) (*Result, error) {
 			return nil, fmt.Errorf("test: %w", err)
 		}
 	}
-	res.Skipped = append(lp.trainLoader.Skipped(), lp.valLoader.Skipped()...)
+	res.Skipped = lp.skipped()
 	metrics := map[string]float64{"val_accuracy": res.Val.Accuracy, "val_loss": res.Val.Loss}
 	if res.Test != nil {
 		metrics["test_accuracy"], metrics["test_loss"] = res.Test.Accuracy, res.Test.Loss

@@ -110,7 +110,7 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 		}
 		return "", nil
 	}
-	report, err := measureShift(ctx, r.cfg, r.at, r.m, r.d, r.loaderLog)
+	report, err := measureShift(ctx, r.cfg, r.at, r.m, r.d, r.loaderLog, r.skip)
 	if err != nil {
 		return "", err
 	}
@@ -130,11 +130,11 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 
 // measureShift measures the BatchNorm shift of m's backbone on a seeded
 // sample of the training images.
-func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Data, logf func(string, ...any)) (*shift.Report, error) {
+func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Data, logf func(string, ...any), onSkip func(data.SkippedImage)) (*shift.Report, error) {
 	sample := append([]int(nil), d.Train...)
 	rand.New(rand.NewPCG(cfg.Seed, 0x5417)).Shuffle(len(sample), func(i, j int) { sample[i], sample[j] = sample[j], sample[i] })
 	sample = sample[:min(len(sample), shiftSample)]
-	loader, err := d.loader(cfg, at, d.TrainSet, sample, fixedLoader, logf)
+	loader, err := d.loader(cfg, at, d.TrainSet, sample, fixedLoader, logf, onSkip)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func (r *run) backbonePath() (path, why string) {
 // torch.optim.swa_utils.update_bn: statistics reset, cumulative average
 // (momentum None), then frozen.
 func (r *run) adaptBN(ctx context.Context) error {
-	loader, err := r.d.loader(r.cfg, r.at, r.d.TrainSet, r.d.Train, fixedLoader, r.loaderLog)
+	loader, err := r.loader(r.d.TrainSet, r.d.Train, fixedLoader)
 	if err != nil {
 		return err
 	}
@@ -280,33 +280,32 @@ func (r *run) baselines(ctx context.Context, plan *Plan, p stagePlan, res *resol
 	}
 	// Without the feature cache the probe computes its own, so that
 	// train.cache_features stays a matter of speed, never of the result.
-	val := feats.val
+	val, valRows := feats.val, feats.valRows
 	if val == nil {
 		var err error
-		if val, err = r.features(ctx, r.valLoader); err != nil {
+		if val, valRows, err = r.features(ctx, r.valLoader); err != nil {
 			return fmt.Errorf("features for the linear probe: %w", err)
 		}
 		defer val.Free()
 	}
-	train := feats.train
+	train, trainRows := feats.train, feats.trainRows
 	if train == nil {
-		fixed, err := r.d.loader(cfg, r.at, r.d.TrainSet, r.d.Train, fixedLoader, r.loaderLog)
+		fixed, err := r.loader(r.d.TrainSet, r.d.Train, keepAllLoader)
 		if err != nil {
 			return err
 		}
-		train, err = r.features(ctx, fixed)
+		train, trainRows, err = r.features(ctx, fixed)
 		fixed.Close()
 		if err != nil {
 			return fmt.Errorf("features for the linear probe: %w", err)
 		}
 		defer train.Free()
 	}
-	labels := labelsOf(r.d.TrainSet, r.d.Train)
-	valLabels := labelsOf(r.d.ValSet, r.d.Val)
-	if n, _ := train.Size(0); int(n) != len(labels) {
-		r.warn("linear probe and search skipped: %d training images could not be loaded", len(labels)-int(n))
-		return nil
-	}
+	// The rows are the images the loaders decoded: under
+	// data.on_bad_image: skip the labels follow them, so a skipped file
+	// leaves the recipe as it would be without it.
+	labels := labelsOf(r.d.TrainSet, trainRows)
+	valLabels := labelsOf(r.d.ValSet, valRows)
 	k := len(r.d.Classes)
 	if wantProbe {
 		pm, cv, err := probe.FitCV(train, labels, k, probe.CVOptions{Seed: cfg.Seed})
@@ -448,7 +447,7 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 		return nil, 0, err
 	}
 	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples)), evalPipe: pipe}
-	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {})
+	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {}, nil)
 	if err != nil {
 		return nil, 0, err
 	}

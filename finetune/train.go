@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/finetune-go/finetune/torch"
@@ -48,6 +49,9 @@ type Evaluation struct {
 	Loss      float64    `json:"loss"`
 	Accuracy  float64    `json:"accuracy"`
 	Confusion *Confusion `json:"confusion"`
+	// Skipped lists the images left out under data.on_bad_image: skip
+	// (Evaluate only; a run lists its own in Result.Skipped).
+	Skipped []data.SkippedImage `json:"-"`
 }
 
 // Result is what a run produced.
@@ -191,6 +195,13 @@ type run struct {
 
 	trainLoader, valLoader *data.BatchLoader
 	classWeights           *torch.Tensor
+
+	// loaders are every loader the run made, closed or not, for the
+	// images they skipped; logged holds the loader messages already
+	// printed, since each pass over the data makes its own loader.
+	loaders []*data.BatchLoader
+	logMu   sync.Mutex
+	logged  map[string]bool
 }
 
 func (r *run) info(format string, args ...any) {
@@ -251,10 +262,10 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 	// The allocator decides whether every step faults its activations
 	// in again (glibc) or reuses them: worth a line in every log.
 	r.info("malloc: %v", torch.Allocator())
-	if r.trainLoader, err = r.d.loader(cfg, r.at, r.d.TrainSet, r.d.Train, trainLoader, r.loaderLog); err != nil {
+	if r.trainLoader, err = r.loader(r.d.TrainSet, r.d.Train, trainLoader); err != nil {
 		return fmt.Errorf("data.train: %w", err)
 	}
-	if r.valLoader, err = r.d.loader(cfg, r.at, r.d.ValSet, r.d.Val, fixedLoader, r.loaderLog); err != nil {
+	if r.valLoader, err = r.loader(r.d.ValSet, r.d.Val, keepAllLoader); err != nil {
 		return fmt.Errorf("data.val: %w", err)
 	}
 	if cfg.Train.ClassWeights == "balanced" {
@@ -274,7 +285,58 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 	return nil
 }
 
-func (r *run) loaderLog(format string, args ...any) { r.warn(format, args...) }
+// loaderLog prints a loader's warning once per run.
+func (r *run) loaderLog(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if r.firstTime(msg) {
+		r.warn("%s", msg)
+	}
+}
+
+// skip warns, once per run, that a loader skipped an image.
+func (r *run) skip(s data.SkippedImage) {
+	if r.firstTime("skip " + s.Path) {
+		r.ev.emit(Event{Kind: EventWarning, Skipped: s.Path, Message: fmt.Sprintf("skipping %s: %v", s.Path, s.Err)})
+	}
+}
+
+// firstTime reports whether the run meets key for the first time.
+func (r *run) firstTime(key string) bool {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if r.logged == nil {
+		r.logged = map[string]bool{}
+	}
+	seen := r.logged[key]
+	r.logged[key] = true
+	return !seen
+}
+
+// loader makes a batch loader over indices of set and keeps it for
+// skipped.
+func (r *run) loader(set *data.Dataset, indices []int, kind loaderKind) (*data.BatchLoader, error) {
+	l, err := r.d.loader(r.cfg, r.at, set, indices, kind, r.loaderLog, r.skip)
+	if err != nil {
+		return nil, err
+	}
+	r.loaders = append(r.loaders, l)
+	return l, nil
+}
+
+// skipped lists the images the run's loaders skipped, each once.
+func (r *run) skipped() []data.SkippedImage {
+	var out []data.SkippedImage
+	seen := map[string]bool{}
+	for _, l := range r.loaders {
+		for _, s := range l.Skipped() {
+			if !seen[s.Path] {
+				seen[s.Path] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
 
 func (r *run) close() {
 	if r.trainLoader != nil {

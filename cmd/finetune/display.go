@@ -73,7 +73,8 @@ func (d *display) event(e finetune.Event) {
 			d.drawBar(e)
 		}
 		return
-	case d.mode == modeQuiet && e.Kind != finetune.EventWarning:
+	case d.mode == modeQuiet && (e.Kind != finetune.EventWarning || e.Skipped != ""):
+		// Quiet lists the skipped images once, in the summary.
 		return
 	}
 	d.clearBar()

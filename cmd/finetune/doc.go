@@ -36,12 +36,13 @@
 //	    recipe: auto would choose.
 //	run [--config FILE] [--resume PATH] [--quiet | --json] [flags]
 //	    Trains as configured; see Runs below.
-//	eval --checkpoint FILE --data DIR [--format table|json] [--png FILE]
+//	eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--data.on_bad_image error|skip]
 //	    Evaluates a checkpoint on a folder with one subfolder of images
 //	    per class (the checkpoint's classes) through the checkpoint's
 //	    evaluation transforms: accuracy, cross entropy, precision, recall
 //	    and F1 per class, the confusion matrix (drawn into a PNG with
-//	    --png).
+//	    --png). A damaged image is an error unless --data.on_bad_image
+//	    skip leaves it out and lists it (the run's setting is not used).
 //	predict --checkpoint FILE [--format table|csv|json] [--tta] PATH...
 //	    Classifies images, or folders of images searched recursively: the
 //	    most probable class and every class's probability. --tta averages

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/finetune-go/finetune/internal/printable"
 	"io"
 	"os"
 	"text/tabwriter"
@@ -13,7 +14,7 @@ import (
 )
 
 func cmdEval(ctx context.Context, args []string) error {
-	fs := newFlagSet("eval", "finetune eval --checkpoint FILE --data DIR [--format table|json] [--png FILE]", `
+	fs := newFlagSet("eval", "finetune eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--data.on_bad_image error|skip]", `
 Evaluates a checkpoint on a folder of labelled images (one subfolder per
 class, the checkpoint's classes) with the checkpoint's evaluation
 transforms (resize, center crop, ImageNet normalisation): accuracy, cross
@@ -24,6 +25,7 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	png := fs.String("png", "", "also draw the confusion matrix into `FILE` (a PNG)")
 	device := fs.String("device", "auto", deviceUsage)
 	weights := fs.String("model.weights", "", weightsUsage)
+	onBad := fs.String("data.on_bad_image", "error", "error (stop, naming the file) or skip (leave it out and list it); the training run's setting is not used")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -40,16 +42,23 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	if err := checkFormat(*format, "table", "json"); err != nil {
 		return err
 	}
+	if *onBad != "error" && *onBad != "skip" {
+		return usagef("eval: --data.on_bad_image: %q is not one of error, skip", *onBad)
+	}
 	m, meta, err := loadModel(ctx, *ckpt, *weights, *device)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	ev, err := finetune.Evaluate(ctx, m, meta, *dir)
+	ev, err := finetune.Evaluate(ctx, m, meta, *dir, *onBad)
 	if err != nil {
 		return err
 	}
 	c := ev.Confusion
+	var skipped []string
+	for _, s := range ev.Skipped {
+		skipped = append(skipped, fmt.Sprintf("%s: %v", s.Path, s.Err))
+	}
 	if *png != "" {
 		title := fmt.Sprintf("%s: accuracy %.3f on %d images", *dir, ev.Accuracy, c.Total())
 		err := runfolder.WriteFile(*png, func(w io.Writer) error { return plot.Confusion(w, c, title) })
@@ -66,6 +75,7 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 		return printJSON(false, map[string]any{
 			"checkpoint": *ckpt, "data": *dir, "images": c.Total(), "accuracy": ev.Accuracy, "loss": ev.Loss,
 			"macro_f1": c.MacroF1(), "per_class": perClass, "classes": c.Classes, "confusion": c.Counts,
+			"skipped_images": skipped,
 		})
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -74,6 +84,11 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	fmt.Fprintf(w, "accuracy\t%.4f\n", ev.Accuracy)
 	fmt.Fprintf(w, "loss\t%.4f\n", ev.Loss)
 	fmt.Fprintf(w, "macro F1\t%.4f\n", c.MacroF1())
+	label := "skipped"
+	for _, s := range skipped {
+		fmt.Fprintf(w, "%s\t%s\n", label, printable.Text(s))
+		label = ""
+	}
 	if err := w.Flush(); err != nil {
 		return err
 	}

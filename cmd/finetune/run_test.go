@@ -380,4 +380,48 @@ func TestInspectDataDir(t *testing.T) {
 	// Without pretrained weights there is no shift to measure.
 	requireExit(t, r, 1)
 	require.Contains(t, r.stderr, "--data: model.weights: none")
+
+// TestRunSkipBadImageOnce: under data.on_bad_image: skip a damaged image
+// is warned about once per run, whatever the passes over the data, and
+// under --quiet only in the summary; result.json lists it.
+func TestRunSkipBadImageOnce(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		dir := t.TempDir()
+		// Enough images for the probe's cross-validation, which makes
+		// a pass of its own.
+		writeImages(t, filepath.Join(dir, "data"), 24)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "data", "red", "broken.png"), []byte("not a png"), 0o644))
+		args := append([]string{"run", "--data.on_bad_image", "skip", "--data.val_split", "0.5", "--probe=true"}, tinyFlags("data", "out", "head:2:all")...)
+		if quiet {
+			args = append(args, "--quiet")
+		}
+		r := cli(t, dir, args...)
+		requireExit(t, r, 0)
+		if quiet {
+			require.NotContains(t, r.stderr, "broken.png")
+			require.Contains(t, r.stdout, " data/red/broken.png: ")
+		} else {
+			require.Equal(t, 1, strings.Count(r.stderr, "warning: skipping"), r.stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "out", "result.json"))
+		require.NoError(t, err)
+		require.Contains(t, string(b), "broken.png")
+		if quiet {
+			continue
+		}
+		// eval does not inherit the run's skip; told to, it lists the file.
+		r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "data")
+		requireExit(t, r, 1)
+		require.Contains(t, r.stderr, "broken.png")
+		r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "data", "--data.on_bad_image", "skip", "--format", "json")
+		requireExit(t, r, 0)
+		var ev struct {
+			Images  int64
+			Skipped []string `json:"skipped_images"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &ev))
+		require.Equal(t, int64(48), ev.Images)
+		require.Len(t, ev.Skipped, 1)
+		require.Contains(t, ev.Skipped[0], "broken.png")
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/finetune-go/finetune/internal/printable"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -109,6 +110,11 @@ func (d *display) summary(cfg finetune.Config, res *finetune.Result, files []run
 	}
 	if len(skipped) > 0 {
 		fmt.Fprintf(w, "  skipped images\t%d (data.on_bad_image: skip), listed in result.json\n", len(skipped))
+		if d.mode == modeQuiet { // their warnings were held back
+			for _, s := range skipped {
+				fmt.Fprintf(w, "\t%s\n", printable.Text(s))
+			}
+		}
 	}
 	w.Flush()
 	if res.Val != nil && len(res.Classes) <= 10 {

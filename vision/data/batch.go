@@ -107,6 +107,10 @@ type BatchOptions struct {
 	// Logf prints warnings (skipped images, ignored options); nil means
 	// log.Printf.
 	Logf func(format string, args ...any)
+	// OnSkip, when set, is told of each sample skipped under SkipBadImage
+	// instead of Logf, such as by a caller that reports the skips of
+	// several loaders once. It may be called from the loader's goroutines.
+	OnSkip func(SkippedImage)
 
 	// Sampler, when set, picks the positions an epoch visits from its
 	// order (shuffled or not), such as one rank's share in data-parallel
@@ -780,7 +784,11 @@ func (bl *BatchLoader) skip(i int, err error) {
 		bl.skipped[i] = SkippedImage{Index: i, Path: bl.dataset.Samples[i].Path, Err: err}
 	}
 	bl.mu.Unlock()
-	if !seen {
+	switch {
+	case seen:
+	case bl.opts.OnSkip != nil:
+		bl.opts.OnSkip(SkippedImage{Index: i, Path: bl.dataset.Samples[i].Path, Err: err})
+	default:
 		bl.opts.Logf("data: batch loader: skipping sample %d: %v", i, err)
 	}
 }

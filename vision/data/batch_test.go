@@ -452,12 +452,14 @@ func TestBatchLoaderBadImages(t *testing.T) {
 		wantSizes    []int // nil: not checked
 		wantSeen     []int
 		wantWarnings int
+		onSkip       bool // the skips go to OnSkip, not Logf
 	}{
-		{"in order", nil, BatchOptions{BatchSize: 3, Workers: 2}, []int{3, 2, 3, 2}, goodSamples, 4},
+		{"in order", nil, BatchOptions{BatchSize: 3, Workers: 2}, []int{3, 2, 3, 2}, goodSamples, 4, false},
 		{"in order, singletons kept", nil, BatchOptions{BatchSize: 3, Singleton: KeepSingleton},
-			[]int{3, 1, 1, 3, 2}, goodSamples, 4},
-		{"shuffled", nil, BatchOptions{BatchSize: 7, Workers: 3, Shuffle: true, Seed: 2}, nil, goodSamples, 4},
-		{"lone last sample", []int{9, 10, 11, 5, 4}, BatchOptions{BatchSize: 3}, []int{3}, []int{9, 10, 11}, 1 + 2},
+			[]int{3, 1, 1, 3, 2}, goodSamples, 4, false},
+		{"shuffled", nil, BatchOptions{BatchSize: 7, Workers: 3, Shuffle: true, Seed: 2}, nil, goodSamples, 4, false},
+		{"lone last sample", []int{9, 10, 11, 5, 4}, BatchOptions{BatchSize: 3}, []int{3}, []int{9, 10, 11}, 1 + 2, false},
+		{"OnSkip", nil, BatchOptions{BatchSize: 3, Workers: 2}, []int{3, 2, 3, 2}, goodSamples, 0, true},
 	}
 	for _, tt := range skipTests {
 		t.Run("skip/"+tt.name, func(t *testing.T) {
@@ -468,6 +470,14 @@ func TestBatchLoaderBadImages(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				warnings = append(warnings, fmt.Sprintf(format, args...))
+			}
+			var told []string
+			if tt.onSkip {
+				tt.opts.OnSkip = func(sk SkippedImage) {
+					mu.Lock()
+					defer mu.Unlock()
+					told = append(told, sk.Path)
+				}
 			}
 			bl := newBatchLoader(t, &Loader{Dataset: s.ds, Pipeline: pipe}, tt.indices, tt.opts)
 			lut := normLUT(ImageNet)
@@ -500,6 +510,9 @@ func TestBatchLoaderBadImages(t *testing.T) {
 				require.Equal(t, bad, skipped)
 			}
 			require.Len(t, warnings, tt.wantWarnings, "one warning per file, not per epoch: %q", warnings)
+			if tt.onSkip {
+				require.ElementsMatch(t, bad, told, "OnSkip told once per file")
+			}
 		})
 	}
 }
