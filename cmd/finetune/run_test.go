@@ -380,6 +380,7 @@ func TestInspectDataDir(t *testing.T) {
 	// Without pretrained weights there is no shift to measure.
 	requireExit(t, r, 1)
 	require.Contains(t, r.stderr, "--data: model.weights: none")
+}
 
 // TestRunSkipBadImageOnce: under data.on_bad_image: skip a damaged image
 // is warned about once per run, whatever the passes over the data, and
