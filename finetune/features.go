@@ -40,9 +40,14 @@ func (f *stageFeatures) free(m *Model) {
 
 // stageFeatures prepares stage p's features: the fused backbone when
 // its output is fixed, and the features the plan caches, computed once;
-// it returns what was cached.
-func (r *run) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, string, error) {
+// p.Cache says which.
+func (r *run) stageFeatures(ctx context.Context, p stagePlan) (_ *stageFeatures, err error) {
 	f := &stageFeatures{trainFrozen: r.m.BackboneFrozen()}
+	defer func() {
+		if err != nil {
+			f.free(r.m)
+		}
+	}()
 	// The part of the backbone that is frozen with its BatchNorm layers
 	// on stored statistics, all of it or a prefix, is pure inference:
 	// it runs with BatchNorm fused away, in the layout BENCHMARKS.md
@@ -50,27 +55,23 @@ func (r *run) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, s
 	// here, after AdaBN, from the weights the stage starts with, which
 	// it never changes.
 	if err := r.m.UseFused(torch.ChannelsLast); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if p.Cache == "none" {
-		return f, p.Cache, nil
+		return f, nil
 	}
-	var err error
 	if f.val, f.valRows, err = r.features(ctx, r.valLoader); err != nil {
-		f.free(r.m)
-		return nil, "", fmt.Errorf("caching validation features: %w", err)
+		return nil, fmt.Errorf("caching validation features: %w", err)
 	}
 	if p.Cache == "training and validation" {
 		fixed, err := r.loader(r.d.TrainSet, r.d.Train, keepAllLoader)
 		if err != nil {
-			f.free(r.m)
-			return nil, "", err
+			return nil, err
 		}
 		f.train, f.trainRows, err = r.features(ctx, fixed)
 		fixed.Close()
 		if err != nil {
-			f.free(r.m)
-			return nil, "", fmt.Errorf("caching training features: %w", err)
+			return nil, fmt.Errorf("caching training features: %w", err)
 		}
 		// The evaluation loader is in order, so the rows are the training
 		// indices less the skipped ones.
@@ -85,7 +86,7 @@ func (r *run) stageFeatures(ctx context.Context, p stagePlan) (*stageFeatures, s
 		}
 	}
 	r.info("stage %s: backbone frozen with fixed BatchNorm: %s features computed once and reused every epoch", p.Name, p.Cache)
-	return f, p.Cache, nil
+	return f, nil
 }
 
 // features runs the frozen backbone over every batch of loader and keeps

@@ -172,7 +172,8 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 	lp.first = nil
 	if feats == nil {
 		var err error
-		if feats, lp.cached, err = lp.stageFeatures(ctx, p); err != nil {
+		lp.cached = p.Cache
+		if feats, err = lp.stageFeatures(ctx, p); err != nil {
 			return err
 		}
 	}

@@ -69,7 +69,8 @@ func (r *run) resolve(ctx context.Context, plan *Plan) (*resolution, error) {
 			return nil, err
 		}
 	}
-	if res.feats, res.cached, err = r.stageFeatures(ctx, first); err != nil {
+	res.cached = first.Cache
+	if res.feats, err = r.stageFeatures(ctx, first); err != nil {
 		return nil, err
 	}
 	if err := r.baselines(ctx, plan, first, res); err != nil {
