@@ -86,7 +86,7 @@ type CheckpointWrite struct {
 	// Write writes the checkpoint to path, the file's final name: the
 	// engine names it in messages (the resume hint) and stores paths
 	// relative to its folder (a delta's base weights). The write is
-	// atomic (a temporary file in the same folder, then a rename), so a
+	// atomic (a temporary file in the same folder, synced, then renamed), so a
 	// crash leaves the old file or the new one. Write is valid only
 	// during the Record call.
 	Write func(path string) error

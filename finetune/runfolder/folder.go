@@ -380,29 +380,18 @@ func (f *Folder) checkpoint(fold int, c *finetune.CheckpointWrite) error {
 	// The final path, not a temporary one: the engine records it (the
 	// resume hint, a delta's path to its base) and writes atomically.
 	path := filepath.Join(r.dir, c.Name+".safetensors")
-	size, err := writeSynced(path, c.Write)
+	// The write syncs the file before its rename; the folder's sync below
+	// makes the rename durable.
+	err = c.Write(path)
+	var info os.FileInfo
+	if err == nil {
+		info, err = os.Stat(path)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	f.files[path] = size
+	f.files[path] = info.Size()
 	return syncDir(r.dir)
-}
-
-// writeSynced has write write path, then syncs it and returns its size.
-func writeSynced(path string, write func(string) error) (int64, error) {
-	if err := write(path); err != nil {
-		return 0, err
-	}
-	file, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer file.Close()
-	info, err := file.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return info.Size(), file.Sync()
 }
 
 func (f *Folder) end(fold int, res *finetune.Result) error {
