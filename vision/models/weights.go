@@ -223,10 +223,10 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // file's. Keys saved with a wrapper's prefix (DataParallel's "module.")
 // load without it, as the report's Stripped says; tensors with NaN or
 // infinite values are an error naming the tensor.
-func LoadWeights(ctx context.Context, m *ResNet, spec string, hub *Hub) (nn.LoadReport, error) {
+func LoadWeights(ctx context.Context, m Network, spec string, hub *Hub) (nn.LoadReport, error) {
 	file := spec
 	if IsWeightsName(spec) {
-		w, err := LookupWeights(m.Arch.Name, spec)
+		w, err := LookupWeights(m.ArchName(), spec)
 		if err != nil {
 			return nn.LoadReport{}, err
 		}
@@ -243,6 +243,7 @@ func LoadWeights(ctx context.Context, m *ResNet, spec string, hub *Hub) (nn.Load
 	if err != nil {
 		return nn.LoadReport{}, err
 	}
+	head, built := m.Classifier()
 	isHead := func(key string) bool {
 		for _, p := range nn.CommonPrefixes {
 			if rest, ok := strings.CutPrefix(key, p); ok {
@@ -250,9 +251,9 @@ func LoadWeights(ctx context.Context, m *ResNet, spec string, hub *Hub) (nn.Load
 				break
 			}
 		}
-		return strings.HasPrefix(key, "fc.")
+		return strings.HasPrefix(key, head)
 	}
-	if m.FC == nil {
+	if !built {
 		entries = slices.DeleteFunc(entries, func(e nn.Named[*torch.Tensor]) bool { return isHead(e.Name) })
 	}
 	r, err := nn.LoadStateDict(m, entries, nn.LoadOptions{SkipMismatched: true, SkipMismatchedIf: isHead})
