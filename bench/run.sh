@@ -8,6 +8,7 @@
 #   bench/run.sh --only seed --skip-loader   # the seed scenario alone (about 35 minutes)
 #   bench/run.sh --quick --no-wait --skip-loader   # a short check while developing
 #   bench/run.sh --only seed --quick --no-wait --skip-loader   # the seed scenario's smoke run
+#   bench/run.sh --only seedwhole --seed-runs 1 --skip-loader   # the whole default run against a PyTorch epoch
 #
 # Options:
 #   --no-wait        don't wait for the machine to quieten first (by default
@@ -17,7 +18,8 @@
 #                    smoke run: ResNet18, 2 × 40 images, one run a side
 #                    (development only)
 #   --only LIST      comma-separated subset of train50,train50b16,
-#                    train50b32,train18,frozen,infer50,seed
+#                    train50b32,train18,frozen,infer50,seed, or seedwhole
+#                    (not part of the full run)
 #   --skip-loader    leave out the loader benchmark
 #   --threads N      intra-op threads of both libraries (default: all cores)
 #   --pairs N        measured A/B pairs after warm-up (default 7)
@@ -27,7 +29,8 @@
 #
 # Output: the log on stdout and in bench/out/run.log, the results as JSON
 # in bench/out/results.json and as Markdown in bench/out/results.md; the
-# seed scenario's in bench/out/seed.json and bench/out/seed.md.
+# seed scenario's in bench/out/seed.json and bench/out/seed.md, the whole
+# run's in bench/out/seedwhole.json and bench/out/seedwhole.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
@@ -85,7 +88,8 @@ echo "command: bench/run.sh $orig_args"
 echo "load average: $(cat /proc/loadavg)"
 
 bench/bin/runbench -threads "$threads" -pairs "$pairs" -json bench/out/results.json -md bench/out/results.md \
-  -seed-json bench/out/seed.json -seed-md bench/out/seed.md "${args[@]}"
+  -seed-json bench/out/seed.json -seed-md bench/out/seed.md \
+  -seedwhole-json bench/out/seedwhole.json -seedwhole-md bench/out/seedwhole.md "${args[@]}"
 
 if [ "$skip_loader" = 0 ]; then
   echo

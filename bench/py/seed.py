@@ -7,7 +7,7 @@ Run it with Debian's system python, /usr/bin/python3, whose python3-torch
 1.13 is the libtorch build the Go bindings link:
 
     /usr/bin/python3 bench/py/seed.py weights PATH [--arch resnet50]
-    /usr/bin/python3 bench/py/seed.py train --train DIR --val DIR --weights PATH [--arch resnet50]
+    /usr/bin/python3 bench/py/seed.py train --train DIR --val DIR --weights PATH [--arch resnet50] [--test DIR]
 
 "weights" saves a randomly initialised torchvision model's state_dict to
 PATH: the stand-in for ImageNet weights on an offline machine, loaded by
@@ -41,7 +41,11 @@ of each part of each epoch:
   {"event": "val", "stage": "head", "seconds": s, "steps": n, "loss": l, "accuracy": a}
 
 where seconds is the part's wall time (time.perf_counter) and steps its
-batches. The runner reads the process's CPU time and page faults from
+batches. With --test, the model after both epochs is evaluated on that
+folder (validation's transforms) and a last line says so:
+
+  {"event": "test", "seconds": s, "steps": n, "loss": l, "accuracy": a}
+ The runner reads the process's CPU time and page faults from
 /proc when each line arrives; a part's workers have exited by then.
 """
 
@@ -111,6 +115,21 @@ def train(a):
     say(event="ready", threads=torch.get_num_threads(), version=torch.__version__,
         train_images=len(train_ds), val_images=len(val_ds))
 
+    def evaluate(loader):
+        """Returns the loss, accuracy, steps and seconds of m on loader."""
+        m.eval()
+        start = time.perf_counter()
+        steps = seen = correct = 0
+        loss_sum = 0.0
+        with torch.no_grad():
+            for x, y in loader:
+                out = m(x)
+                loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
+                correct += (out.argmax(1) == y).sum().item()
+                seen += len(y)
+                steps += 1
+        return dict(seconds=time.perf_counter() - start, steps=steps, loss=loss_sum / seen, accuracy=correct / seen)
+
     def epoch(stage, opt):
         m.train()
         freeze_bn(m)
@@ -130,19 +149,7 @@ def train(a):
         say(event="train", stage=stage, seconds=time.perf_counter() - start, steps=steps,
             loss=loss_sum / seen, accuracy=correct / seen)
 
-        m.eval()
-        start = time.perf_counter()
-        steps = seen = correct = 0
-        loss_sum = 0.0
-        with torch.no_grad():
-            for x, y in val_dl:
-                out = m(x)
-                loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
-                correct += (out.argmax(1) == y).sum().item()
-                seen += len(y)
-                steps += 1
-        say(event="val", stage=stage, seconds=time.perf_counter() - start, steps=steps,
-            loss=loss_sum / seen, accuracy=correct / seen)
+        say(event="val", stage=stage, **evaluate(val_dl))
 
     epoch("head", torch.optim.AdamW(m.fc.parameters(), lr=a.lr, weight_decay=0.01))
     for p in m.layer4.parameters():
@@ -151,6 +158,11 @@ def train(a):
         {"params": m.fc.parameters()},
         {"params": m.layer4.parameters(), "lr": a.lr * 0.1},
     ], lr=a.lr, weight_decay=0.01))
+    if a.test:
+        test_ds = datasets.ImageFolder(a.test, val_tf)
+        if test_ds.classes != train_ds.classes:
+            raise SystemExit(f"{a.test}: classes {test_ds.classes}, training has {train_ds.classes}")
+        say(event="test", **evaluate(torch.utils.data.DataLoader(test_ds, batch_size=a.batch, num_workers=a.workers)))
 
 
 def main():
@@ -164,6 +176,7 @@ def main():
     t.add_argument("--train", required=True)
     t.add_argument("--val", required=True)
     t.add_argument("--weights", required=True)
+    t.add_argument("--test", help="a folder to evaluate the final model on")
     t.add_argument("--arch", default="resnet50")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--workers", type=int, default=2)

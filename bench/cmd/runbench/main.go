@@ -29,6 +29,11 @@
 //	         epoch and a layer4 epoch; the images are written once from
 //	         Fashion-MNIST under -seed-dir. With -quick it is a smoke run:
 //	         ResNet18, 2 × 40 images, one run of each tool
+//	seedwhole
+//	         the seed scenario's whole run: finetune's default run, from
+//	         the command to a trained model with its test accuracy (1,000
+//	         test JPEGs), against the PyTorch loop's head epoch, in
+//	         -seed-runs rounds (not in the default list)
 //
 // Each process is fresh, so its VmHWM is the peak RSS of its benchmark.
 package main
@@ -74,6 +79,8 @@ func main() {
 	flag.IntVar(&o.seedRuns, "seed-runs", 3, "runs of each tool in the seed scenario")
 	only := flag.String("only", "train50,train50b16,train50b32,train18,frozen,infer50,seed", "benchmarks to run, comma-separated")
 	seedJSON := flag.String("seed-json", "", "write the seed scenario's results to this file")
+	wholeJSON := flag.String("seedwhole-json", "", "write the seed scenario's whole-run results to this file")
+	wholeMD := flag.String("seedwhole-md", "", "write the seed scenario's whole-run results as Markdown to this file")
 	seedMD := flag.String("seed-md", "", "write the seed scenario's results as Markdown to this file")
 	jsonOut := flag.String("json", "", "write the results to this file")
 	mdOut := flag.String("md", "", "write the results as Markdown tables to this file")
@@ -83,6 +90,7 @@ func main() {
 
 	res := results{Threads: o.threads, Pairs: o.pairs, Start: time.Now().Format(time.RFC3339), LoadStart: loadavg()}
 	var sr *seedResults
+	var wr *seedWholeResults
 	for _, name := range strings.Split(*only, ",") {
 		var err error
 		switch name {
@@ -100,6 +108,8 @@ func main() {
 			err = infer50(o, &res)
 		case "seed":
 			sr, err = seed(o)
+		case "seedwhole":
+			wr, err = seedWhole(o)
 		default:
 			err = fmt.Errorf("unknown benchmark %q", name)
 		}
@@ -116,6 +126,10 @@ func main() {
 	if sr != nil {
 		sr.print(os.Stdout)
 		writeOut(*seedMD, *seedJSON, sr.markdown, sr)
+	}
+	if wr != nil {
+		wr.print(os.Stdout)
+		writeOut(*wholeMD, *wholeJSON, wr.markdown, wr)
 	}
 }
 

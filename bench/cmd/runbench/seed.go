@@ -41,6 +41,7 @@ const (
 	partStart = "start-up" // from the process's start to the first stage
 	partTrain = "train"
 	partVal   = "val"
+	partTest  = "test" // the final model on the test folder (seedwhole)
 )
 
 var seedStages = []string{"head", "layer4"}
@@ -147,6 +148,13 @@ type seedLine struct {
 	Message string `json:"message"`
 	Step    int    `json:"step"`
 	Steps   int    `json:"steps"`
+	// finetune's summary.
+	Val, Test *struct {
+		Accuracy float64 `json:"accuracy"`
+	}
+	Best *struct {
+		Stage string `json:"stage"`
+	}
 	// finetune's epoch events.
 	Metrics *struct {
 		Seconds     float64 `json:"seconds"`
@@ -226,7 +234,7 @@ func (p *pytorchSplit) line(l seedLine, s procSample) error {
 			return fmt.Errorf("pytorch: %d threads, want %d", l.Threads, p.threads)
 		}
 		p.out = append(p.out, between("", partStart, p.last, s))
-	case partTrain, partVal:
+	case partTrain, partVal, partTest:
 		pt := between(l.Stage, l.Event, p.last, s)
 		pt.Seconds, pt.Steps, pt.Accuracy = l.Seconds, l.Steps, l.Accuracy
 		p.out = append(p.out, pt)
@@ -356,8 +364,10 @@ func seedOnce(o options, sc seedScenario, tool string, index int) (*seedRun, err
 	return r, checkParts(r)
 }
 
-// seed runs the seed scenario: o.seedRuns runs of each tool in turn.
-func seed(o options) (*seedResults, error) {
+// seedSetup resolves o's paths and writes the seed scenario's data and
+// weights once; it returns the scenario and the number of runs of each
+// tool.
+func seedSetup(o *options) (seedScenario, int, error) {
 	sc := seedScenario{arch: "resnet50", perClass: 1000}
 	runs := o.seedRuns
 	if o.quick {
@@ -370,13 +380,22 @@ func seed(o options) (*seedResults, error) {
 	var err error
 	for _, p := range []*string{&o.finetune, &o.seedScript, &o.seedDir} {
 		if *p, err = filepath.Abs(*p); err != nil {
-			return nil, err
+			return sc, 0, err
 		}
 	}
 	if sc.train, sc.val, err = seedData(o.mnist, o.seedDir, sc.perClass); err != nil {
-		return nil, fmt.Errorf("data: %w", err)
+		return sc, 0, fmt.Errorf("data: %w", err)
 	}
-	if sc.weights, err = seedWeights(o, o.seedDir, sc.arch); err != nil {
+	if sc.weights, err = seedWeights(*o, o.seedDir, sc.arch); err != nil {
+		return sc, 0, err
+	}
+	return sc, runs, nil
+}
+
+// seed runs the seed scenario: o.seedRuns runs of each tool in turn.
+func seed(o options) (*seedResults, error) {
+	sc, runs, err := seedSetup(&o)
+	if err != nil {
 		return nil, err
 	}
 	fmt.Printf("\n== seed: %s at 224, 2 classes × %d JPEGs of %d×%d (%d train, %d val), finetune run against the PyTorch loop, runs of each: %d ==\n",

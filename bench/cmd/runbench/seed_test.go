@@ -259,3 +259,30 @@ func TestSeedImageDeterministic(t *testing.T) {
 	require.Equal(t, a.Pix, b.Pix)
 	require.NotEqual(t, a.Pix, c.Pix)
 }
+
+func TestWholeSplit(t *testing.T) {
+	t0 := time.Now()
+	lines := []string{
+		`{"event":"info","fold":-1,"message":"measuring the shift"}`,
+		`{"event":"stage","fold":-1,"stage":"head","epochs":5}`,
+		`{"event":"stage","fold":-1,"stage":"head","epochs":5}`,
+		`{"event":"stage","fold":-1,"stage":"finetune","epochs":15}`,
+		`{"event":"summary","best":{"stage":"finetune"},"val":{"accuracy":0.8},"test":{"accuracy":0.75}}`,
+	}
+	ws := &wholeSplit{}
+	ws.begin(at(t0, 0))
+	require.NoError(t, feed(t, ws, t0, lines, []float64{1, 2, 3, 4, 5}))
+	require.True(t, ws.done)
+	require.Equal(t, []string{"head", "finetune"}, ws.stages)
+	require.Equal(t, "finetune", ws.best)
+	r := &seedRun{Parts: ws.parts()}
+	require.InDelta(t, 2, r.part("", partStart).Seconds, 1e-6)
+	require.Equal(t, 0.75, r.accuracy(partTest))
+	require.Equal(t, 0.8, r.accuracy(partVal))
+
+	ws = &wholeSplit{}
+	ws.begin(at(t0, 0))
+	require.ErrorContains(t, feed(t, ws, t0, []string{`{"event":"summary","val":{"accuracy":0.8}}`}, []float64{1}),
+		"without test")
+	require.ErrorContains(t, feed(t, &wholeSplit{}, t0, []string{`{"event":"error","message":"boom"}`}, []float64{1}), "boom")
+}

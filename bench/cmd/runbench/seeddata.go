@@ -27,18 +27,39 @@ var seedClasses = []int{0, 6} // tshirt, shirt
 
 // seedData writes the first perClass images of each seed class under dir
 // once, 80 % of each class to train/ and the rest to val/, and returns
-// the two folders. Both tools train and validate on them. The folder is written
-// under a temporary name and renamed when complete, so an interrupted
-// run leaves nothing that a later one would take for the data.
+// the two folders. Both tools train and validate on them.
 func seedData(mnistDir, dir string, perClass int) (train, val string, err error) {
 	root := filepath.Join(dir, fmt.Sprintf("images-%d", perClass))
-	train, val = filepath.Join(root, "train"), filepath.Join(root, "val")
+	nTrain := perClass * 4 / 5
+	err = seedImages(mnistDir, "train", root, perClass, func(k int) string {
+		if k < nTrain {
+			return "train"
+		}
+		return "val"
+	})
+	return filepath.Join(root, "train"), filepath.Join(root, "val"), err
+}
+
+// seedTest writes the first perClass images of each seed class of
+// Fashion-MNIST's test split under dir once, and returns the folder: the
+// test set neither tool sees before its final evaluation.
+func seedTest(mnistDir, dir string, perClass int) (string, error) {
+	root := filepath.Join(dir, fmt.Sprintf("test-%d", perClass))
+	return root, seedImages(mnistDir, "t10k", root, perClass, func(int) string { return "." })
+}
+
+// seedImages writes the first perClass images of each seed class of
+// Fashion-MNIST's split to root/folder(k)/<class>/, where k counts the
+// class's images from 0, unless root exists. The images are written
+// under a temporary name and renamed when complete, so an interrupted
+// run leaves nothing that a later one would take for the data.
+func seedImages(mnistDir, split, root string, perClass int, folder func(k int) string) error {
 	if _, err := os.Stat(root); err == nil {
-		return train, val, nil
+		return nil
 	}
-	set, err := fashionmnist.Read(mnistDir, "train")
+	set, err := fashionmnist.Read(mnistDir, split)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	have := map[int]int{}
 	for _, l := range set.Labels {
@@ -46,32 +67,27 @@ func seedData(mnistDir, dir string, perClass int) (train, val string, err error)
 	}
 	for _, c := range seedClasses {
 		if have[c] < perClass {
-			return "", "", fmt.Errorf("seed data: Fashion-MNIST has %d images of %s, want %d", have[c], fashionmnist.Classes[c], perClass)
+			return fmt.Errorf("seed data: Fashion-MNIST's %s split has %d images of %s, want %d", split, have[c], fashionmnist.Classes[c], perClass)
 		}
 	}
 	tmp := root + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
-		return "", "", err
+		return err
 	}
-	nTrain := perClass * 4 / 5
 	for _, c := range seedClasses {
 		k := 0
 		for i, l := range set.Labels {
 			if int(l) != c || k >= perClass {
 				continue
 			}
-			split := "train"
-			if k >= nTrain {
-				split = "val"
-			}
-			path := filepath.Join(tmp, split, fashionmnist.Classes[c], fmt.Sprintf("%05d.jpg", i))
+			path := filepath.Join(tmp, folder(k), fashionmnist.Classes[c], fmt.Sprintf("%05d.jpg", i))
 			if err := writeJPEG(path, seedImage(set.Images[i], i)); err != nil {
-				return "", "", err
+				return err
 			}
 			k++
 		}
 	}
-	return train, val, os.Rename(tmp, root)
+	return os.Rename(tmp, root)
 }
 
 // seedImage makes image i from its 28×28 grey levels: upscaled with
