@@ -1,6 +1,7 @@
 // Package models builds torchvision's ResNet family — resnet18, resnet34,
 // resnet50, resnet101, resnet152, wide_resnet50_2 and resnext50_32x4d —
-// and, as Staged networks, MobileNetV3 (mobilenet_v3_small, _large) and
+// and, as Staged networks, MobileNetV3 (mobilenet_v3_small, _large),
+// EfficientNet (efficientnet_b0 to _b4, efficientnet_v2_s, _v2_m) and
 // RegNetY (regnet_y_400mf to regnet_y_16gf), with torchvision's module
 // tree, state-dict keys and initialisation, and loads torchvision's
 // ImageNet weights. Build makes any of them by name (Networks lists

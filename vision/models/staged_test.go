@@ -18,7 +18,7 @@ import (
 // against torchvision as TestResNetMatchesTorchvision checks ResNets.
 func TestStagedMatchesTorchvision(t *testing.T) {
 	dir := testref.Dir(t, "zoo_bn.py")
-	for _, arch := range []string{"mobilenet_v3_small", "mobilenet_v3_large", "regnet_y_400mf"} {
+	for _, arch := range []string{"mobilenet_v3_small", "mobilenet_v3_large", "regnet_y_400mf", "efficientnet_b0", "efficientnet_v2_s"} {
 		t.Run(arch, func(t *testing.T) { requireParity(t, dir, arch) })
 	}
 }
@@ -29,7 +29,7 @@ func TestStagedParameterCounts(t *testing.T) {
 	var counts map[string]int64
 	raw := must[[]byte](t)(os.ReadFile(filepath.Join(testref.Dir(t, "zoo_bn.py"), "params.json")))
 	require.NoError(t, json.Unmarshal(raw, &counts))
-	require.Len(t, counts, 8)
+	require.Len(t, counts, 15)
 	for arch, n := range counts {
 		t.Run(arch, func(t *testing.T) {
 			m := must[models.Network](t)(models.Build(arch, 1000))
@@ -70,6 +70,8 @@ func TestStagedHead(t *testing.T) {
 		{"mobilenet_v3_small", "classifier.3.", []string{"stem", "stage1", "stage2", "stage3", "stage4", "lastconv", "pool"}, 1024},
 		{"mobilenet_v3_large", "classifier.3.", []string{"stem", "stage1", "stage2", "stage3", "stage4", "stage5", "lastconv", "pool"}, 1280},
 		{"regnet_y_400mf", "fc.", []string{"stem", "stage1", "stage2", "stage3", "stage4", "pool"}, 440},
+		{"efficientnet_b0", "classifier.1.", []string{"stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7", "lastconv", "pool"}, 1280},
+		{"efficientnet_v2_s", "classifier.1.", []string{"stem", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "lastconv", "pool"}, 1280},
 	} {
 		t.Run(c.arch, func(t *testing.T) {
 			s := torch.NewScope()
