@@ -19,7 +19,36 @@ import (
 func TestStagedMatchesTorchvision(t *testing.T) {
 	dir := testref.Dir(t, "zoo_bn.py")
 	for _, arch := range []string{"mobilenet_v3_small", "mobilenet_v3_large", "regnet_y_400mf", "efficientnet_b0", "efficientnet_v2_s"} {
-		t.Run(arch, func(t *testing.T) { requireParity(t, dir, arch) })
+		t.Run(arch, func(t *testing.T) {
+			requireParity(t, dir, arch)
+			requireStages(t, dir, arch)
+		})
+	}
+}
+
+// requireStages checks that each named stage of arch, with the weights
+// of <arch>.pth in eval mode, outputs what the module of torchvision that
+// the stage's documentation names outputs.
+func requireStages(t *testing.T, dir, arch string) {
+	s := torch.NewScope()
+	defer s.Close()
+	m := must[models.Network](t)(models.Build(arch, 1000))
+	defer nn.Free(m)
+	must[nn.LoadReport](t)(models.LoadWeights(context.Background(), m, filepath.Join(dir, arch+".pth"), nil))
+	want := map[string]*torch.Tensor{}
+	for _, e := range must[[]nn.Named[*torch.Tensor]](t)(nn.ReadStateDict(filepath.Join(dir, arch+"-ref.safetensors"))) {
+		want[e.Name] = e.Value
+	}
+	nn.Train(m, false)
+	var got map[string]*torch.Tensor
+	require.NoError(t, torch.NoGrad(func() error {
+		var err error
+		got, err = m.Features(want["input"], m.StageNames()...)
+		return err
+	}))
+	for _, name := range m.StageNames() {
+		require.Contains(t, want, "stage."+name, "torchvision's module for %s", name)
+		requireNear(t, want["stage."+name], got[name], 1e-4, "stage "+name)
 	}
 }
 
