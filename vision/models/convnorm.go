@@ -7,6 +7,17 @@ import (
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
+// ConvBN is a module whose convolution feeds its BatchNorm directly: the
+// pair that folding a BatchNorm into its convolution fuses. Every
+// BatchNorm of a Staged network is in one, a ConvNormAct, which nn.Walk
+// finds.
+type ConvBN interface {
+	nn.Module
+	ConvBN() (*nn.Conv2d, *nn.BatchNorm)
+}
+
+var _ ConvBN = (*ConvNormAct)(nil)
+
 // ConvNormAct is torchvision.ops.Conv2dNormActivation with a BatchNorm: a
 // convolution without bias, its BatchNorm and an optional activation,
 // registered as "0", "1" and "2" as torchvision's Sequential registers

@@ -135,3 +135,35 @@ func TestStagedHead(t *testing.T) {
 		})
 	}
 }
+
+// TestStagedBatchNormsFollowTheirConv: every BatchNorm of each kind of
+// Staged block is the BatchNorm of a ConvBN pair, right after a
+// convolution without bias of its width, so folding can find them all.
+func TestStagedBatchNormsFollowTheirConv(t *testing.T) {
+	for _, arch := range []string{"mobilenet_v3_small", "regnet_y_400mf", "efficientnet_b0", "efficientnet_v2_s"} {
+		t.Run(arch, func(t *testing.T) {
+			m := must[models.Network](t)(models.Build(arch, 10))
+			defer nn.Free(m)
+			paired := map[*nn.BatchNorm]bool{}
+			var norms []*nn.BatchNorm
+			require.NoError(t, nn.Walk(m, func(path string, x nn.Module) error {
+				switch x := x.(type) {
+				case models.ConvBN:
+					conv, bn := x.ConvBN()
+					require.Nil(t, conv.Parameter("bias"), path)
+					require.Equal(t, conv.Config.OutChannels, bn.Config.NumFeatures, path)
+					require.Same(t, conv, x.Base().Child("0"), path)
+					require.Same(t, bn, x.Base().Child("1"), path)
+					paired[bn] = true
+				case *nn.BatchNorm:
+					norms = append(norms, x)
+				}
+				return nil
+			}))
+			require.NotEmpty(t, norms)
+			for _, bn := range norms {
+				require.True(t, paired[bn])
+			}
+		})
+	}
+}
