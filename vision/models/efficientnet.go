@@ -52,21 +52,24 @@ var (
 // the BatchNorm eps and the width of the last convolution (0: four times
 // the last stage's).
 type efficientNetArch struct {
-	stages             []mbConv
-	width, depth       float64
-	dropout, eps       float64
-	lastChannel        int64
-	stochasticDepthMax float64
+	stages       []mbConv
+	width, depth float64
+	dropout, eps float64
+	lastChannel  int64
 }
 
+// stochasticDepth is torchvision's stochastic_depth_prob: block i of n
+// (counted from 0 over all stages) drops with probability 0.2·i/n.
+const stochasticDepth = 0.2
+
 var efficientNets = map[string]efficientNetArch{
-	"efficientnet_b0":   {efficientNetV1, 1.0, 1.0, 0.2, 1e-5, 0, 0.2},
-	"efficientnet_b1":   {efficientNetV1, 1.0, 1.1, 0.2, 1e-5, 0, 0.2},
-	"efficientnet_b2":   {efficientNetV1, 1.1, 1.2, 0.3, 1e-5, 0, 0.2},
-	"efficientnet_b3":   {efficientNetV1, 1.2, 1.4, 0.3, 1e-5, 0, 0.2},
-	"efficientnet_b4":   {efficientNetV1, 1.4, 1.8, 0.4, 1e-5, 0, 0.2},
-	"efficientnet_v2_s": {efficientNetV2S, 1, 1, 0.2, 1e-3, 1280, 0.2},
-	"efficientnet_v2_m": {efficientNetV2M, 1, 1, 0.3, 1e-3, 1280, 0.2},
+	"efficientnet_b0":   {efficientNetV1, 1.0, 1.0, 0.2, 1e-5, 0},
+	"efficientnet_b1":   {efficientNetV1, 1.0, 1.1, 0.2, 1e-5, 0},
+	"efficientnet_b2":   {efficientNetV1, 1.1, 1.2, 0.3, 1e-5, 0},
+	"efficientnet_b3":   {efficientNetV1, 1.2, 1.4, 0.3, 1e-5, 0},
+	"efficientnet_b4":   {efficientNetV1, 1.4, 1.8, 0.4, 1e-5, 0},
+	"efficientnet_v2_s": {efficientNetV2S, 1, 1, 0.2, 1e-3, 1280},
+	"efficientnet_v2_m": {efficientNetV2M, 1, 1, 0.3, 1e-3, 1280},
 }
 
 func init() {
@@ -98,15 +101,15 @@ func (a efficientNetArch) scaled(c mbConv) mbConv {
 // last 1×1 convolution and "pool" the flattened average pool. Forward
 // applies the dropout (classifier.0) and the Linear, classifier.1, that
 // Classifier names; with numClasses 0 that Linear alone is not built.
-// Stochastic depth grows linearly from 0 at the first block to 0.2 at
-// the last, as in torchvision.
+// Stochastic depth grows linearly from 0 at the first block towards 0.2,
+// as in torchvision.
 func NewEfficientNet(name string, numClasses int64) (*Staged, error) {
 	a, ok := efficientNets[name]
 	if !ok {
 		return nil, fmt.Errorf("models: unknown EfficientNet %q", name)
 	}
-	if numClasses < 0 {
-		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	if err := checkNumClasses(name, numClasses); err != nil {
+		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()
@@ -131,7 +134,7 @@ func NewEfficientNet(name string, numClasses int64) (*Staged, error) {
 			if j > 0 {
 				c.in, c.stride = c.out, 1
 			}
-			p := a.stochasticDepthMax * float64(id) / float64(total)
+			p := stochasticDepth * float64(id) / float64(total)
 			stage.Append(b.mbConv(c, p))
 			id++
 		}
@@ -144,26 +147,9 @@ func NewEfficientNet(name string, numClasses int64) (*Staged, error) {
 		m.featureDim = 4 * last
 	}
 	lastConv := b.convNormAct(last, m.featureDim, 1, 1, 1, nn.NewSiLU(true))
-	features = append(features, lastConv)
-	m.Stages = append(m.Stages, Stage{Name: "lastconv", Layers: []nn.Layer{lastConv}})
-	m.Pool = nn.NewAdaptiveAvgPool2d(1, 1)
 	m.Dropout = b.dropout(a.dropout)
-	classifier := []nn.Layer{m.Dropout}
-	if numClasses > 0 {
-		m.FC = b.linear(m.featureDim, numClasses)
-		classifier = append(classifier, m.FC)
-	}
-	b.register(m, "features", b.sequential(features...))
-	b.register(m, "avgpool", m.Pool)
-	b.register(m, "classifier", b.sequential(classifier...))
-	if b.err != nil {
-		return nil, fmt.Errorf("models: %s: %w", name, b.err)
-	}
-	init := stagedInit{convStd: kaimingFanOut, zeroConvBias: true, linear: uniformFanOut}
-	if err := init.apply(m); err != nil {
-		return nil, fmt.Errorf("models: %s: init: %w", name, err)
-	}
-	return m, nil
+	b.finishFeatures(m, features, lastConv, []nn.Layer{m.Dropout}, numClasses)
+	return b.done(m, stagedInit{convStd: kaimingFanOut, zeroConvBias: true, linear: uniformFanOut})
 }
 
 // mbConv makes torchvision's MBConv (an optional 1×1 expansion, the

@@ -108,8 +108,8 @@ func NewMobileNetV3(name string, numClasses int64) (*Staged, error) {
 	if !ok {
 		return nil, fmt.Errorf("models: unknown MobileNetV3 %q", name)
 	}
-	if numClasses < 0 {
-		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	if err := checkNumClasses(name, numClasses); err != nil {
+		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()
@@ -130,27 +130,10 @@ func NewMobileNetV3(name string, numClasses int64) (*Staged, error) {
 	}
 	last := a.blocks[len(a.blocks)-1].out
 	lastConv := b.convNormAct(last, 6*last, 1, 1, 1, nn.NewHardswish(true))
-	features = append(features, lastConv)
-	m.Stages = append(m.Stages, Stage{Name: "lastconv", Layers: []nn.Layer{lastConv}})
-	m.Pool = nn.NewAdaptiveAvgPool2d(1, 1)
 	m.Hidden = []nn.Layer{b.linear(6*last, a.lastChannel), nn.NewHardswish(true)}
 	m.Dropout = b.dropout(0.2)
-	classifier := append(m.Hidden[:2:2], m.Dropout)
-	if numClasses > 0 {
-		m.FC = b.linear(a.lastChannel, numClasses)
-		classifier = append(classifier, m.FC)
-	}
-	b.register(m, "features", b.sequential(features...))
-	b.register(m, "avgpool", m.Pool)
-	b.register(m, "classifier", b.sequential(classifier...))
-	if b.err != nil {
-		return nil, fmt.Errorf("models: %s: %w", name, b.err)
-	}
-	init := stagedInit{convStd: kaimingFanOut, zeroConvBias: true, linear: normal001}
-	if err := init.apply(m); err != nil {
-		return nil, fmt.Errorf("models: %s: init: %w", name, err)
-	}
-	return m, nil
+	b.finishFeatures(m, features, lastConv, append(m.Hidden[:2:2], m.Dropout), numClasses)
+	return b.done(m, stagedInit{convStd: kaimingFanOut, zeroConvBias: true, linear: normal001})
 }
 
 // mobileBlock makes torchvision's InvertedResidual for c: an optional 1×1

@@ -46,8 +46,8 @@ func NewRegNetY(name string, numClasses int64) (*Staged, error) {
 	if !ok {
 		return nil, fmt.Errorf("models: unknown RegNetY %q", name)
 	}
-	if numClasses < 0 {
-		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	if err := checkNumClasses(name, numClasses); err != nil {
+		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()
@@ -80,16 +80,9 @@ func NewRegNetY(name string, numClasses int64) (*Staged, error) {
 		m.FC = b.linear(in, numClasses)
 		b.register(m, "fc", m.FC)
 	}
-	if b.err != nil {
-		return nil, fmt.Errorf("models: %s: %w", name, b.err)
-	}
 	// torchvision's "ResNet-style" loop: N(0, 2/fan_out) written as it
 	// computes it; the squeeze-excitation biases keep their default draws.
-	init := stagedInit{convStd: func(fan int64) float64 { return math.Sqrt(2.0 / float64(fan)) }, linear: normal001}
-	if err := init.apply(m); err != nil {
-		return nil, fmt.Errorf("models: %s: init: %w", name, err)
-	}
-	return m, nil
+	return b.done(m, stagedInit{convStd: func(fan int64) float64 { return math.Sqrt(2.0 / float64(fan)) }, linear: normal001})
 }
 
 // ResBottleneck is torchvision's ResBottleneckBlock for RegNetY:

@@ -122,6 +122,42 @@ func (m *Staged) Features(x *torch.Tensor, stages ...string) (map[string]*torch.
 	return out, nil
 }
 
+// checkNumClasses refuses a negative number of classes for arch.
+func checkNumClasses(arch string, n int64) error {
+	if n < 0 {
+		return fmt.Errorf("models: %s: num_classes must be positive, got %d", arch, n)
+	}
+	return nil
+}
+
+// finishFeatures is the end MobileNetV3 and EfficientNet share: lastConv
+// as the stage "lastconv" and the last of torchvision's features, the
+// average pool, and the classifier, which is head followed by the last
+// Linear (FC, from the pooled features) when numClasses > 0.
+func (b *netBuilder) finishFeatures(m *Staged, features []nn.Layer, lastConv *ConvNormAct, head []nn.Layer, numClasses int64) {
+	features = append(features, lastConv)
+	m.Stages = append(m.Stages, Stage{Name: "lastconv", Layers: []nn.Layer{lastConv}})
+	m.Pool = nn.NewAdaptiveAvgPool2d(1, 1)
+	if numClasses > 0 {
+		m.FC = b.linear(m.featureDim, numClasses)
+		head = append(head, m.FC)
+	}
+	b.register(m, "features", b.sequential(features...))
+	b.register(m, "avgpool", m.Pool)
+	b.register(m, "classifier", b.sequential(head...))
+}
+
+// done returns m after init, or the builder's first error.
+func (b *netBuilder) done(m *Staged, init stagedInit) (*Staged, error) {
+	if b.err != nil {
+		return nil, fmt.Errorf("models: %s: %w", m.Arch, b.err)
+	}
+	if err := init.apply(m); err != nil {
+		return nil, fmt.Errorf("models: %s: init: %w", m.Arch, err)
+	}
+	return m, nil
+}
+
 // stagedInit is a family's initialisation loop over its modules, after
 // the constructors' own: the standard deviation of a convolution's normal
 // weights from its fan-out, whether convolution biases are zeroed, and
