@@ -55,6 +55,22 @@ func (m *Staged) StageNames() []string {
 	return append(names, "pool")
 }
 
+// StageLayers returns the layers the named stage runs: for "pool", the
+// pool and Hidden. The stages partition the network's modules but the
+// classifier's dropout and last Linear, so freezing a backbone up to a
+// stage is freezing the layers of that stage and of those before it.
+func (m *Staged) StageLayers(name string) ([]nn.Layer, error) {
+	if name == "pool" {
+		return append([]nn.Layer{m.Pool}, m.Hidden...), nil
+	}
+	for _, s := range m.Stages {
+		if s.Name == name {
+			return s.Layers, nil
+		}
+	}
+	return nil, fmt.Errorf("models: %s has no stage %q (known: %v)", m.Arch, name, m.StageNames())
+}
+
 // Classifier returns the state-dict prefix of the last Linear, the one a
 // new number of classes replaces, and whether it was built.
 func (m *Staged) Classifier() (string, bool) { return m.fcPrefix, m.FC != nil }

@@ -126,6 +126,19 @@ func TestStagedHead(t *testing.T) {
 			_, err = m.Features(x, "layer9")
 			require.ErrorContains(t, err, `no stage "layer9"`)
 
+			staged := m.(*models.Staged)
+			var inStages int64
+			for _, name := range c.stages {
+				for _, l := range must[[]nn.Layer](t)(staged.StageLayers(name)) {
+					n, _ := nn.CountParameters(l)
+					inStages += n
+				}
+			}
+			total, _ := nn.CountParameters(m)
+			require.Equal(t, total, inStages, "the stages hold every parameter of a network without classifier")
+			_, err = staged.StageLayers("layer9")
+			require.ErrorContains(t, err, `no stage "layer9"`)
+
 			ten := must[models.Network](t)(models.Build(c.arch, 10))
 			defer nn.Free(ten)
 			report = must[nn.LoadReport](t)(models.LoadWeights(context.Background(), ten, file, nil))
