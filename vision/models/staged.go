@@ -68,7 +68,7 @@ func (m *Staged) StageLayers(name string) ([]nn.Layer, error) {
 			return s.Layers, nil
 		}
 	}
-	return nil, fmt.Errorf("models: %s has no stage %q (known: %v)", m.Arch, name, m.StageNames())
+	return nil, fmt.Errorf("models: %s: unknown stage %q (known: %v)", m.Arch, name, m.StageNames())
 }
 
 // Classifier returns the state-dict prefix of the last Linear, the one a
@@ -106,7 +106,7 @@ func (m *Staged) Features(x *torch.Tensor, stages ...string) (map[string]*torch.
 	for _, s := range stages {
 		i := slices.Index(names, s)
 		if i < 0 {
-			return nil, fmt.Errorf("models: %s has no stage %q (known: %v)", m.Arch, s, names)
+			return nil, fmt.Errorf("models: %s: unknown stage %q (known: %v)", m.Arch, s, names)
 		}
 		want[s] = true
 		last = max(last, i)

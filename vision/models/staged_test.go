@@ -124,7 +124,7 @@ func TestStagedHead(t *testing.T) {
 			require.Len(t, f, len(c.stages))
 			require.Equal(t, []int64{2, c.dim}, f["pool"].Shape())
 			_, err = m.Features(x, "layer9")
-			require.ErrorContains(t, err, `no stage "layer9"`)
+			require.ErrorContains(t, err, `unknown stage "layer9"`)
 
 			staged := m.(*models.Staged)
 			var inStages int64
@@ -137,7 +137,7 @@ func TestStagedHead(t *testing.T) {
 			total, _ := nn.CountParameters(m)
 			require.Equal(t, total, inStages, "the stages hold every parameter of a network without classifier")
 			_, err = staged.StageLayers("layer9")
-			require.ErrorContains(t, err, `no stage "layer9"`)
+			require.ErrorContains(t, err, `unknown stage "layer9"`)
 
 			ten := must[models.Network](t)(models.Build(c.arch, 10))
 			defer nn.Free(ten)
