@@ -126,6 +126,10 @@ var moduleBuilders = map[string]struct {
 		perturbStats(t, m)
 		nn.TrainWhere(m, false, isBN)
 	}},
+	"silu":        {build: func(t *testing.T) nn.Layer { return nn.NewSiLU(false) }},
+	"sigmoid":     {build: func(t *testing.T) nn.Layer { return nn.NewSigmoid() }},
+	"hardswish":   {build: func(t *testing.T) nn.Layer { return nn.NewHardswish(false) }},
+	"hardsigmoid": {build: func(t *testing.T) nn.Layer { return nn.NewHardsigmoid(false) }},
 }
 
 func requireState(t *testing.T, want []namedRef, got []nn.Named[*torch.Tensor], what string) {

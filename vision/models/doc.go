@@ -1,10 +1,15 @@
 // Package models builds torchvision's ResNet family — resnet18, resnet34,
 // resnet50, resnet101, resnet152, wide_resnet50_2 and resnext50_32x4d —
-// with torchvision's module tree, state-dict keys and initialisation, and
-// loads torchvision's ImageNet weights.
+// and, as Staged networks, MobileNetV3 (mobilenet_v3_small, _large),
+// EfficientNet (efficientnet_b0 to _b4, efficientnet_v2_s, _v2_m) and
+// RegNetY (regnet_y_400mf to regnet_y_16gf), with torchvision's module
+// tree, state-dict keys and initialisation, and loads torchvision's
+// ImageNet weights. Build makes any of them by name (Networks lists
+// them); every one is a Network.
 //
 // Weights are given by path (.pth, .pt, .safetensors) or by name
-// (IMAGENET1K_V1, IMAGENET1K_V2, or BestAlias for the best published).
+// (IMAGENET1K_V1, IMAGENET1K_V2, others torchvision publishes, or
+// BestAlias for the best).
 // A name resolves to torchvision's file in torch hub's cache, so a user of
 // torchvision already has it; a missing file is downloaded and checked
 // against the hash prefix in its name. A classifier of another size than

@@ -81,8 +81,8 @@ func New(name string, numClasses int64) (*ResNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if numClasses < 0 {
-		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	if err := checkNumClasses(name, numClasses); err != nil {
+		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()

@@ -52,59 +52,68 @@ func requireNear(t *testing.T, want, got *torch.Tensor, rtol float64, what strin
 func TestResNetMatchesTorchvision(t *testing.T) {
 	dir := testref.Dir(t, "resnet.py")
 	for _, arch := range []string{"resnet18", "resnet50"} {
-		t.Run(arch, func(t *testing.T) {
-			s := torch.NewScope()
-			defer s.Close()
-			torch.ManualSeed(0)
-			m := must[*models.ResNet](t)(models.New(arch, 1000))
-			defer nn.Free(m)
-			ref := must[[]nn.Named[*torch.Tensor]](t)(nn.ReadStateDict(filepath.Join(dir, arch+".pth")))
-			own := nn.StateDict(m)
-			require.Len(t, own, len(ref))
-			for i, r := range ref {
-				require.Equal(t, r.Name, own[i].Name, "state-dict key order")
-				require.Equal(t, r.Value.DType(), own[i].Value.DType(), r.Name)
-				require.Equal(t, must[[]byte](t)(r.Value.Bytes()), must[[]byte](t)(own[i].Value.Bytes()), "initial %s", r.Name)
-			}
-			report := must[nn.LoadReport](t)(models.LoadWeights(context.Background(), m, filepath.Join(dir, arch+".pth"), nil))
-			require.True(t, report.Clean(), report.String())
+		t.Run(arch, func(t *testing.T) { requireParity(t, dir, arch) })
+	}
+}
 
-			want := map[string]*torch.Tensor{}
-			for _, e := range must[[]nn.Named[*torch.Tensor]](t)(nn.ReadStateDict(filepath.Join(dir, arch+"-ref.safetensors"))) {
-				want[e.Name] = e.Value
-			}
-			x := want["input"]
-			nn.Train(m, false)
-			var evalLogits *torch.Tensor
-			require.NoError(t, torch.NoGrad(func() error {
-				var err error
-				evalLogits, err = m.Forward(x)
-				return err
-			}))
-			requireNear(t, want["eval_logits"], evalLogits, 1e-4, "eval logits")
+// requireParity builds arch after torch.ManualSeed(0) and compares it
+// with the reference files <arch>.pth and <arch>-ref.safetensors in dir:
+// initial state bit for bit, then, with the reference's weights, logits
+// in eval and train mode (the train pass after seed 2, for dropout and
+// stochastic depth), every parameter's gradient and every buffer after
+// the train pass.
+func requireParity(t *testing.T, dir, arch string) {
+	s := torch.NewScope()
+	defer s.Close()
+	torch.ManualSeed(0)
+	m := must[models.Network](t)(models.Build(arch, 1000))
+	defer nn.Free(m)
+	ref := must[[]nn.Named[*torch.Tensor]](t)(nn.ReadStateDict(filepath.Join(dir, arch+".pth")))
+	own := nn.StateDict(m)
+	require.Len(t, own, len(ref))
+	for i, r := range ref {
+		require.Equal(t, r.Name, own[i].Name, "state-dict key order")
+		require.Equal(t, r.Value.DType(), own[i].Value.DType(), r.Name)
+		require.Equal(t, must[[]byte](t)(r.Value.Bytes()), must[[]byte](t)(own[i].Value.Bytes()), "initial %s", r.Name)
+	}
+	report := must[nn.LoadReport](t)(models.LoadWeights(context.Background(), m, filepath.Join(dir, arch+".pth"), nil))
+	require.True(t, report.Clean(), report.String())
 
-			nn.Train(m, true)
-			logits := must[*torch.Tensor](t)(m.Forward(x))
-			requireNear(t, want["train_logits"], logits, 1e-4, "train logits")
-			loss := must[*torch.Tensor](t)(must[*torch.Tensor](t)(logits.Mul(want["cot"])).Sum())
-			require.NoError(t, loss.Backward())
-			params := nn.NamedParameters(m)
-			grads := 0
-			for name := range want {
-				if len(name) > 5 && name[:5] == "grad." {
-					grads++
-				}
-			}
-			require.Len(t, params, grads, "one gradient per torchvision parameter")
-			for _, p := range params {
-				g := must[*torch.Tensor](t)(p.Value.Grad())
-				require.NotNil(t, g, p.Name)
-				requireNear(t, want["grad."+p.Name], g, 1e-3, "gradient of "+p.Name)
-			}
-			for _, b := range nn.NamedBuffers(m) {
-				requireNear(t, want["after."+b.Name], b.Value, 1e-4, "buffer "+b.Name)
-			}
-		})
+	want := map[string]*torch.Tensor{}
+	for _, e := range must[[]nn.Named[*torch.Tensor]](t)(nn.ReadStateDict(filepath.Join(dir, arch+"-ref.safetensors"))) {
+		want[e.Name] = e.Value
+	}
+	x := want["input"]
+	nn.Train(m, false)
+	var evalLogits *torch.Tensor
+	require.NoError(t, torch.NoGrad(func() error {
+		var err error
+		evalLogits, err = m.Forward(x)
+		return err
+	}))
+	requireNear(t, want["eval_logits"], evalLogits, 1e-4, "eval logits")
+
+	nn.Train(m, true)
+	torch.ManualSeed(2)
+	logits := must[*torch.Tensor](t)(m.Forward(x))
+	requireNear(t, want["train_logits"], logits, 1e-4, "train logits")
+	loss := must[*torch.Tensor](t)(must[*torch.Tensor](t)(logits.Mul(want["cot"])).Sum())
+	require.NoError(t, loss.Backward())
+	params := nn.NamedParameters(m)
+	grads := 0
+	for name := range want {
+		if len(name) > 5 && name[:5] == "grad." {
+			grads++
+		}
+	}
+	require.Len(t, params, grads, "one gradient per torchvision parameter")
+	for _, p := range params {
+		g := must[*torch.Tensor](t)(p.Value.Grad())
+		require.NotNil(t, g, p.Name)
+		requireNear(t, want["grad."+p.Name], g, 1e-3, "gradient of "+p.Name)
+	}
+	for _, b := range nn.NamedBuffers(m) {
+		requireNear(t, want["after."+b.Name], b.Value, 1e-4, "buffer "+b.Name)
 	}
 }
 

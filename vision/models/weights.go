@@ -26,7 +26,7 @@ const OfficialURL = "https://download.pytorch.org/models/"
 // Weights names one of torchvision's pretrained checkpoints.
 type Weights struct {
 	Arch string
-	Name string // IMAGENET1K_V1 or IMAGENET1K_V2
+	Name string // IMAGENET1K_V1, IMAGENET1K_V2, IMAGENET1K_SWAG_E2E_V1…
 	URL  string
 }
 
@@ -46,13 +46,31 @@ func (w Weights) HashPrefix() string {
 }
 
 var published = map[string]map[string]string{
-	"resnet18":        {"IMAGENET1K_V1": "resnet18-f37072fd.pth"},
-	"resnet34":        {"IMAGENET1K_V1": "resnet34-b627a593.pth"},
-	"resnet50":        {"IMAGENET1K_V1": "resnet50-0676ba61.pth", "IMAGENET1K_V2": "resnet50-11ad3fa6.pth"},
-	"resnet101":       {"IMAGENET1K_V1": "resnet101-63fe2227.pth", "IMAGENET1K_V2": "resnet101-cd907fc2.pth"},
-	"resnet152":       {"IMAGENET1K_V1": "resnet152-394f9c45.pth", "IMAGENET1K_V2": "resnet152-f82ba261.pth"},
-	"resnext50_32x4d": {"IMAGENET1K_V1": "resnext50_32x4d-7cdf4587.pth", "IMAGENET1K_V2": "resnext50_32x4d-1a0047aa.pth"},
-	"wide_resnet50_2": {"IMAGENET1K_V1": "wide_resnet50_2-95faca4d.pth", "IMAGENET1K_V2": "wide_resnet50_2-9ba9bcbe.pth"},
+	"resnet18":           {"IMAGENET1K_V1": "resnet18-f37072fd.pth"},
+	"resnet34":           {"IMAGENET1K_V1": "resnet34-b627a593.pth"},
+	"resnet50":           {"IMAGENET1K_V1": "resnet50-0676ba61.pth", "IMAGENET1K_V2": "resnet50-11ad3fa6.pth"},
+	"resnet101":          {"IMAGENET1K_V1": "resnet101-63fe2227.pth", "IMAGENET1K_V2": "resnet101-cd907fc2.pth"},
+	"resnet152":          {"IMAGENET1K_V1": "resnet152-394f9c45.pth", "IMAGENET1K_V2": "resnet152-f82ba261.pth"},
+	"resnext50_32x4d":    {"IMAGENET1K_V1": "resnext50_32x4d-7cdf4587.pth", "IMAGENET1K_V2": "resnext50_32x4d-1a0047aa.pth"},
+	"wide_resnet50_2":    {"IMAGENET1K_V1": "wide_resnet50_2-95faca4d.pth", "IMAGENET1K_V2": "wide_resnet50_2-9ba9bcbe.pth"},
+	"mobilenet_v3_small": {"IMAGENET1K_V1": "mobilenet_v3_small-047dcff4.pth"},
+	"mobilenet_v3_large": {"IMAGENET1K_V1": "mobilenet_v3_large-8738ca79.pth", "IMAGENET1K_V2": "mobilenet_v3_large-5c1a4163.pth"},
+	"efficientnet_b0":    {"IMAGENET1K_V1": "efficientnet_b0_rwightman-3dd342df.pth"},
+	"efficientnet_b1":    {"IMAGENET1K_V1": "efficientnet_b1_rwightman-533bc792.pth", "IMAGENET1K_V2": "efficientnet_b1-c27df63c.pth"},
+	"efficientnet_b2":    {"IMAGENET1K_V1": "efficientnet_b2_rwightman-bcdf34b7.pth"},
+	"efficientnet_b3":    {"IMAGENET1K_V1": "efficientnet_b3_rwightman-cf984f9c.pth"},
+	"efficientnet_b4":    {"IMAGENET1K_V1": "efficientnet_b4_rwightman-7eb33cd5.pth"},
+	"efficientnet_v2_s":  {"IMAGENET1K_V1": "efficientnet_v2_s-dd5fe13b.pth"},
+	"efficientnet_v2_m":  {"IMAGENET1K_V1": "efficientnet_v2_m-dc08266a.pth"},
+	"regnet_y_400mf":     {"IMAGENET1K_V1": "regnet_y_400mf-c65dace8.pth", "IMAGENET1K_V2": "regnet_y_400mf-e6988f5f.pth"},
+	"regnet_y_800mf":     {"IMAGENET1K_V1": "regnet_y_800mf-1b27b58c.pth", "IMAGENET1K_V2": "regnet_y_800mf-58fc7688.pth"},
+	"regnet_y_1_6gf":     {"IMAGENET1K_V1": "regnet_y_1_6gf-b11a554e.pth", "IMAGENET1K_V2": "regnet_y_1_6gf-0d7bc02a.pth"},
+	"regnet_y_3_2gf":     {"IMAGENET1K_V1": "regnet_y_3_2gf-b5a9779c.pth", "IMAGENET1K_V2": "regnet_y_3_2gf-9180c971.pth"},
+	"regnet_y_8gf":       {"IMAGENET1K_V1": "regnet_y_8gf-d0d0e4a8.pth", "IMAGENET1K_V2": "regnet_y_8gf-dc2b1b54.pth"},
+	// The SWAG weights are trained at 384 px (E2E) or are a linear probe
+	// of SWAG features (LINEAR); torchvision's default stays V2.
+	"regnet_y_16gf": {"IMAGENET1K_V1": "regnet_y_16gf-9e6ed7dd.pth", "IMAGENET1K_V2": "regnet_y_16gf-3e4a00f9.pth",
+		"IMAGENET1K_SWAG_E2E_V1": "regnet_y_16gf_swag-43afe44d.pth", "IMAGENET1K_SWAG_LINEAR_V1": "regnet_y_16gf_lc_swag-f3ec0043.pth"},
 }
 
 // BestAlias names the best published weights of an architecture
