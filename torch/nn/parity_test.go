@@ -126,6 +126,24 @@ var moduleBuilders = map[string]struct {
 		perturbStats(t, m)
 		nn.TrainWhere(m, false, isBN)
 	}},
+	"layernorm": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.LayerNorm](t)(nn.NewLayerNorm([]int64{3, 4}, 1e-5, true))
+	}},
+	"layernorm_no_affine": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.LayerNorm](t)(nn.NewLayerNorm([]int64{4}, 1e-6, false))
+	}},
+	"layernorm2d": {build: func(t *testing.T) nn.Layer { return must[*nn.LayerNorm2d](t)(nn.NewLayerNorm2d(3, 1e-6)) }},
+	"gelu":        {build: func(t *testing.T) nn.Layer { return must[*nn.GELU](t)(nn.NewGELU("none")) }},
+	"gelu_tanh":   {build: func(t *testing.T) nn.Layer { return must[*nn.GELU](t)(nn.NewGELU("tanh")) }},
+	"stochastic_depth_row": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.5, "row"))
+	}},
+	"stochastic_depth_batch": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.3, "batch"))
+	}, forwards: 3},
+	"stochastic_depth_eval": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.5, "row"))
+	}, eval: true},
 }
 
 func requireState(t *testing.T, want []namedRef, got []nn.Named[*torch.Tensor], what string) {
