@@ -53,6 +53,9 @@ var published = map[string]map[string]string{
 	"resnet152":       {"IMAGENET1K_V1": "resnet152-394f9c45.pth", "IMAGENET1K_V2": "resnet152-f82ba261.pth"},
 	"resnext50_32x4d": {"IMAGENET1K_V1": "resnext50_32x4d-7cdf4587.pth", "IMAGENET1K_V2": "resnext50_32x4d-1a0047aa.pth"},
 	"wide_resnet50_2": {"IMAGENET1K_V1": "wide_resnet50_2-95faca4d.pth", "IMAGENET1K_V2": "wide_resnet50_2-9ba9bcbe.pth"},
+	"convnext_tiny":   {"IMAGENET1K_V1": "convnext_tiny-983f1562.pth"},
+	"convnext_small":  {"IMAGENET1K_V1": "convnext_small-0c510722.pth"},
+	"convnext_base":   {"IMAGENET1K_V1": "convnext_base-6075fbad.pth"},
 }
 
 // BestAlias names the best published weights of an architecture

@@ -1,0 +1,149 @@
+package models
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+)
+
+// maker makes layers in a network's construction order, which is the
+// order of random draws, and keeps the first error, so that a builder
+// reads as torchvision's __init__ and checks once at the end.
+type maker struct{ err error }
+
+// fail records err as mk's first error.
+func (mk *maker) fail(err error) {
+	if mk.err == nil {
+		mk.err = err
+	}
+}
+
+func (mk *maker) conv(c nn.Conv2dConfig) *nn.Conv2d {
+	m, err := nn.NewConv2d(c)
+	mk.fail(err)
+	return m
+}
+
+func (mk *maker) linear(in, out int64) *nn.Linear {
+	m, err := nn.NewLinear(in, out, true)
+	mk.fail(err)
+	return m
+}
+
+func (mk *maker) layerNorm(n int64, eps float64) *nn.LayerNorm {
+	m, err := nn.NewLayerNorm([]int64{n}, eps, true)
+	mk.fail(err)
+	return m
+}
+
+func (mk *maker) layerNorm2d(n int64) *nn.LayerNorm2d {
+	m, err := nn.NewLayerNorm2d(n, 1e-6)
+	mk.fail(err)
+	return m
+}
+
+func (mk *maker) gelu() *nn.GELU {
+	m, err := nn.NewGELU("none")
+	mk.fail(err)
+	return m
+}
+
+func (mk *maker) depth(p float64) *nn.StochasticDepth {
+	m, err := nn.NewStochasticDepth(p, "row")
+	mk.fail(err)
+	return m
+}
+
+func (mk *maker) dropout(p float64) *nn.Dropout {
+	m, err := nn.NewDropout(p)
+	mk.fail(err)
+	return m
+}
+
+// param registers t, made by a factory that returned err, as m's
+// parameter name.
+func (mk *maker) param(m nn.Module, name string, t *torch.Tensor, err error) {
+	mk.fail(err)
+	if mk.err == nil {
+		mk.err = m.Base().RegisterParameter(name, t)
+	}
+}
+
+// register adds children to m in order.
+func (mk *maker) register(m nn.Module, children ...nn.Named[nn.Module]) {
+	for _, c := range children {
+		if mk.err != nil {
+			return
+		}
+		mk.err = m.Base().RegisterModule(c.Name, c.Value)
+	}
+}
+
+// child pairs a module with its name, for register.
+func child(name string, m nn.Module) nn.Named[nn.Module] {
+	return nn.Named[nn.Module]{Name: name, Value: m}
+}
+
+// stage is a named step of a network's feature hierarchy: run takes the
+// previous stage's output to this one's.
+type stage struct {
+	name string
+	run  func(*torch.Tensor) (*torch.Tensor, error)
+}
+
+func stageNames(stages []stage) []string {
+	names := make([]string, len(stages))
+	for i, s := range stages {
+		names[i] = s.name
+	}
+	return names
+}
+
+// runStages runs stages in order up to the last of want and returns the
+// output of each stage in want.
+func runStages(arch string, x *torch.Tensor, stages []stage, want []string) (map[string]*torch.Tensor, error) {
+	names := stageNames(stages)
+	last := -1
+	for _, w := range want {
+		i := slices.Index(names, w)
+		if i < 0 {
+			return nil, fmt.Errorf("models: %s: unknown stage %q (known: %v)", arch, w, names)
+		}
+		last = max(last, i)
+	}
+	out := make(map[string]*torch.Tensor, len(want))
+	h := x
+	for _, s := range stages[:last+1] {
+		var err error
+		if h, err = s.run(h); err != nil {
+			return nil, fmt.Errorf("models: %s: %s: %w", arch, s.name, err)
+		}
+		if slices.Contains(want, s.name) {
+			out[s.name] = h
+		}
+	}
+	return out, nil
+}
+
+// initTruncNormal re-draws, in module order, the weight of every
+// convolution and linear layer under m from a normal distribution of std
+// truncated to [-2, 2] and zeroes their biases: the loop over
+// self.modules() that ends ConvNeXt's and Swin's constructors.
+func initTruncNormal(m nn.Module, std float64) error {
+	return nn.Walk(m, func(_ string, x nn.Module) error {
+		switch x.(type) {
+		case *nn.Conv2d, *nn.Linear:
+		default:
+			return nil
+		}
+		if err := nn.TruncNormal_(x.Base().Parameter("weight"), 0, std, -2, 2); err != nil {
+			return err
+		}
+		if b := x.Base().Parameter("bias"); b != nil {
+			return torch.NoGrad(b.Zero_)
+		}
+		return nil
+	})
+}
