@@ -19,6 +19,8 @@ func TestConstructorsRejectBadArguments(t *testing.T) {
 		{"stochastic depth mode", func() error { _, err := nn.NewStochasticDepth(0.1, "col"); return err }, `got "col"`},
 		{"layernorm empty shape", func() error { _, err := nn.NewLayerNorm(nil, 1e-5, true); return err }, "empty"},
 		{"layernorm zero size", func() error { _, err := nn.NewLayerNorm([]int64{4, 0}, 1e-5, true); return err }, "[4 0]"},
+		{"attention heads", func() error { _, err := nn.NewMultiheadAttention(10, 4, 0); return err }, "10 must be a positive multiple of num_heads 4"},
+		{"attention dropout", func() error { _, err := nn.NewMultiheadAttention(8, 4, -0.1); return err }, "got -0.1"},
 		{"gelu approximation", func() error { _, err := nn.NewGELU("erf"); return err }, `got "erf"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/finetune-go/finetune/torch"
@@ -67,4 +68,21 @@ func TruncNormal_(t *torch.Tensor, mean, std, a, b float64) error {
 		_, err := torch.CallOp("aten::clamp_", "", t, a, b)
 		return err
 	})
+}
+
+// XavierUniform_ fills t (fanOut, fanIn, …) as torch.nn.init.xavier_uniform_
+// with gain 1: U(-a, a) with a = √3·√(2/(fanIn+fanOut)).
+func XavierUniform_(t *torch.Tensor) error {
+	shape := t.Shape()
+	if len(shape) < 2 {
+		return fmt.Errorf("nn: xavier_uniform_ needs at least 2 dimensions, got %v", shape)
+	}
+	field := int64(1)
+	for _, d := range shape[2:] {
+		field *= d
+	}
+	fanIn, fanOut := shape[1]*field, shape[0]*field
+	std := math.Sqrt(2.0 / float64(fanIn+fanOut))
+	a := math.Sqrt(3.0) * std
+	return torch.NoGrad(func() error { return t.Uniform_(-a, a, nil) })
 }

@@ -141,6 +141,12 @@ var moduleBuilders = map[string]struct {
 	"stochastic_depth_batch": {build: func(t *testing.T) nn.Layer {
 		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.3, "batch"))
 	}, forwards: 3},
+	"multihead_attention": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.MultiheadAttention](t)(nn.NewMultiheadAttention(8, 2, 0.2))
+	}},
+	"multihead_attention_eval": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.MultiheadAttention](t)(nn.NewMultiheadAttention(8, 4, 0))
+	}, eval: true},
 	"stochastic_depth_eval": {build: func(t *testing.T) nn.Layer {
 		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.5, "row"))
 	}, eval: true},

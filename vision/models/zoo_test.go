@@ -143,8 +143,7 @@ func TestZooMeta(t *testing.T) {
 
 // TestConvNeXtHeadless: a ConvNeXt built without classes keeps the
 // classifier's LayerNorm, loads it from a 1000-class file and returns the
-// pooled features through it; one built with 10 classes keeps its fresh
-// Linear and says so.
+// pooled features through it.
 func TestConvNeXtHeadless(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()
