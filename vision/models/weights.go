@@ -56,6 +56,7 @@ var published = map[string]map[string]string{
 	"convnext_tiny":   {"IMAGENET1K_V1": "convnext_tiny-983f1562.pth"},
 	"convnext_small":  {"IMAGENET1K_V1": "convnext_small-0c510722.pth"},
 	"convnext_base":   {"IMAGENET1K_V1": "convnext_base-6075fbad.pth"},
+	"vit_b_16":        {"IMAGENET1K_V1": "vit_b_16-c867db91.pth"},
 }
 
 // BestAlias names the best published weights of an architecture

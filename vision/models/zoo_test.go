@@ -24,6 +24,7 @@ var zooFamilies = []struct {
 	script, arch string
 }{
 	{"convnext.py", "convnext_tiny"},
+	{"vit.py", "vit_b_16"},
 }
 
 // netRef is <arch>.json as netref.py writes it.
@@ -57,6 +58,7 @@ func TestZooMatchesTorchvision(t *testing.T) {
 			torch.ManualSeed(0)
 			m := must[models.Network](t)(models.Build(f.arch, 1000))
 			defer nn.Free(m)
+			readZooMeta(t, f.script).require(t, m)
 			own := nn.StateDict(m)
 			require.Len(t, own, len(ref.Init))
 			for i, r := range ref.Init {
@@ -89,10 +91,17 @@ func TestZooMatchesTorchvision(t *testing.T) {
 			nn.Train(m, false)
 			require.NoError(t, torch.NoGrad(func() error {
 				logits, err := m.Forward(x)
-				if err == nil {
-					requireNear(t, want["eval_logits"], logits, 1e-4, "eval logits")
+				if err != nil {
+					return err
 				}
-				return err
+				requireNear(t, want["eval_logits"], logits, 1e-4, "eval logits")
+				stages, err := m.Features(x, m.StageNames()...)
+				if err != nil {
+					return err
+				}
+				require.Len(t, stages, len(m.StageNames()))
+				require.Equal(t, []int64{x.Shape()[0], m.FeatureDim()}, stages["pool"].Shape())
+				return nil
 			}))
 
 			nn.Train(m, true)
@@ -114,28 +123,48 @@ func TestZooMatchesTorchvision(t *testing.T) {
 	}
 }
 
-// TestZooMeta checks every architecture of the families against
-// torchvision's published parameter count (building is enough: no
-// forward) and the URLs of its published weights.
+// zooMeta is meta.json as netref.py writes it: each architecture's
+// parameter count and published weights.
+type zooMeta map[string]struct {
+	Params  int64             `json:"params"`
+	Weights map[string]string `json:"weights"`
+}
+
+func readZooMeta(t *testing.T, script string) zooMeta {
+	var meta zooMeta
+	raw := must[[]byte](t)(os.ReadFile(filepath.Join(testref.Dir(t, script), "meta.json")))
+	require.NoError(t, json.Unmarshal(raw, &meta))
+	return meta
+}
+
+// require checks m's parameter count against torchvision's and the
+// URLs of its published weights.
+func (z zooMeta) require(t *testing.T, m models.Network) {
+	want, ok := z[m.ArchName()]
+	require.True(t, ok, "%s in meta.json", m.ArchName())
+	for name, url := range want.Weights {
+		require.Equal(t, url, must[models.Weights](t)(models.LookupWeights(m.ArchName(), name)).URL)
+	}
+	sum := must[nn.Summary](t)(nn.Summarize(m))
+	require.Equal(t, want.Params, sum.Total)
+	require.Equal(t, want.Params, sum.Trainable)
+}
+
+// TestZooMeta checks the other architectures of each family (the one
+// TestZooMatchesTorchvision builds is checked there) against torchvision's
+// parameter count and weights: building is enough, no forward.
 func TestZooMeta(t *testing.T) {
 	for _, f := range zooFamilies {
-		var meta map[string]struct {
-			Params  int64             `json:"params"`
-			Weights map[string]string `json:"weights"`
-		}
-		raw := must[[]byte](t)(os.ReadFile(filepath.Join(testref.Dir(t, f.script), "meta.json")))
-		require.NoError(t, json.Unmarshal(raw, &meta))
-		for arch, want := range meta {
+		meta := readZooMeta(t, f.script)
+		for arch := range meta {
+			if arch == f.arch {
+				continue
+			}
 			t.Run(arch, func(t *testing.T) {
 				require.Contains(t, models.Networks(), arch)
-				for name, url := range want.Weights {
-					require.Equal(t, url, must[models.Weights](t)(models.LookupWeights(arch, name)).URL)
-				}
 				m := must[models.Network](t)(models.Build(arch, 1000))
 				defer nn.Free(m)
-				sum := must[nn.Summary](t)(nn.Summarize(m))
-				require.Equal(t, want.Params, sum.Total)
-				require.Equal(t, want.Params, sum.Trainable)
+				meta.require(t, m)
 			})
 		}
 	}
