@@ -21,6 +21,14 @@ func TestConstructorsRejectBadArguments(t *testing.T) {
 		{"layernorm zero size", func() error { _, err := nn.NewLayerNorm([]int64{4, 0}, 1e-5, true); return err }, "[4 0]"},
 		{"attention heads", func() error { _, err := nn.NewMultiheadAttention(10, 4, 0); return err }, "10 must be a positive multiple of num_heads 4"},
 		{"attention dropout", func() error { _, err := nn.NewMultiheadAttention(8, 4, -0.1); return err }, "got -0.1"},
+		{"window attention heads", func() error {
+			_, err := nn.NewShiftedWindowAttention(8, [2]int64{7, 7}, [2]int64{3, 3}, 3)
+			return err
+		}, "dim 8 must be a positive multiple of num_heads 3"},
+		{"window attention window", func() error {
+			_, err := nn.NewShiftedWindowAttention(8, [2]int64{0, 7}, [2]int64{}, 2)
+			return err
+		}, "window [0 7]"},
 		{"gelu approximation", func() error { _, err := nn.NewGELU("erf"); return err }, `got "erf"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

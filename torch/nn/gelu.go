@@ -23,9 +23,9 @@ func NewGELU(approximate string) (*GELU, error) {
 
 // Forward returns GELU(x).
 func (m *GELU) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	out, err := torch.CallOp("aten::gelu", "", x, m.Approximate)
+	out, err := first(torch.CallOp("aten::gelu", "", x, m.Approximate))
 	if err != nil {
 		return nil, fmt.Errorf("nn: GELU: %w", err)
 	}
-	return out[0], nil
+	return out, nil
 }

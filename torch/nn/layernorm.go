@@ -50,11 +50,11 @@ func NewLayerNorm(shape []int64, eps float64, affine bool) (*LayerNorm, error) {
 
 // Forward normalises x (…, Shape…).
 func (m *LayerNorm) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	out, err := torch.CallOp("aten::layer_norm", "", x, m.Shape, m.Parameter("weight"), m.Parameter("bias"), m.Eps)
+	out, err := first(torch.CallOp("aten::layer_norm", "", x, m.Shape, m.Parameter("weight"), m.Parameter("bias"), m.Eps))
 	if err != nil {
 		return nil, fmt.Errorf("nn: LayerNorm: %w", err)
 	}
-	return out[0], nil
+	return out, nil
 }
 
 // LayerNorm2d is torchvision's convnext.LayerNorm2d: a LayerNorm over the

@@ -147,6 +147,16 @@ var moduleBuilders = map[string]struct {
 	"multihead_attention_eval": {build: func(t *testing.T) nn.Layer {
 		return must[*nn.MultiheadAttention](t)(nn.NewMultiheadAttention(8, 4, 0))
 	}, eval: true},
+	"window_attention_shifted": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.ShiftedWindowAttention](t)(nn.NewShiftedWindowAttention(8, [2]int64{3, 3}, [2]int64{1, 1}, 2))
+	}},
+	"window_attention": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.ShiftedWindowAttention](t)(nn.NewShiftedWindowAttention(8, [2]int64{3, 3}, [2]int64{}, 4))
+	}},
+	"window_attention_one_side_shifted": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.ShiftedWindowAttention](t)(nn.NewShiftedWindowAttention(8, [2]int64{3, 3}, [2]int64{1, 1}, 2))
+	}},
+	"patch_merging": {build: func(t *testing.T) nn.Layer { return must[*nn.PatchMerging](t)(nn.NewPatchMerging(4, 1e-5)) }},
 	"stochastic_depth_eval": {build: func(t *testing.T) nn.Layer {
 		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.5, "row"))
 	}, eval: true},
