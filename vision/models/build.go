@@ -127,15 +127,13 @@ func runStages(arch string, x *torch.Tensor, stages []stage, want []string) (map
 	return out, nil
 }
 
-// initTruncNormal re-draws, in module order, the weight of every
-// convolution and linear layer under m from a normal distribution of std
-// truncated to [-2, 2] and zeroes their biases: the loop over
-// self.modules() that ends ConvNeXt's and Swin's constructors.
-func initTruncNormal(m nn.Module, std float64) error {
+// initTruncNormal re-draws, in module order, the weight of every module
+// under m that match selects (convolutions, linear layers) from a normal
+// distribution of std truncated to [-2, 2] and zeroes its bias: the loop
+// over self.modules() that ends ConvNeXt's and Swin's constructors.
+func initTruncNormal(m nn.Module, std float64, match func(nn.Module) bool) error {
 	return nn.Walk(m, func(_ string, x nn.Module) error {
-		switch x.(type) {
-		case *nn.Conv2d, *nn.Linear:
-		default:
+		if !match(x) {
 			return nil
 		}
 		if err := nn.TruncNormal_(x.Base().Parameter("weight"), 0, std, -2, 2); err != nil {
@@ -146,4 +144,34 @@ func initTruncNormal(m nn.Module, std float64) error {
 		}
 		return nil
 	})
+}
+
+func isLinear(m nn.Module) bool { _, ok := m.(*nn.Linear); return ok }
+
+func isConvOrLinear(m nn.Module) bool {
+	_, ok := m.(*nn.Conv2d)
+	return ok || isLinear(m)
+}
+
+// mlp is torchvision's MLP as transformer blocks use it: Linear to
+// hidden, GELU, Dropout, Linear back, Dropout (no dropout here), its
+// Linears re-drawn as MLPBlock and SwinTransformerBlock do after making
+// them: Xavier-uniform weights, biases from a normal of std 1e-6.
+func (mk *maker) mlp(dim, hidden int64) *nn.Sequential {
+	fc1, act, drop1, fc2, drop2 := mk.linear(dim, hidden), mk.gelu(), mk.dropout(0), mk.linear(hidden, dim), mk.dropout(0)
+	if mk.err != nil {
+		return nil
+	}
+	mk.err = torch.NoGrad(func() error {
+		for _, l := range []*nn.Linear{fc1, fc2} {
+			if err := nn.XavierUniform_(l.Parameter("weight")); err != nil {
+				return err
+			}
+			if err := l.Parameter("bias").Normal_(0, 1e-6, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return nn.NewSequential(fc1, act, drop1, fc2, drop2)
 }

@@ -106,7 +106,7 @@ func NewConvNeXt(name string, numClasses int64) (*ConvNeXt, error) {
 	if mk.err != nil {
 		return nil, fmt.Errorf("models: %s: %w", name, mk.err)
 	}
-	if err := initTruncNormal(m, 0.02); err != nil {
+	if err := initTruncNormal(m, 0.02, isConvOrLinear); err != nil {
 		return nil, fmt.Errorf("models: %s: init: %w", name, err)
 	}
 	return m, nil

@@ -163,22 +163,7 @@ func newEncoderBlock(mk *maker, a vitArch) *EncoderBlock {
 	mk.fail(err)
 	b.Dropout = mk.dropout(0)
 	b.LN2 = mk.layerNorm(a.hidden, 1e-6)
-	fc1, fc2 := mk.linear(a.hidden, a.mlp), mk.linear(a.mlp, a.hidden)
-	b.MLP = nn.NewSequential(fc1, mk.gelu(), mk.dropout(0), fc2, mk.dropout(0))
-	if mk.err == nil {
-		// torchvision's MLPBlock re-draws its Linears after making them.
-		mk.err = torch.NoGrad(func() error {
-			for _, l := range []*nn.Linear{fc1, fc2} {
-				if err := nn.XavierUniform_(l.Parameter("weight")); err != nil {
-					return err
-				}
-				if err := l.Parameter("bias").Normal_(0, 1e-6, nil); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
+	b.MLP = mk.mlp(a.hidden, a.mlp)
 	mk.register(b, child("ln_1", b.LN1), child("self_attention", b.Attention), child("dropout", b.Dropout),
 		child("ln_2", b.LN2), child("mlp", b.MLP))
 	return b

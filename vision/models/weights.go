@@ -57,6 +57,7 @@ var published = map[string]map[string]string{
 	"convnext_small":  {"IMAGENET1K_V1": "convnext_small-0c510722.pth"},
 	"convnext_base":   {"IMAGENET1K_V1": "convnext_base-6075fbad.pth"},
 	"vit_b_16":        {"IMAGENET1K_V1": "vit_b_16-c867db91.pth"},
+	"swin_t":          {"IMAGENET1K_V1": "swin_t-704ceda3.pth"},
 }
 
 // BestAlias names the best published weights of an architecture

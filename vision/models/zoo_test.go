@@ -25,6 +25,7 @@ var zooFamilies = []struct {
 }{
 	{"convnext.py", "convnext_tiny"},
 	{"vit.py", "vit_b_16"},
+	{"swin.py", "swin_t"},
 }
 
 // netRef is <arch>.json as netref.py writes it.
@@ -59,6 +60,10 @@ func TestZooMatchesTorchvision(t *testing.T) {
 			m := must[models.Network](t)(models.Build(f.arch, 1000))
 			defer nn.Free(m)
 			readZooMeta(t, f.script).require(t, m)
+			prefix, built := m.Classifier()
+			require.True(t, built)
+			head := must[nn.Module](t)(nn.Find(m, strings.TrimSuffix(prefix, ".")))
+			require.Equal(t, []int64{1000, m.FeatureDim()}, head.Base().Parameter("weight").Shape(), "the classifier's Linear")
 			own := nn.StateDict(m)
 			require.Len(t, own, len(ref.Init))
 			for i, r := range ref.Init {
@@ -184,6 +189,9 @@ func TestConvNeXtHeadless(t *testing.T) {
 
 	bare := must[*models.ConvNeXt](t)(models.NewConvNeXt("convnext_tiny", 0))
 	defer nn.Free(bare)
+	prefix, built := bare.Classifier()
+	require.Equal(t, "classifier.2.", prefix)
+	require.False(t, built)
 	report := must[nn.LoadReport](t)(models.LoadWeights(context.Background(), bare, path, nil))
 	require.True(t, report.Clean(), report.String())
 	_, err := bare.Forward(must[*torch.Tensor](t)(torch.Zeros([]int64{1, 3, 32, 32})))
