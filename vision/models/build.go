@@ -101,6 +101,23 @@ func stageNames(stages []stage) []string {
 	return names
 }
 
+// pyramidStages are the stages of a four-stage network whose body is
+// torchvision's "features" of ConvNeXt and Swin: the stem, the first
+// stage's blocks, then for each later stage the downsampling module that
+// precedes it and its blocks; pool makes the pooled features of the last.
+func pyramidStages(body *nn.Sequential, pool ...nn.Layer) []stage {
+	mods := body.Children()
+	layer := func(i int) nn.Layer { return mods[i].Value.(nn.Layer) }
+	return []stage{
+		{"stem", layer(0).Forward},
+		{"stage1", layer(1).Forward},
+		{"stage2", nn.NewSequential(layer(2), layer(3)).Forward},
+		{"stage3", nn.NewSequential(layer(4), layer(5)).Forward},
+		{"stage4", nn.NewSequential(layer(6), layer(7)).Forward},
+		{"pool", nn.NewSequential(pool...).Forward},
+	}
+}
+
 // runStages runs stages in order up to the last of want and returns the
 // output of each stage in want.
 func runStages(arch string, x *torch.Tensor, stages []stage, want []string) (map[string]*torch.Tensor, error) {

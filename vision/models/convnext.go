@@ -28,16 +28,14 @@ func init() {
 	}
 }
 
-// ConvNeXtStages are the named points of a ConvNeXt's feature hierarchy:
-// "stem" is the 4×4 patchify convolution and its norm; "stage2" to
-// "stage4" begin with the downsampling (norm, 2×2 convolution) that
-// torchvision keeps as a separate module before each; "pool" is the
-// average pool, the classifier's LayerNorm and the flattening: the
-// features its Linear sees.
-var ConvNeXtStages = []string{"stem", "stage1", "stage2", "stage3", "stage4", "pool"}
-
 // ConvNeXt is torchvision's ConvNeXt, with the same module tree,
 // state-dict keys and initialisation.
+//
+// Its stages are "stem", the 4×4 patchify convolution and its norm;
+// "stage1" to "stage4", each (N, C, H, W), "stage2" to "stage4" beginning
+// with the downsampling (norm, 2×2 convolution) that torchvision keeps as
+// a separate module before each; and "pool", the average pool, the
+// classifier's LayerNorm and the flattening: the features its Linear sees.
 type ConvNeXt struct {
 	nn.ModuleBase
 	Name       string
@@ -48,9 +46,11 @@ type ConvNeXt struct {
 	AvgPool *nn.AdaptiveAvgPool2d
 	// Head is torchvision's "classifier": LayerNorm2d, Flatten and, when
 	// built with classes, the Linear FC ("classifier.2").
-	Head *nn.Sequential
-	FC   *nn.Linear
-	dim  int64
+	Head    *nn.Sequential
+	FC      *nn.Linear
+	norm    *nn.LayerNorm2d
+	flatten *nn.Flatten
+	dim     int64
 }
 
 var _ Network = (*ConvNeXt)(nil)
@@ -97,7 +97,8 @@ func NewConvNeXt(name string, numClasses int64) (*ConvNeXt, error) {
 		m.Body.Append(blocks)
 	}
 	m.AvgPool = nn.NewAdaptiveAvgPool2d(1, 1)
-	m.Head = nn.NewSequential(mk.layerNorm2d(a.dims[3]), nn.NewFlatten())
+	m.norm, m.flatten = mk.layerNorm2d(a.dims[3]), nn.NewFlatten()
+	m.Head = nn.NewSequential(m.norm, m.flatten)
 	if numClasses > 0 {
 		m.FC = mk.linear(a.dims[3], numClasses)
 		m.Head.Append(m.FC)
@@ -157,29 +158,14 @@ func (b *CNBlock) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 }
 
 func (m *ConvNeXt) stages() []stage {
-	body := m.Body.Children()
-	seq := func(mods ...nn.Named[nn.Module]) func(*torch.Tensor) (*torch.Tensor, error) {
-		layers := make([]nn.Layer, len(mods))
-		for i, c := range mods {
-			layers[i] = c.Value.(nn.Layer)
-		}
-		return nn.NewSequential(layers...).Forward
-	}
-	return []stage{
-		{"stem", seq(body[0])},
-		{"stage1", seq(body[1])},
-		{"stage2", seq(body[2], body[3])},
-		{"stage3", seq(body[4], body[5])},
-		{"stage4", seq(body[6], body[7])},
-		{"pool", seq(child("avgpool", m.AvgPool), m.Head.Children()[0], m.Head.Children()[1])},
-	}
+	return pyramidStages(m.Body, m.AvgPool, m.norm, m.flatten)
 }
 
 // ArchName returns the architecture's name.
 func (m *ConvNeXt) ArchName() string { return m.Name }
 
-// StageNames returns ConvNeXtStages.
-func (m *ConvNeXt) StageNames() []string { return ConvNeXtStages }
+// StageNames returns "stem", "stage1"…"stage4" and "pool".
+func (m *ConvNeXt) StageNames() []string { return stageNames(m.stages()) }
 
 // FeatureDim returns the width of the last stage: 768 for convnext_tiny
 // and convnext_small, 1024 for convnext_base.
@@ -190,7 +176,7 @@ func (m *ConvNeXt) FeatureDim() int64 { return m.dim }
 func (m *ConvNeXt) Classifier() (string, bool) { return "classifier.2.", m.FC != nil }
 
 // Features runs the network up to the last of the named stages (see
-// ConvNeXtStages) and returns the output of each requested one.
+// ConvNeXt) and returns the output of each requested one.
 func (m *ConvNeXt) Features(x *torch.Tensor, stages ...string) (map[string]*torch.Tensor, error) {
 	return runStages(m.Name, x, m.stages(), stages)
 }

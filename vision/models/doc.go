@@ -1,7 +1,10 @@
 // Package models builds torchvision's ResNet family — resnet18, resnet34,
 // resnet50, resnet101, resnet152, wide_resnet50_2 and resnext50_32x4d —
 // with torchvision's module tree, state-dict keys and initialisation, and
-// loads torchvision's ImageNet weights.
+// loads torchvision's ImageNet weights. Build makes every architecture of
+// the zoo by name (Networks), each a Network with named stages: besides
+// the ResNets, ConvNeXt (convnext_tiny, convnext_small, convnext_base),
+// the vision transformer vit_b_16 and the Swin transformer swin_t.
 //
 // Weights are given by path (.pth, .pt, .safetensors) or by name
 // (IMAGENET1K_V1, IMAGENET1K_V2, or BestAlias for the best published).

@@ -29,18 +29,17 @@ func init() {
 	}
 }
 
-// SwinStages are the named points of a Swin transformer's feature
-// hierarchy, each a channels-last (N, H, W, C) map: "stem" is the 4×4
-// patch projection and its LayerNorm; "stage2" to "stage4" begin with the
-// patch merging that torchvision keeps as a separate module after the
-// previous stage; "pool" is the final LayerNorm, the average pool and the
-// flattening: the features the head sees.
-var SwinStages = []string{"stem", "stage1", "stage2", "stage3", "stage4", "pool"}
-
 // Swin is torchvision's SwinTransformer (v1), with the same module tree,
 // state-dict keys and initialisation. It takes images of any size: each
 // stage pads its map to whole windows (the published weights were trained
 // at 224×224).
+//
+// Its stages are "stem", the 4×4 patch projection and its LayerNorm;
+// "stage1" to "stage4", each a channels-last (N, H, W, C) map, "stage2" to
+// "stage4" beginning with the patch merging that torchvision keeps as a
+// separate module after the previous stage; and "pool", the final
+// LayerNorm, the average pool and the flattening: the features the head
+// sees.
 type Swin struct {
 	nn.ModuleBase
 	Name       string
@@ -172,23 +171,14 @@ func (b *SwinBlock) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 }
 
 func (m *Swin) stages() []stage {
-	body := m.Body.Children()
-	layer := func(i int) nn.Layer { return body[i].Value.(nn.Layer) }
-	return []stage{
-		{"stem", layer(0).Forward},
-		{"stage1", layer(1).Forward},
-		{"stage2", nn.NewSequential(layer(2), layer(3)).Forward},
-		{"stage3", nn.NewSequential(layer(4), layer(5)).Forward},
-		{"stage4", nn.NewSequential(layer(6), layer(7)).Forward},
-		{"pool", nn.NewSequential(m.Norm, m.permute, m.avgPool, m.flatten).Forward},
-	}
+	return pyramidStages(m.Body, m.Norm, m.permute, m.avgPool, m.flatten)
 }
 
 // ArchName returns the architecture's name.
 func (m *Swin) ArchName() string { return m.Name }
 
-// StageNames returns SwinStages.
-func (m *Swin) StageNames() []string { return SwinStages }
+// StageNames returns "stem", "stage1"…"stage4" and "pool".
+func (m *Swin) StageNames() []string { return stageNames(m.stages()) }
 
 // FeatureDim returns the width of the last stage: 768 for swin_t.
 func (m *Swin) FeatureDim() int64 { return m.dim }
@@ -197,7 +187,7 @@ func (m *Swin) FeatureDim() int64 { return m.dim }
 func (m *Swin) Classifier() (string, bool) { return "head.", m.Head != nil }
 
 // Features runs the network up to the last of the named stages (see
-// SwinStages) and returns the output of each requested one.
+// Swin) and returns the output of each requested one.
 func (m *Swin) Features(x *torch.Tensor, stages ...string) (map[string]*torch.Tensor, error) {
 	return runStages(m.Name, x, m.stages(), stages)
 }
