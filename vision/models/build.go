@@ -8,6 +8,26 @@ import (
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
+// register makes Build build every architecture of a family with make.
+func register[A any, N Network](family map[string]A, make func(name string, numClasses int64) (N, error)) {
+	for name := range family {
+		builders[name] = func(name string, numClasses int64) (Network, error) { return make(name, numClasses) }
+	}
+}
+
+// lookup returns the architecture called name in family, checking
+// numClasses on the way.
+func lookup[A any](family map[string]A, name string, numClasses int64) (A, error) {
+	a, ok := family[name]
+	if !ok {
+		return a, fmt.Errorf("models: unknown architecture %q (known: %v)", name, Networks())
+	}
+	if numClasses < 0 {
+		return a, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	}
+	return a, nil
+}
+
 // maker makes layers in a network's construction order, which is the
 // order of random draws, and keeps the first error, so that a builder
 // reads as torchvision's __init__ and checks once at the end.

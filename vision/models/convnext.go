@@ -22,11 +22,7 @@ var convnexts = map[string]convnextArch{
 	"convnext_base":  {dims: [4]int64{128, 256, 512, 1024}, depths: [4]int{3, 3, 27, 3}, depthDecay: 0.5},
 }
 
-func init() {
-	for name := range convnexts {
-		builders[name] = func(name string, numClasses int64) (Network, error) { return NewConvNeXt(name, numClasses) }
-	}
-}
+func init() { register(convnexts, NewConvNeXt) }
 
 // ConvNeXt is torchvision's ConvNeXt, with the same module tree,
 // state-dict keys and initialisation.
@@ -64,12 +60,9 @@ var _ Network = (*ConvNeXt)(nil)
 // features "pool" returns, and loaded from published weights) and has no
 // Linear: FC is nil and Forward is not available.
 func NewConvNeXt(name string, numClasses int64) (*ConvNeXt, error) {
-	a, ok := convnexts[name]
-	if !ok {
-		return nil, fmt.Errorf("models: unknown architecture %q (known: %v)", name, Networks())
-	}
-	if numClasses < 0 {
-		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	a, err := lookup(convnexts, name, numClasses)
+	if err != nil {
+		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()

@@ -23,11 +23,7 @@ var swins = map[string]swinArch{
 	"swin_t": {embed: 96, depths: [4]int{2, 2, 6, 2}, heads: [4]int64{3, 6, 12, 24}, window: 7, depthDecay: 0.2},
 }
 
-func init() {
-	for name := range swins {
-		builders[name] = func(name string, numClasses int64) (Network, error) { return NewSwin(name, numClasses) }
-	}
-}
+func init() { register(swins, NewSwin) }
 
 // Swin is torchvision's SwinTransformer (v1), with the same module tree,
 // state-dict keys and initialisation. It takes images of any size: each
@@ -65,12 +61,9 @@ var _ Network = (*Swin)(nil)
 // With numClasses 0 it has no head and Forward is not available; the
 // final LayerNorm ("norm") stays, part of the "pool" features.
 func NewSwin(name string, numClasses int64) (*Swin, error) {
-	a, ok := swins[name]
-	if !ok {
-		return nil, fmt.Errorf("models: unknown architecture %q (known: %v)", name, Networks())
-	}
-	if numClasses < 0 {
-		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	a, err := lookup(swins, name, numClasses)
+	if err != nil {
+		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()

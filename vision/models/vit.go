@@ -24,11 +24,7 @@ var vits = map[string]vitArch{
 // another size; the zoo does not.
 const ViTImageSize = 224
 
-func init() {
-	for name := range vits {
-		builders[name] = func(name string, numClasses int64) (Network, error) { return NewViT(name, numClasses) }
-	}
-}
+func init() { register(vits, NewViT) }
 
 // ViT is torchvision's VisionTransformer, with the same module tree,
 // state-dict keys and initialisation.
@@ -84,12 +80,9 @@ type EncoderBlock struct {
 // torch.ManualSeed the weights equal torchvision's. With numClasses 0 it
 // has no head ("heads" is empty) and Forward is not available.
 func NewViT(name string, numClasses int64) (*ViT, error) {
-	a, ok := vits[name]
-	if !ok {
-		return nil, fmt.Errorf("models: unknown architecture %q (known: %v)", name, Networks())
-	}
-	if numClasses < 0 {
-		return nil, fmt.Errorf("models: %s: num_classes must be positive, got %d", name, numClasses)
+	a, err := lookup(vits, name, numClasses)
+	if err != nil {
+		return nil, err
 	}
 	s := torch.NewScope()
 	defer s.Close()
