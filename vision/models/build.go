@@ -8,10 +8,10 @@ import (
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
-// register makes Build build every architecture of a family with make.
-func register[A any, N Network](family map[string]A, make func(name string, numClasses int64) (N, error)) {
+// registerFamily makes Build build every architecture of a family with build.
+func registerFamily[A any, N Network](family map[string]A, build func(name string, numClasses int64) (N, error)) {
 	for name := range family {
-		builders[name] = func(name string, numClasses int64) (Network, error) { return make(name, numClasses) }
+		builders[name] = func(name string, numClasses int64) (Network, error) { return build(name, numClasses) }
 	}
 }
 

@@ -22,7 +22,7 @@ var convnexts = map[string]convnextArch{
 	"convnext_base":  {dims: [4]int64{128, 256, 512, 1024}, depths: [4]int{3, 3, 27, 3}, depthDecay: 0.5},
 }
 
-func init() { register(convnexts, NewConvNeXt) }
+func init() { registerFamily(convnexts, NewConvNeXt) }
 
 // ConvNeXt is torchvision's ConvNeXt, with the same module tree,
 // state-dict keys and initialisation.

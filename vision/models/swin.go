@@ -23,7 +23,7 @@ var swins = map[string]swinArch{
 	"swin_t": {embed: 96, depths: [4]int{2, 2, 6, 2}, heads: [4]int64{3, 6, 12, 24}, window: 7, depthDecay: 0.2},
 }
 
-func init() { register(swins, NewSwin) }
+func init() { registerFamily(swins, NewSwin) }
 
 // Swin is torchvision's SwinTransformer (v1), with the same module tree,
 // state-dict keys and initialisation. It takes images of any size: each

@@ -24,7 +24,7 @@ var vits = map[string]vitArch{
 // another size; the zoo does not.
 const ViTImageSize = 224
 
-func init() { register(vits, NewViT) }
+func init() { registerFamily(vits, NewViT) }
 
 // ViT is torchvision's VisionTransformer, with the same module tree,
 // state-dict keys and initialisation.
