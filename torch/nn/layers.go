@@ -157,3 +157,18 @@ func (s *Sequential) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 	}
 	return x, nil
 }
+
+// Permute is torchvision.ops.Permute: it reorders the dimensions of its
+// input.
+type Permute struct {
+	ModuleBase
+	Dims []int64
+}
+
+// NewPermute returns a Permute to the order dims.
+func NewPermute(dims ...int64) *Permute {
+	return &Permute{ModuleBase: ModuleBase{training: true}, Dims: dims}
+}
+
+// Forward returns x with its dimensions in the order Dims.
+func (m *Permute) Forward(x *torch.Tensor) (*torch.Tensor, error) { return x.Permute(m.Dims...) }

@@ -130,6 +130,40 @@ var moduleBuilders = map[string]struct {
 	"sigmoid":     {build: func(t *testing.T) nn.Layer { return nn.NewSigmoid() }},
 	"hardswish":   {build: func(t *testing.T) nn.Layer { return nn.NewHardswish(false) }},
 	"hardsigmoid": {build: func(t *testing.T) nn.Layer { return nn.NewHardsigmoid(false) }},
+	"layernorm": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.LayerNorm](t)(nn.NewLayerNorm([]int64{3, 4}, 1e-5, true))
+	}},
+	"layernorm_no_affine": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.LayerNorm](t)(nn.NewLayerNorm([]int64{4}, 1e-6, false))
+	}},
+	"layernorm2d": {build: func(t *testing.T) nn.Layer { return must[*nn.LayerNorm2d](t)(nn.NewLayerNorm2d(3, 1e-6)) }},
+	"gelu":        {build: func(t *testing.T) nn.Layer { return must[*nn.GELU](t)(nn.NewGELU("none")) }},
+	"gelu_tanh":   {build: func(t *testing.T) nn.Layer { return must[*nn.GELU](t)(nn.NewGELU("tanh")) }},
+	"stochastic_depth_row": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.5, "row"))
+	}},
+	"stochastic_depth_batch": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.3, "batch"))
+	}, forwards: 3},
+	"multihead_attention": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.MultiheadAttention](t)(nn.NewMultiheadAttention(8, 2, 0.2))
+	}},
+	"multihead_attention_eval": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.MultiheadAttention](t)(nn.NewMultiheadAttention(8, 4, 0))
+	}, eval: true},
+	"window_attention_shifted": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.ShiftedWindowAttention](t)(nn.NewShiftedWindowAttention(8, [2]int64{3, 3}, [2]int64{1, 1}, 2))
+	}},
+	"window_attention": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.ShiftedWindowAttention](t)(nn.NewShiftedWindowAttention(8, [2]int64{3, 3}, [2]int64{}, 4))
+	}},
+	"window_attention_one_side_shifted": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.ShiftedWindowAttention](t)(nn.NewShiftedWindowAttention(8, [2]int64{3, 3}, [2]int64{1, 1}, 2))
+	}},
+	"patch_merging": {build: func(t *testing.T) nn.Layer { return must[*nn.PatchMerging](t)(nn.NewPatchMerging(4, 1e-5)) }},
+	"stochastic_depth_eval": {build: func(t *testing.T) nn.Layer {
+		return must[*nn.StochasticDepth](t)(nn.NewStochasticDepth(0.5, "row"))
+	}, eval: true},
 }
 
 func requireState(t *testing.T, want []namedRef, got []nn.Named[*torch.Tensor], what string) {

@@ -2,10 +2,12 @@
 // resnet50, resnet101, resnet152, wide_resnet50_2 and resnext50_32x4d —
 // and, as Staged networks, MobileNetV3 (mobilenet_v3_small, _large),
 // EfficientNet (efficientnet_b0 to _b4, efficientnet_v2_s, _v2_m) and
-// RegNetY (regnet_y_400mf to regnet_y_16gf), with torchvision's module
+// RegNetY (regnet_y_400mf to regnet_y_16gf), besides ConvNeXt
+// (convnext_tiny, convnext_small, convnext_base), the vision transformer
+// vit_b_16 and the Swin transformer swin_t, with torchvision's module
 // tree, state-dict keys and initialisation, and loads torchvision's
 // ImageNet weights. Build makes any of them by name (Networks lists
-// them); every one is a Network.
+// them); every one is a Network with named stages.
 //
 // Weights are given by path (.pth, .pt, .safetensors) or by name
 // (IMAGENET1K_V1, IMAGENET1K_V2, others torchvision publishes, or

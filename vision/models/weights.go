@@ -71,6 +71,11 @@ var published = map[string]map[string]string{
 	// of SWAG features (LINEAR); torchvision's default stays V2.
 	"regnet_y_16gf": {"IMAGENET1K_V1": "regnet_y_16gf-9e6ed7dd.pth", "IMAGENET1K_V2": "regnet_y_16gf-3e4a00f9.pth",
 		"IMAGENET1K_SWAG_E2E_V1": "regnet_y_16gf_swag-43afe44d.pth", "IMAGENET1K_SWAG_LINEAR_V1": "regnet_y_16gf_lc_swag-f3ec0043.pth"},
+	"convnext_tiny":  {"IMAGENET1K_V1": "convnext_tiny-983f1562.pth"},
+	"convnext_small": {"IMAGENET1K_V1": "convnext_small-0c510722.pth"},
+	"convnext_base":  {"IMAGENET1K_V1": "convnext_base-6075fbad.pth"},
+	"vit_b_16":       {"IMAGENET1K_V1": "vit_b_16-c867db91.pth"},
+	"swin_t":         {"IMAGENET1K_V1": "swin_t-704ceda3.pth"},
 }
 
 // BestAlias names the best published weights of an architecture
