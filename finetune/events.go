@@ -53,12 +53,23 @@ type EpochMetrics struct {
 	Stage         string  `json:"stage"`
 	Epoch         int     `json:"epoch"`
 	GlobalEpoch   int     `json:"global_epoch"`
-	TrainLoss     float64 `json:"train_loss"`
+	// TrainLoss is the mean loss of the epoch's training steps: under
+	// augmentation, dropout, mixup and label smoothing, with the weights
+	// as they changed during the epoch.
+	TrainLoss float64 `json:"train_loss"`
+	// TrainStepAccuracy is the training steps' accuracy, under the same
+	// conditions as TrainLoss.
+	TrainStepAccuracy float64 `json:"train_step_accuracy"`
+	// TrainAccuracy and TrainEvalLoss are the epoch's model measured as
+	// validation is, in evaluation mode without augmentation, on a fixed
+	// sample of the training images (Plan.TrainSample): what the model
+	// learnt of the images it trains on, comparable with ValAccuracy.
 	TrainAccuracy float64 `json:"train_accuracy"`
+	TrainEvalLoss float64 `json:"train_eval_loss"`
 	ValLoss       float64 `json:"val_loss"`
 	ValAccuracy   float64 `json:"val_accuracy"`
-	// Gap is train accuracy minus validation accuracy: how much the
-	// model overfits.
+	// Gap is TrainAccuracy minus ValAccuracy, both in evaluation mode:
+	// how much the model overfits.
 	Gap     float64 `json:"gap"`
 	LR      float64 `json:"lr"`
 	Seconds float64 `json:"seconds"`

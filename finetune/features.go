@@ -20,6 +20,9 @@ func (r *run) cacheValid() bool {
 // stageFeatures holds backbone features that stay valid for a stage.
 type stageFeatures struct {
 	train, val *torch.Tensor // rows in loader order; nil when not cached
+	// trainEval is the features of the images the train accuracy is
+	// measured on (run.trainEvalLoader), cached with val.
+	trainEval *torch.Tensor
 	// trainRows and valRows are the dataset indices of the rows: the
 	// images a loader decoded, which under data.on_bad_image: skip are
 	// fewer than it was given.
@@ -35,6 +38,7 @@ type stageFeatures struct {
 func (f *stageFeatures) free(m *Model) {
 	f.train.Free()
 	f.val.Free()
+	f.trainEval.Free()
 	m.StopFused()
 }
 
@@ -62,6 +66,9 @@ func (r *run) stageFeatures(ctx context.Context, p stagePlan) (_ *stageFeatures,
 	}
 	if f.val, f.valRows, err = r.features(ctx, r.valLoader); err != nil {
 		return nil, fmt.Errorf("caching validation features: %w", err)
+	}
+	if f.trainEval, _, err = r.features(ctx, r.trainEvalLoader); err != nil {
+		return nil, fmt.Errorf("caching the features of the training images the train accuracy is measured on: %w", err)
 	}
 	if p.Cache == "training and validation" {
 		fixed, err := r.loader(r.d.TrainSet, r.d.Train, keepAllLoader)

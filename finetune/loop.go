@@ -194,10 +194,15 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
 		}
-		if err := lp.dp.agree(&val.Loss, &val.Accuracy); err != nil {
+		train, err := lp.evaluate(ctx, lp.trainEvalLoader, feats.trainEval, lp.d.TrainSet)
+		if err != nil {
+			return fmt.Errorf("train accuracy: %w", err)
+		}
+		if err := lp.dp.agree(&val.Loss, &val.Accuracy, &train.Loss, &train.Accuracy); err != nil {
 			return err
 		}
 		em.ValLoss, em.ValAccuracy = val.Loss, val.Accuracy
+		em.TrainEvalLoss, em.TrainAccuracy = train.Loss, train.Accuracy
 		em.Gap = em.TrainAccuracy - em.ValAccuracy
 		lp.state.Epoch++
 		lp.state.StepInEpoch = 0
@@ -338,6 +343,9 @@ func (lp *loop) finish(ctx context.Context) (*Result, error) {
 	var err error
 	if res.Val, err = lp.evaluate(ctx, lp.valLoader, nil, lp.d.ValSet); err != nil {
 		return nil, fmt.Errorf("final validation: %w", err)
+	}
+	if res.TrainEval, err = lp.evaluate(ctx, lp.trainEvalLoader, nil, lp.d.TrainSet); err != nil {
+		return nil, fmt.Errorf("final train accuracy: %w", err)
 	}
 	if lp.d.TestSet != nil {
 		test, err := lp.loader(lp.d.TestSet, nil, keepAllLoader)

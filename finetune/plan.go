@@ -33,6 +33,10 @@ type Plan struct {
 	// ProbeAccuracy is the linear probe's validation accuracy, when it
 	// ran.
 	ProbeAccuracy *float64 `json:"probe_accuracy,omitempty"`
+	// TrainSample is how many training images, a sample fixed by the
+	// seed (trainSample), every epoch's train accuracy is measured on,
+	// in evaluation mode.
+	TrainSample int `json:"train_sample"`
 	// HeadStart is how the head starts: random, or probe (the linear
 	// probe's weights).
 	HeadStart string `json:"head_start"`

@@ -52,7 +52,7 @@ func (lp *loop) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeature
 		return em, fmt.Errorf("stage %s: the epoch had no training batch", p.Name)
 	}
 	em.TrainLoss = part.LossSum / float64(part.Seen)
-	em.TrainAccuracy = float64(part.Correct) / float64(part.Seen)
+	em.TrainStepAccuracy = float64(part.Correct) / float64(part.Seen)
 	em.Seconds = part.Seconds
 	em.LR = lp.baseLR[0] * LRFactor(lp.cfg.Train, max(lp.state.Step-1, 0), total, p.StepsPerEpoch)
 	return em, nil

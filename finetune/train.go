@@ -62,6 +62,9 @@ type Result struct {
 	Best EpochMetrics
 	Val  *Evaluation
 	Test *Evaluation
+	// TrainEval is Model on the training images each epoch's train
+	// accuracy is measured on (Plan.TrainSample), in evaluation mode.
+	TrainEval *Evaluation
 	// Checkpoints the Recorder wrote at the end, with their sizes.
 	Checkpoints []CheckpointFile
 	HeadParams  int64
@@ -194,6 +197,10 @@ type run struct {
 	dp *dataParallel
 
 	trainLoader, valLoader *data.BatchLoader
+	// trainEvalLoader serves the training images each epoch's train
+	// accuracy is measured on: the sample trainSample chose, with
+	// evaluation transforms.
+	trainEvalLoader *data.BatchLoader
 	classWeights           *torch.Tensor
 
 	// loaders are every loader the run made, closed or not, for the
@@ -267,6 +274,9 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 	}
 	if r.valLoader, err = r.loader(r.d.ValSet, r.d.Val, keepAllLoader); err != nil {
 		return fmt.Errorf("data.val: %w", err)
+	}
+	if r.trainEvalLoader, err = r.loader(r.d.TrainSet, trainSample(cfg.Seed, r.d.Train), keepAllLoader); err != nil {
+		return fmt.Errorf("data.train: %w", err)
 	}
 	if cfg.Train.ClassWeights == "balanced" {
 		w := make([]float32, len(r.d.ClassWeights))
@@ -344,6 +354,9 @@ func (r *run) close() {
 	}
 	if r.valLoader != nil {
 		r.valLoader.Close()
+	}
+	if r.trainEvalLoader != nil {
+		r.trainEvalLoader.Close()
 	}
 	r.dp.free()
 	if r.m != nil {

@@ -118,7 +118,9 @@ func (d *display) json(v any) {
 }
 
 func (d *display) epochLine(m finetune.EpochMetrics) string {
-	s := fmt.Sprintf("%s %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  gap %+.4f  lr %.2e  %s",
+	// The steps' loss is under augmentation; the train accuracy and the
+	// gap are in evaluation mode, as validation is.
+	s := fmt.Sprintf("%s %d/%d  train loss %.4f (augmented)  train acc %.4f (eval)  val loss %.4f acc %.4f  gap %+.4f  lr %.2e  %s",
 		m.Stage, m.Epoch, d.epochs[m.Stage], m.TrainLoss, m.TrainAccuracy, m.ValLoss, m.ValAccuracy, m.Gap, m.LR,
 		duration(m.Seconds))
 	if m.Best {
