@@ -49,10 +49,10 @@ type Event struct {
 
 // EpochMetrics is one line of metrics.jsonl.
 type EpochMetrics struct {
-	Fold          int     `json:"fold"`
-	Stage         string  `json:"stage"`
-	Epoch         int     `json:"epoch"`
-	GlobalEpoch   int     `json:"global_epoch"`
+	Fold        int    `json:"fold"`
+	Stage       string `json:"stage"`
+	Epoch       int    `json:"epoch"`
+	GlobalEpoch int    `json:"global_epoch"`
 	// TrainLoss is the mean loss of the epoch's training steps: under
 	// augmentation, dropout, mixup and label smoothing, with the weights
 	// as they changed during the epoch.

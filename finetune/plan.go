@@ -64,6 +64,11 @@ type PlanStage struct {
 	// Cache says which backbone features are computed once for the
 	// stage: none, validation, or training and validation.
 	Cache string `json:"cache"`
+	// ActivationViews is how many augmented views of every training
+	// image the stage computes the backbone's fixed prefix for once, and
+	// keeps (train.cache_activations): pass k over the images trains on
+	// view k mod ActivationViews; 0 when the prefix runs every step.
+	ActivationViews int `json:"activation_views,omitempty"`
 }
 
 // Decision is one automatic choice of a Plan: the configuration key it

@@ -242,6 +242,7 @@ func (r *run) resolveStages(plan *Plan, freeze string) error {
 		}
 		path, why := r.backbonePath()
 		r.decide(plan, fmt.Sprintf("stages[%d].backbone", i), path, why, fmt.Sprintf("stage %s: %s: %s", ps.Name, path, why))
+		r.decideActivations(plan, i, &ps)
 		plan.Stages = append(plan.Stages, ps)
 	}
 	return nil

@@ -201,7 +201,7 @@ type run struct {
 	// accuracy is measured on: the sample trainSample chose, with
 	// evaluation transforms.
 	trainEvalLoader *data.BatchLoader
-	classWeights           *torch.Tensor
+	classWeights    *torch.Tensor
 
 	// loaders are every loader the run made, closed or not, for the
 	// images they skipped; logged holds the loader messages already
