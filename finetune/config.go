@@ -106,11 +106,14 @@ type TrainConfig struct {
 	// CacheActivations and ActivationCacheMB are caching at the freeze
 	// point of a stage whose backbone partly trains; CacheFeatures is
 	// that of a stage whose backbone is wholly fixed.
-	CacheActivations  string        `json:"cache_activations" doc:"auto (a stage that trains the layers after a frozen prefix with stored BatchNorm statistics runs the prefix once per training image and augmented view, as many views as fit in train.activation_cache_mb, and each epoch only the layers that train) or off (the prefix runs every step)"`
-	ActivationCacheMB int           `json:"activation_cache_mb" doc:"memory for those cached activations, in MiB; 0: half the memory available (MemAvailable) when the plan is made"`
-	Precision         string        `json:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
-	ChannelsLast      string        `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
-	EarlyStopping     EarlyStopping `json:"early_stopping"`
+	CacheActivations  string `json:"cache_activations" doc:"auto (a stage that trains the layers after a frozen prefix with stored BatchNorm statistics runs the prefix once per training image and augmented view, as many views as fit in train.activation_cache_mb, and each epoch only the layers that train) or off (the prefix runs every step)"`
+	ActivationCacheMB int    `json:"activation_cache_mb" doc:"memory for those cached activations, in MiB; 0: half the memory available (MemAvailable) when the plan is made"`
+	Precision         string `json:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
+	ChannelsLast      string `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
+	// ProbePatience is not a field of EarlyStopping: it compares with the
+	// probe, not with the stage's own best epoch.
+	ProbePatience int           `json:"probe_patience" doc:"with probe_fallback, a stage after the first stops when none of its first probe_patience epochs beat the linear probe's validation accuracy: the run would end with the probe's model anyway; 0: never"`
+	EarlyStopping EarlyStopping `json:"early_stopping"`
 }
 
 // EarlyStopping stops a stage when the validation metric stops improving;
@@ -154,7 +157,7 @@ func Defaults() Config {
 		Train: TrainConfig{BatchNorm: "auto", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
 			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
 			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto", CacheActivations: "auto", Precision: "auto", ChannelsLast: "auto",
-			EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
+			ProbePatience: 3, EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
 		Stages: []Stage{
 			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
 			{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1},
@@ -352,6 +355,9 @@ func (c Config) Validate() error {
 	check(oneOf("train.precision", t.Precision, "auto", "bf16", "fp16", "fp32"))
 	check(oneOf("train.channels_last", t.ChannelsLast, "auto", "on", "off"))
 	check(oneOf("train.early_stopping.metric", t.EarlyStopping.Metric, "val_loss", "val_accuracy"))
+	if t.ProbePatience < 0 {
+		errs = append(errs, fmt.Sprintf("train.probe_patience: must be 0 or more, got %d", t.ProbePatience))
+	}
 	if t.EarlyStopping.Patience < 0 {
 		errs = append(errs, fmt.Sprintf("train.early_stopping.patience: must be 0 or more, got %d", t.EarlyStopping.Patience))
 	}

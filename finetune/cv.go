@@ -86,6 +86,9 @@ func (r *Result) Summary() map[string]any {
 		"classes": r.Classes, "best": r.Best, "head_params": r.HeadParams,
 		"checkpoints": r.Checkpoints, "features": r.Cached, "batchnorm": r.BatchNorm,
 	}
+	if r.Stops != nil {
+		out["stage_stops"] = r.Stops
+	}
 	if r.ProbeAccuracy != nil {
 		out["linear_probe_val_accuracy"] = *r.ProbeAccuracy
 		out["ended_with_probe"] = r.EndedWithProbe

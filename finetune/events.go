@@ -16,6 +16,9 @@ const (
 	EventStep    EventKind = "step"
 	EventEpoch   EventKind = "epoch"
 	EventFold    EventKind = "fold"
+	// EventStageStop says a stage stopped before its last epoch, and why
+	// (Stop is set).
+	EventStageStop EventKind = "stage_stop"
 )
 
 // Event is a progress report from a run, for a library user's callback
@@ -33,7 +36,13 @@ type Event struct {
 	// mean loss; the learning rate; throughput.
 	Epoch int `json:"epoch,omitempty"`
 	// Epochs is a stage event's maximum number of epochs.
-	Epochs          int           `json:"epochs,omitempty"`
+	Epochs int `json:"epochs,omitempty"`
+	// Estimate and RunEstimate are a stage event's estimated seconds of
+	// the stage (PlanStage.EstimatedSeconds) and of the run from the
+	// stage's start: it and the stages after it.
+	Estimate        float64       `json:"estimate,omitempty"`
+	RunEstimate     float64       `json:"run_estimate,omitempty"`
+	Stop            *StageStop    `json:"stop,omitempty"`
 	Step            int           `json:"step,omitempty"`
 	Steps           int           `json:"steps,omitempty"`
 	Loss            float64       `json:"loss,omitempty"`
@@ -75,6 +84,17 @@ type EpochMetrics struct {
 	Seconds float64 `json:"seconds"`
 	// Best marks the epoch whose weights are the best so far.
 	Best bool `json:"best"`
+}
+
+// StageStop is a stage that stopped before its last epoch: after which
+// epoch of the stage, and why: "early_stopping" (its validation metric
+// stopped improving) or "probe" (it did not beat the linear probe; see
+// TrainConfig.ProbePatience).
+type StageStop struct {
+	Stage   string `json:"stage"`
+	Epoch   int    `json:"epoch"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
 }
 
 // errRecord marks an error of the Recorder: the run stopped because its
@@ -126,4 +146,4 @@ func (e *emitter) record(ev Event) error {
 
 // progress are the kinds an Observer receives.
 var progress = map[EventKind]bool{EventInfo: true, EventWarning: true, EventStage: true, EventStep: true,
-	EventEpoch: true, EventFold: true}
+	EventEpoch: true, EventFold: true, EventStageStop: true}

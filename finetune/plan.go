@@ -69,6 +69,9 @@ type PlanStage struct {
 	// keeps (train.cache_activations): pass k over the images trains on
 	// view k mod ActivationViews; 0 when the prefix runs every step.
 	ActivationViews int `json:"activation_views,omitempty"`
+	// EstimatedSeconds is how long the stage is expected to take, all its
+	// epochs, from a step timed when the plan was made (estimateStage).
+	EstimatedSeconds float64 `json:"estimated_seconds"`
 }
 
 // Decision is one automatic choice of a Plan: the configuration key it

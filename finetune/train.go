@@ -91,6 +91,9 @@ type Result struct {
 	EndedWithProbe bool
 	// BatchNorm is the BatchNorm mode the run used (auto resolved).
 	BatchNorm string
+	// Stops lists the stages that stopped before their last epoch, and
+	// why.
+	Stops []StageStop
 	// Plan is what the run trained (nil for a cross-validation's
 	// summary: each fold has its own).
 	Plan *Plan

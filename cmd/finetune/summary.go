@@ -150,6 +150,9 @@ func (d *display) runSummary(w *tabwriter.Writer, cfg finetune.Config, res *fine
 	if res.BatchNorm != "" {
 		fmt.Fprintf(w, "  batchnorm\t%s\n", res.BatchNorm)
 	}
+	for _, st := range res.Stops {
+		fmt.Fprintf(w, "  stopped\t%s\n", printable.Text(st.Message))
+	}
 	if te := res.TrainEval; te != nil && res.Val != nil {
 		fmt.Fprintf(w, "  train accuracy\t%.4f in evaluation mode on %d training images: gap %+.4f over validation\n",
 			te.Accuracy, te.Confusion.Total(), te.Accuracy-res.Val.Accuracy)
