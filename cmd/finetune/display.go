@@ -57,7 +57,7 @@ type runClock struct {
 // then the stage's own pace (validation passes included, once it
 // crossed an epoch), plus the plan's estimate of the stages after it.
 func (c *runClock) left(e finetune.Event, epochs int, now time.Time) (float64, bool) {
-	if c.key != fmt.Sprint(e.Fold, e.Stage) || c.estimate == 0 {
+	if c.key != fmt.Sprintf("%d %s", e.Fold, e.Stage) || c.estimate == 0 {
 		return 0, false
 	}
 	done := (e.Epoch-1)*e.Steps + e.Step
@@ -96,7 +96,7 @@ func (d *display) event(e finetune.Event) {
 		d.epochs[e.Stage] = e.Epochs
 	}
 	if e.Kind == finetune.EventStage {
-		d.run = runClock{key: fmt.Sprint(e.Fold, e.Stage), start: time.Now(), estimate: e.Estimate,
+		d.run = runClock{key: fmt.Sprintf("%d %s", e.Fold, e.Stage), start: time.Now(), estimate: e.Estimate,
 			later: max(e.RunEstimate-e.Estimate, 0), firstDone: -1}
 	}
 	switch {
