@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 )
@@ -34,7 +35,7 @@ func activationViews(budget, perImage int64, n, passes int, augmented bool) int 
 	if !augmented {
 		want = 1
 	}
-	if perImage <= 0 || n <= 0 {
+	if perImage <= 0 || n <= 0 || budget <= 0 {
 		return 0
 	}
 	return int(min(want, budget/(perImage*int64(n))))
@@ -107,23 +108,29 @@ func (r *run) decideActivations(plan *Plan, i int, ps *PlanStage) {
 	perPass := r.trainLoader.Len()
 	passes := (ps.Epochs*ps.StepsPerEpoch + perPass - 1) / perPass
 	budget, from := r.activationBudget()
-	k := activationViews(budget, perImage, images, passes, cfg.Augment.Enabled)
+	// The validation images and the train accuracy's are cached too, once:
+	// each epoch evaluates them through the layers that train only.
+	evalImages := len(r.d.Val) + len(trainSample(cfg.Seed, r.d.Train))
+	fixed := perImage * int64(evalImages)
+	k := activationViews(budget-fixed, perImage, images, passes, cfg.Augment.Enabled)
 	size := fmt.Sprintf("%s activations (%d×%d×%d floats) × %d images", point, shape[0], shape[1], shape[2], images)
 	if k == 0 {
-		r.decide(plan, key, "off", fmt.Sprintf("one view of %s = %s exceeds the budget of %s, %s: %s..%s run every step",
-			size, nn.Bytes(perImage*int64(images)), nn.Bytes(budget), from, groups[0].Name, point), "")
+		r.decide(plan, key, "off", fmt.Sprintf("one view of %s = %s, with %s of the %d images evaluated every epoch, "+
+			"exceeds the budget of %s, %s: %s..%s run every step",
+			size, nn.Bytes(perImage*int64(images)), nn.Bytes(fixed), evalImages, nn.Bytes(budget), from, groups[0].Name, point), "")
 		return
 	}
 	ps.ActivationViews = k
-	why := fmt.Sprintf("%d views: a view per pass over the images (%d passes)", k, passes)
+	why := fmt.Sprintf("%s: a view per pass over the images", plural.Count(k, "view"))
 	switch {
 	case !cfg.Augment.Enabled:
 		why = "1 view: without augmentation every pass sees the same images"
 	case k < passes:
 		why = fmt.Sprintf("%d views fit, of the %d passes: pass k trains on view k mod %d", k, passes, k)
 	}
-	reason := fmt.Sprintf("cache %s activations: %d views × %d images × %s = %s of a budget of %s (%s); %s",
-		point, k, images, nn.Bytes(perImage), nn.Bytes(perImage*int64(images)*int64(k)), nn.Bytes(budget), from, why)
+	reason := fmt.Sprintf("cache %s activations: %s × %d images × %s = %s, and %s of the %d images evaluated every epoch, "+
+		"of a budget of %s (%s); %s", point, plural.Count(k, "view"), images, nn.Bytes(perImage), nn.Bytes(perImage*int64(images)*int64(k)),
+		nn.Bytes(fixed), evalImages, nn.Bytes(budget), from, why)
 	r.decide(plan, key, strconv.Itoa(k), reason, fmt.Sprintf("stage %s: %s", ps.Name, reason))
 }
 

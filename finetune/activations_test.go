@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/stretchr/testify/require"
@@ -46,7 +47,7 @@ func TestCachedActivationsTrainAsTheImages(t *testing.T) {
 				decision = d
 			}
 		}
-		require.Contains(t, decision.Reason, "cache layer3 activations: "+decision.Value+" views × ")
+		require.Contains(t, decision.Reason, "cache layer3 activations: "+plural.Count(views, "view")+" × ")
 		require.Contains(t, decision.Reason, " × 4.0 KiB = ", "resnet18's layer3 at 32 pixels: 256×2×2 floats")
 		require.Len(t, on.History, 2)
 		for i, want := range off.History {

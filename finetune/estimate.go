@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 )
@@ -55,6 +56,11 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 				return err
 			})
 			if err != nil {
+				return 0, nil, err
+			}
+			// Reading a value waits for a device that computes
+			// asynchronously (CUDA).
+			if err := readOne(out); err != nil {
 				return 0, nil, err
 			}
 			secs = time.Since(start).Seconds() * scale
@@ -115,7 +121,7 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 			return err
 		}
 		onceSecs = float64(cached) * featSecs
-		once = fmt.Sprintf("features of %d batches computed once", cached)
+		once = fmt.Sprintf("features of %s computed once", batches(cached))
 	case ps.ActivationViews > 0:
 		prefixSecs, h, err := timed(noGrad(r.m.PrefixActivations, x))
 		if err != nil {
@@ -124,8 +130,16 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 		if stepSecs, _, err = timed(step(r.m.TrainFromPrefix, h)); err != nil {
 			return err
 		}
-		onceSecs = float64(ps.ActivationViews*trainBatches) * prefixSecs
-		once = fmt.Sprintf("activations of %d views × %d batches computed once", ps.ActivationViews, trainBatches)
+		// Validation and the train accuracy run from cached activations
+		// too.
+		evalSecs, _, err := timed(noGrad(r.m.TrainFromPrefix, h))
+		if err != nil {
+			return err
+		}
+		epochSecs = float64(evalBatches) * evalSecs
+		onceSecs = float64(ps.ActivationViews*trainBatches+evalBatches) * prefixSecs
+		once = fmt.Sprintf("activations of %s × %s and %s computed once", plural.Count(ps.ActivationViews, "view"),
+			batches(trainBatches), batches(evalBatches)+" of evaluation")
 	default:
 		forward := r.m.TrainFeatures
 		if r.m.BackboneFrozen() {
@@ -135,7 +149,7 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 			return err
 		}
 	}
-	if ps.Cache == "none" {
+	if ps.Cache == "none" && ps.ActivationViews == 0 {
 		evalSecs, _, err := timed(noGrad(r.m.Forward, x))
 		if err != nil {
 			return err
@@ -144,7 +158,7 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 	}
 	ps.EstimatedSeconds = float64(ps.Epochs) * (float64(ps.StepsPerEpoch)*stepSecs + epochSecs)
 	ps.EstimatedSeconds += onceSecs
-	parts := []string{fmt.Sprintf("%d epochs × (%d steps × %.3gs", ps.Epochs, ps.StepsPerEpoch, stepSecs)}
+	parts := []string{fmt.Sprintf("%s × (%s × %.3gs", plural.Count(ps.Epochs, "epoch"), plural.Count(ps.StepsPerEpoch, "step"), stepSecs)}
 	if epochSecs > 0 {
 		parts = append(parts, fmt.Sprintf(" + %.3gs of validation and train accuracy", epochSecs))
 	}
@@ -157,6 +171,23 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 	r.decide(plan, fmt.Sprintf("stages[%d].estimate", i), value, reason,
 		fmt.Sprintf("stage %s: about %s: %s", ps.Name, value, reason))
 	return nil
+}
+
+// batches counts batches.
+func batches(n int) string {
+	if n == 1 {
+		return "1 batch"
+	}
+	return fmt.Sprintf("%d batches", n)
+}
+
+// readOne reads one value of t, which waits for the computation of t.
+func readOne(t *torch.Tensor) error {
+	s, err := t.Sum()
+	if err == nil {
+		_, err = s.Item()
+	}
+	return err
 }
 
 // runEstimate is the estimated seconds of the stages of plan from index

@@ -20,9 +20,13 @@ func (r *run) cacheValid() bool {
 
 // stageFeatures holds backbone features that stay valid for a stage.
 type stageFeatures struct {
-	train, val *torch.Tensor // rows in loader order; nil when not cached
-	// trainEval is the features of the images the train accuracy is
-	// measured on (run.trainEvalLoader), cached with val.
+	// train and val are the features of the training and validation
+	// images, rows in loader order, nil when not cached; in a stage that
+	// caches activations val is those of the validation images.
+	train, val *torch.Tensor
+	// trainEval is the features (or activations, as val) of the images
+	// the train accuracy is measured on (run.trainEvalLoader), cached
+	// with val.
 	trainEval *torch.Tensor
 	// trainRows and valRows are the dataset indices of the rows: the
 	// images a loader decoded, which under data.on_bad_image: skip are
@@ -71,6 +75,14 @@ func (r *run) stageFeatures(ctx context.Context, p stagePlan) (_ *stageFeatures,
 	if p.ActivationViews > 0 {
 		if f.acts, err = r.cacheActivations(ctx, p); err != nil {
 			return nil, err
+		}
+		// The prefix is fixed for the stage: validation and the train
+		// accuracy run only the layers after it too.
+		if f.val, _, err = r.pass(ctx, r.valLoader, 0, r.m.PrefixActivations); err != nil {
+			return nil, fmt.Errorf("caching validation activations: %w", err)
+		}
+		if f.trainEval, _, err = r.pass(ctx, r.trainEvalLoader, 0, r.m.PrefixActivations); err != nil {
+			return nil, fmt.Errorf("caching the activations of the training images the train accuracy is measured on: %w", err)
 		}
 		r.info("stage %s: the backbone's fixed prefix ran once over %s of the training images; each epoch runs only the layers that train",
 			p.Name, plural.Count(p.ActivationViews, "view"))

@@ -243,8 +243,10 @@ func (r *run) resolveStages(plan *Plan, freeze string) error {
 		path, why := r.backbonePath()
 		r.decide(plan, fmt.Sprintf("stages[%d].backbone", i), path, why, fmt.Sprintf("stage %s: %s: %s", ps.Name, path, why))
 		r.decideActivations(plan, i, &ps)
-		if err := r.estimateStage(plan, i, &ps); err != nil {
-			return fmt.Errorf("stages[%d]: estimating its time: %w", i, err)
+		if cfg.Recipe != "linear-probe" { // no stage trains
+			if err := r.estimateStage(plan, i, &ps); err != nil {
+				return fmt.Errorf("stages[%d]: estimating its time: %w", i, err)
+			}
 		}
 		plan.Stages = append(plan.Stages, ps)
 	}
