@@ -87,25 +87,33 @@ type AugmentConfig struct {
 
 // TrainConfig holds the optimisation settings shared by every stage.
 type TrainConfig struct {
-	BatchNorm      string        `json:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
-	BNAffine       string        `json:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
-	Optimizer      string        `json:"optimizer" doc:"adamw, adam or sgd"`
-	LR             float64       `json:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult)"`
-	WeightDecay    float64       `json:"weight_decay" doc:"weight decay; never applied to BatchNorm parameters or biases"`
-	Momentum       float64       `json:"momentum" doc:"SGD momentum"`
-	Nesterov       bool          `json:"nesterov" doc:"SGD Nesterov momentum"`
-	Schedule       string        `json:"schedule" doc:"constant, step, cosine (with linear warmup) or onecycle"`
-	WarmupEpochs   float64       `json:"warmup_epochs" doc:"cosine: epochs of linear warmup"`
-	StepEvery      int           `json:"step_every" doc:"step schedule: epochs between decays"`
-	StepGamma      float64       `json:"step_gamma" doc:"step schedule: factor of each decay"`
-	LabelSmoothing float64       `json:"label_smoothing" doc:"label smoothing of the cross entropy"`
-	ClassWeights   string        `json:"class_weights" doc:"none or balanced (weights n/(k·n_c) for imbalanced classes)"`
-	GradClip       float64       `json:"grad_clip" doc:"clip the global gradient norm to this; 0: off"`
-	StepsPerEpoch  int           `json:"steps_per_epoch" doc:"steps per epoch; 0: ceil(train images / batch_size), one pass"`
-	CacheFeatures  string        `json:"cache_features" doc:"auto (train the head on backbone features computed once, where that gives the same result), on or off"`
-	Precision      string        `json:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
-	ChannelsLast   string        `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
-	EarlyStopping  EarlyStopping `json:"early_stopping"`
+	BatchNorm      string  `json:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
+	BNAffine       string  `json:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
+	Optimizer      string  `json:"optimizer" doc:"adamw, adam or sgd"`
+	LR             float64 `json:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult)"`
+	WeightDecay    float64 `json:"weight_decay" doc:"weight decay; never applied to BatchNorm parameters or biases"`
+	Momentum       float64 `json:"momentum" doc:"SGD momentum"`
+	Nesterov       bool    `json:"nesterov" doc:"SGD Nesterov momentum"`
+	Schedule       string  `json:"schedule" doc:"constant, step, cosine (with linear warmup) or onecycle"`
+	WarmupEpochs   float64 `json:"warmup_epochs" doc:"cosine: epochs of linear warmup"`
+	StepEvery      int     `json:"step_every" doc:"step schedule: epochs between decays"`
+	StepGamma      float64 `json:"step_gamma" doc:"step schedule: factor of each decay"`
+	LabelSmoothing float64 `json:"label_smoothing" doc:"label smoothing of the cross entropy"`
+	ClassWeights   string  `json:"class_weights" doc:"none or balanced (weights n/(k·n_c) for imbalanced classes)"`
+	GradClip       float64 `json:"grad_clip" doc:"clip the global gradient norm to this; 0: off"`
+	StepsPerEpoch  int     `json:"steps_per_epoch" doc:"steps per epoch; 0: ceil(train images / batch_size), one pass"`
+	CacheFeatures  string  `json:"cache_features" doc:"auto (train the head on backbone features computed once, where that gives the same result), on or off"`
+	// CacheActivations and ActivationCacheMB are caching at the freeze
+	// point of a stage whose backbone partly trains; CacheFeatures is
+	// that of a stage whose backbone is wholly fixed.
+	CacheActivations  string `json:"cache_activations" doc:"auto (a stage that trains the layers after a frozen prefix with stored BatchNorm statistics runs the prefix once per training image and augmented view, as many views as fit in train.activation_cache_mb, and each epoch only the layers that train) or off (the prefix runs every step)"`
+	ActivationCacheMB int    `json:"activation_cache_mb" doc:"memory for those cached activations, in MiB; 0: half the memory available (MemAvailable) when the plan is made"`
+	Precision         string `json:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
+	ChannelsLast      string `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
+	// ProbePatience is not a field of EarlyStopping: it compares with the
+	// probe, not with the stage's own best epoch.
+	ProbePatience int           `json:"probe_patience" doc:"with probe_fallback, a stage after the first stops when none of its first probe_patience epochs beat the linear probe's validation accuracy: the run would end with the probe's model anyway; 0: never"`
+	EarlyStopping EarlyStopping `json:"early_stopping"`
 }
 
 // EarlyStopping stops a stage when the validation metric stops improving;
@@ -148,8 +156,8 @@ func Defaults() Config {
 		Recipe: "default", Search: "quick", Probe: true, ProbeFallback: true,
 		Train: TrainConfig{BatchNorm: "auto", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
 			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
-			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto", Precision: "auto", ChannelsLast: "auto",
-			EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
+			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto", CacheActivations: "auto", Precision: "auto", ChannelsLast: "auto",
+			ProbePatience: 3, EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
 		Stages: []Stage{
 			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
 			{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1},
@@ -340,9 +348,16 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Sprintf("train.steps_per_epoch: must be 0 or more, got %d", t.StepsPerEpoch))
 	}
 	check(oneOf("train.cache_features", t.CacheFeatures, "auto", "on", "off"))
+	check(oneOf("train.cache_activations", t.CacheActivations, "auto", "off"))
+	if t.ActivationCacheMB < 0 {
+		errs = append(errs, fmt.Sprintf("train.activation_cache_mb: must be 0 or more, got %d", t.ActivationCacheMB))
+	}
 	check(oneOf("train.precision", t.Precision, "auto", "bf16", "fp16", "fp32"))
 	check(oneOf("train.channels_last", t.ChannelsLast, "auto", "on", "off"))
 	check(oneOf("train.early_stopping.metric", t.EarlyStopping.Metric, "val_loss", "val_accuracy"))
+	if t.ProbePatience < 0 {
+		errs = append(errs, fmt.Sprintf("train.probe_patience: must be 0 or more, got %d", t.ProbePatience))
+	}
 	if t.EarlyStopping.Patience < 0 {
 		errs = append(errs, fmt.Sprintf("train.early_stopping.patience: must be 0 or more, got %d", t.EarlyStopping.Patience))
 	}

@@ -86,16 +86,24 @@ func (r *Result) Summary() map[string]any {
 		"classes": r.Classes, "best": r.Best, "head_params": r.HeadParams,
 		"checkpoints": r.Checkpoints, "features": r.Cached, "batchnorm": r.BatchNorm,
 	}
+	if r.Stops != nil {
+		out["stage_stops"] = r.Stops
+	}
 	if r.ProbeAccuracy != nil {
 		out["linear_probe_val_accuracy"] = *r.ProbeAccuracy
 		out["ended_with_probe"] = r.EndedWithProbe
 	}
-	for name, e := range map[string]*Evaluation{"val": r.Val, "test": r.Test} {
+	for name, e := range map[string]*Evaluation{"val": r.Val, "test": r.Test, "train_eval": r.TrainEval} {
 		if e == nil {
 			continue
 		}
 		out[name] = map[string]any{"loss": e.Loss, "accuracy": e.Accuracy, "macro_f1": e.Confusion.MacroF1(),
 			"per_class": perClassJSON(e.Confusion), "confusion": e.Confusion.Counts}
+	}
+	// The gap of the model the run ends with, both sides in evaluation
+	// mode; "best" holds the best epoch's.
+	if r.TrainEval != nil && r.Val != nil {
+		out["gap"] = r.TrainEval.Accuracy - r.Val.Accuracy
 	}
 	var skipped []string
 	for _, s := range r.Skipped {

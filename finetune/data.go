@@ -96,6 +96,12 @@ const (
 	// data.on_bad_image: skip it would drop a lone image from validation,
 	// features or evaluation.
 	keepAllLoader
+	// viewLoader is a trainLoader in order that keeps every image: pass
+	// e's image at each position is the one trainLoader's pass e has
+	// there (the pipeline draws from the seed, the pass and the
+	// position), so it computes the views a stage caches in the order of
+	// its images.
+	viewLoader
 )
 
 // loader makes a batch loader over indices of set.
@@ -104,7 +110,7 @@ const (
 // data.on_bad_image: skip instead of logf.
 func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int, kind loaderKind, logf func(string, ...any), onSkip func(data.SkippedImage)) (*data.BatchLoader, error) {
 	pipe := d.evalPipe
-	if kind == trainLoader {
+	if kind == trainLoader || kind == viewLoader {
 		pipe = d.trainPipe
 	}
 	policy := data.FailOnBadImage
@@ -129,7 +135,7 @@ func (d *Data) loader(cfg Config, at placement, set *data.Dataset, indices []int
 		Logf:       logf,
 		OnSkip:     onSkip,
 	}
-	if kind == keepAllLoader {
+	if kind == keepAllLoader || kind == viewLoader {
 		opts.Singleton = data.KeepSingleton
 	}
 	if kind == trainLoader {

@@ -25,9 +25,10 @@ func randomBackbone(t *testing.T, path string, seed uint64) {
 // TestImagesReachTheModelThroughOnePlace: a channels-last model refuses
 // images in another layout (or on another device), and every engine
 // path that hands it images (the shift measurement, AdaBN, the features
-// cached and those of the probe, the training steps, validation,
-// Evaluate, Predict) goes through placement.input, the one place that
-// puts them where the model is.
+// cached and those of the probe, the activations cached at the freeze
+// point and the steps that continue from them, the training steps,
+// validation, the train accuracy, Evaluate, Predict) goes through
+// placement.input, the one place that puts them where the model is.
 func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 	m := must[*Model](t)(NewModel("resnet18", HeadConfig{Pooling: "avg", Init: "random"}, 2, 32))
 	require.NoError(t, nn.To(m, torch.CPU, torch.ChannelsLast))
@@ -40,9 +41,24 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 			require.NoError(t, m.UseFused(torch.ChannelsLast))
 			require.NotNil(t, m.fused)
 		}
-		for name, f := range map[string]func(*torch.Tensor) (*torch.Tensor, error){
+		entries := map[string]func(*torch.Tensor) (*torch.Tensor, error){
 			"Forward": m.Forward, "Features": m.Features, "FrozenFeatures": m.FrozenFeatures, "TrainFeatures": m.TrainFeatures,
-		} {
+		}
+		if fused {
+			entries["PrefixActivations"] = m.PrefixActivations
+			// The activations of images placed, then moved out of the
+			// model's layout, as a batch gathered from the cache is.
+			entries["TrainFromPrefix"] = func(x *torch.Tensor) (*torch.Tensor, error) {
+				h := must[*torch.Tensor](t)(m.PrefixActivations(must[*torch.Tensor](t)(modelPlacement(m).input(x))))
+				if cl := must[bool](t)(x.IsContiguous(torch.ChannelsLast)); !cl {
+					h = must[*torch.Tensor](t)(h.ContiguousAs(torch.ContiguousFormat))
+				} else {
+					h = must[*torch.Tensor](t)(modelPlacement(m).input(h))
+				}
+				return m.TrainFromPrefix(h)
+			}
+		}
+		for name, f := range entries {
 			_, err := f(x)
 			require.ErrorContains(t, err, "not in the model's channels-last layout", name)
 			_, err = f(must[*torch.Tensor](t)(modelPlacement(m).input(x)))
@@ -65,6 +81,7 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 		res, err := Train(context.Background(), cfg, Options{})
 		require.NoError(t, err, "train.batchnorm %s", bn)
 		require.NotNil(t, res.ProbeAccuracy)
+		require.Positive(t, res.Plan.Stages[1].ActivationViews, "the ft stage trains from cached activations")
 		meta := Meta{Config: cfg, Classes: res.Classes}
 		_, err = Evaluate(context.Background(), res.Model, meta, root, "error")
 		require.NoError(t, err)

@@ -8,8 +8,10 @@ import (
 	"github.com/finetune-go/finetune/vision/data"
 )
 
-// evaluate runs the model in evaluation mode over loader (or its cached
-// features) and returns the plain cross entropy, accuracy and confusion.
+// evaluate runs the model in evaluation mode over loader (or what the
+// stage cached of its images: the head's inputs, rows of features, or
+// the fixed prefix's activations, rows of feature maps) and returns the
+// plain cross entropy, accuracy and confusion.
 func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
 	if set == nil {
 		set = r.d.ValSet
@@ -35,6 +37,14 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 					f, err := cached.Narrow(0, offset, n)
 					if err != nil {
 						return err
+					}
+					if f.Dim() == 4 { // the fixed prefix's activations: the layers after it run
+						if f, err = r.at.input(f); err != nil {
+							return err
+						}
+						if f, err = r.m.TrainFromPrefix(f); err != nil {
+							return err
+						}
 					}
 					logits, err = r.m.Head.Forward(f)
 					if err != nil {

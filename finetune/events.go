@@ -16,6 +16,9 @@ const (
 	EventStep    EventKind = "step"
 	EventEpoch   EventKind = "epoch"
 	EventFold    EventKind = "fold"
+	// EventStageStop says a stage stopped before its last epoch, and why
+	// (Stop is set).
+	EventStageStop EventKind = "stage_stop"
 )
 
 // Event is a progress report from a run, for a library user's callback
@@ -33,7 +36,13 @@ type Event struct {
 	// mean loss; the learning rate; throughput.
 	Epoch int `json:"epoch,omitempty"`
 	// Epochs is a stage event's maximum number of epochs.
-	Epochs          int           `json:"epochs,omitempty"`
+	Epochs int `json:"epochs,omitempty"`
+	// Estimate and RunEstimate are a stage event's estimated seconds of
+	// the stage (PlanStage.EstimatedSeconds) and of the run from the
+	// stage's start: it and the stages after it.
+	Estimate        float64       `json:"estimate,omitempty"`
+	RunEstimate     float64       `json:"run_estimate,omitempty"`
+	Stop            *StageStop    `json:"stop,omitempty"`
 	Step            int           `json:"step,omitempty"`
 	Steps           int           `json:"steps,omitempty"`
 	Loss            float64       `json:"loss,omitempty"`
@@ -49,21 +58,43 @@ type Event struct {
 
 // EpochMetrics is one line of metrics.jsonl.
 type EpochMetrics struct {
-	Fold          int     `json:"fold"`
-	Stage         string  `json:"stage"`
-	Epoch         int     `json:"epoch"`
-	GlobalEpoch   int     `json:"global_epoch"`
-	TrainLoss     float64 `json:"train_loss"`
+	Fold        int    `json:"fold"`
+	Stage       string `json:"stage"`
+	Epoch       int    `json:"epoch"`
+	GlobalEpoch int    `json:"global_epoch"`
+	// TrainLoss is the mean loss of the epoch's training steps: under
+	// augmentation, dropout, mixup and label smoothing, with the weights
+	// as they changed during the epoch.
+	TrainLoss float64 `json:"train_loss"`
+	// TrainStepAccuracy is the training steps' accuracy, under the same
+	// conditions as TrainLoss.
+	TrainStepAccuracy float64 `json:"train_step_accuracy"`
+	// TrainAccuracy and TrainEvalLoss are the epoch's model measured as
+	// validation is, in evaluation mode without augmentation, on a fixed
+	// sample of the training images (Plan.TrainSample): what the model
+	// learnt of the images it trains on, comparable with ValAccuracy.
 	TrainAccuracy float64 `json:"train_accuracy"`
+	TrainEvalLoss float64 `json:"train_eval_loss"`
 	ValLoss       float64 `json:"val_loss"`
 	ValAccuracy   float64 `json:"val_accuracy"`
-	// Gap is train accuracy minus validation accuracy: how much the
-	// model overfits.
+	// Gap is TrainAccuracy minus ValAccuracy, both in evaluation mode:
+	// how much the model overfits.
 	Gap     float64 `json:"gap"`
 	LR      float64 `json:"lr"`
 	Seconds float64 `json:"seconds"`
 	// Best marks the epoch whose weights are the best so far.
 	Best bool `json:"best"`
+}
+
+// StageStop is a stage that stopped before its last epoch: after which
+// epoch of the stage, and why: "early_stopping" (its validation metric
+// stopped improving) or "probe" (it did not beat the linear probe; see
+// TrainConfig.ProbePatience).
+type StageStop struct {
+	Stage   string `json:"stage"`
+	Epoch   int    `json:"epoch"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
 }
 
 // errRecord marks an error of the Recorder: the run stopped because its
@@ -115,4 +146,4 @@ func (e *emitter) record(ev Event) error {
 
 // progress are the kinds an Observer receives.
 var progress = map[EventKind]bool{EventInfo: true, EventWarning: true, EventStage: true, EventStep: true,
-	EventEpoch: true, EventFold: true}
+	EventEpoch: true, EventFold: true, EventStageStop: true}

@@ -56,6 +56,11 @@ type trainState struct {
 	History     []EpochMetrics  `json:"history"`
 	Trained     map[string]bool `json:"trained"`
 	Partial     partialEpoch    `json:"partial"`
+	// BeatProbe says an epoch of the stage in progress beat the probe's
+	// validation accuracy (TrainConfig.ProbePatience).
+	BeatProbe bool `json:"beat_probe"`
+	// Stops lists the stages that stopped early.
+	Stops []StageStop `json:"stops"`
 	// FellBack says the run ended with the probe's model
 	// (probe_fallback).
 	FellBack bool `json:"fell_back"`
@@ -105,7 +110,7 @@ func (lp *loop) train(ctx context.Context) error {
 		}
 		lp.state.Stage++
 		lp.state.Epoch, lp.state.Step, lp.state.StepInEpoch = 0, 0, 0
-		lp.state.StageHave, lp.state.SinceBest = false, 0
+		lp.state.StageHave, lp.state.SinceBest, lp.state.BeatProbe = false, 0, false
 	}
 	return lp.fallBackToProbe()
 }
@@ -154,9 +159,10 @@ func (lp *loop) prepareStage(p stagePlan) error {
 		lp.pendingOptState = nil
 	}
 	total, trainable := nn.CountParameters(lp.m)
-	lp.ev.emit(Event{Kind: EventStage, Stage: p.Name, Epochs: p.Epochs, Message: fmt.Sprintf(
-		"stage %s: %s at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
-		p.Name, plural.Count(p.Epochs, "epoch"), p.Freeze, nn.Thousands(trainable), nn.Thousands(total), lp.plan.BatchNorm, p.StepsPerEpoch)})
+	lp.ev.emit(Event{Kind: EventStage, Stage: p.Name, Epochs: p.Epochs, Estimate: p.EstimatedSeconds,
+		RunEstimate: runEstimate(lp.plan, p.index), Message: fmt.Sprintf(
+			"stage %s: %s at most, frozen up to %s, %s of %s parameters trainable, BatchNorm %s, %d steps per epoch",
+			p.Name, plural.Count(p.Epochs, "epoch"), p.Freeze, nn.Thousands(trainable), nn.Thousands(total), lp.plan.BatchNorm, p.StepsPerEpoch)})
 	return nil
 }
 
@@ -194,10 +200,15 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
 		}
-		if err := lp.dp.agree(&val.Loss, &val.Accuracy); err != nil {
+		train, err := lp.evaluate(ctx, lp.trainEvalLoader, feats.trainEval, lp.d.TrainSet)
+		if err != nil {
+			return fmt.Errorf("train accuracy: %w", err)
+		}
+		if err := lp.dp.agree(&val.Loss, &val.Accuracy, &train.Loss, &train.Accuracy); err != nil {
 			return err
 		}
 		em.ValLoss, em.ValAccuracy = val.Loss, val.Accuracy
+		em.TrainEvalLoss, em.TrainAccuracy = train.Loss, train.Accuracy
 		em.Gap = em.TrainAccuracy - em.ValAccuracy
 		lp.state.Epoch++
 		lp.state.StepInEpoch = 0
@@ -206,13 +217,37 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 		if err != nil {
 			return err
 		}
-		if stop {
-			lp.info("stage %s: early stop after epoch %d: %s has not improved for %s",
-				p.Name, em.Epoch, lp.cfg.Train.EarlyStopping.Metric, plural.Count(lp.state.SinceBest, "epoch"))
+		if stop != nil {
+			lp.state.Stops = append(lp.state.Stops, *stop)
+			lp.ev.emit(Event{Kind: EventStageStop, Stage: p.Name, Epoch: em.Epoch, Message: stop.Message, Stop: stop})
 			break
 		}
 	}
 	return lp.restoreBest()
+}
+
+// stageStop says whether stage p stops after epoch em, and why: early
+// stopping's patience ran out, or, in a stage after the first of a run
+// that can end with the probe's model, its first
+// train.probe_patience epochs did not beat the probe on validation.
+func (lp *loop) stageStop(p stagePlan, em *EpochMetrics) *StageStop {
+	probe := lp.plan.ProbeAccuracy
+	if probe != nil && em.ValAccuracy > *probe {
+		lp.state.BeatProbe = true
+	}
+	if pat := lp.cfg.Train.ProbePatience; pat > 0 && p.index > 0 && probe != nil && lp.probeStart != nil &&
+		!lp.state.BeatProbe && lp.state.Epoch >= pat && lp.state.Epoch < p.Epochs {
+		return &StageStop{Stage: p.Name, Epoch: em.Epoch, Reason: "probe", Message: fmt.Sprintf(
+			"stage %s: stopped after epoch %d: none of its %s reached a validation accuracy above the linear probe's %.4f "+
+				"(train.probe_patience: %d), and the run ends with the probe's model unless an epoch beats it",
+			p.Name, em.Epoch, plural.Count(lp.state.Epoch, "epoch"), *probe, pat)}
+	}
+	if pat := lp.cfg.Train.EarlyStopping.Patience; pat > 0 && lp.state.SinceBest >= pat && lp.state.Epoch < p.Epochs {
+		return &StageStop{Stage: p.Name, Epoch: em.Epoch, Reason: "early_stopping", Message: fmt.Sprintf(
+			"stage %s: early stop after epoch %d: %s has not improved for %s",
+			p.Name, em.Epoch, lp.cfg.Train.EarlyStopping.Metric, plural.Count(lp.state.SinceBest, "epoch"))}
+	}
+	return nil
 }
 
 func (lp *loop) metricValue(em EpochMetrics) (v float64, higherIsBetter bool) {
@@ -231,10 +266,11 @@ func (lp *loop) improves(v, best float64, higher bool) bool {
 }
 
 // endEpoch records the epoch, keeps the best weights so far and records
-// the resume checkpoint; it reports whether the stage should stop early.
-// Patience counts within the stage; the weights kept are the best of the
-// whole run, so a later stage that does worse ends with the earlier best.
-func (lp *loop) endEpoch(p stagePlan, em *EpochMetrics) (bool, error) {
+// the resume checkpoint; it reports whether the stage should stop early,
+// and why (stageStop). Patience counts within the stage; the weights kept
+// are the best of the whole run, so a later stage that does worse ends
+// with the earlier best.
+func (lp *loop) endEpoch(p stagePlan, em *EpochMetrics) (*StageStop, error) {
 	v, higher := lp.metricValue(*em)
 	if !lp.state.StageHave || lp.improves(v, lp.state.StageBest, higher) {
 		lp.state.StageBest, lp.state.StageHave, lp.state.SinceBest = v, true, 0
@@ -248,18 +284,18 @@ func (lp *loop) endEpoch(p stagePlan, em *EpochMetrics) (bool, error) {
 		em.Best = true
 		lp.state.Best = *em
 		if err := lp.keepBest(); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
+	stop := lp.stageStop(p, em)
 	lp.state.History = append(lp.state.History, *em)
 	if err := lp.ev.record(Event{Kind: EventEpoch, Stage: p.Name, Epoch: em.Epoch, Metrics: em}); err != nil {
-		return false, err
+		return nil, err
 	}
 	if err := lp.writeResume(); err != nil {
-		return false, err
+		return nil, err
 	}
-	pat := lp.cfg.Train.EarlyStopping.Patience
-	return pat > 0 && lp.state.SinceBest >= pat, nil
+	return stop, nil
 }
 
 // keepBest copies the current weights as the run's best.
@@ -332,12 +368,15 @@ func shellQuote(s string) string {
 // finish evaluates the model the run ends with and records the final
 // checkpoints; the Result's Model is the caller's.
 func (lp *loop) finish(ctx context.Context) (*Result, error) {
-	res := &Result{Classes: lp.d.Classes, History: lp.state.History, Best: lp.state.Best, Model: lp.m, Cached: lp.cached,
+	res := &Result{Classes: lp.d.Classes, History: lp.state.History, Best: lp.state.Best, Model: lp.m, Cached: lp.cached, Stops: lp.state.Stops,
 		BatchNorm: lp.plan.BatchNorm, ProbeAccuracy: lp.plan.ProbeAccuracy, EndedWithProbe: lp.state.FellBack, Plan: lp.plan}
 	res.HeadParams, _ = nn.CountParameters(lp.m.Head)
 	var err error
 	if res.Val, err = lp.evaluate(ctx, lp.valLoader, nil, lp.d.ValSet); err != nil {
 		return nil, fmt.Errorf("final validation: %w", err)
+	}
+	if res.TrainEval, err = lp.evaluate(ctx, lp.trainEvalLoader, nil, lp.d.TrainSet); err != nil {
+		return nil, fmt.Errorf("final train accuracy: %w", err)
 	}
 	if lp.d.TestSet != nil {
 		test, err := lp.loader(lp.d.TestSet, nil, keepAllLoader)

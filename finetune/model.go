@@ -1,6 +1,7 @@
 package finetune
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -235,11 +236,26 @@ func (m *Model) TrainFeatures(x *torch.Tensor) (*torch.Tensor, error) {
 	if m.fused == nil {
 		return m.Features(x)
 	}
+	h, err := m.PrefixActivations(x)
+	if err != nil {
+		return nil, err
+	}
+	return m.TrainFromPrefix(h)
+}
+
+// PrefixActivations returns the output of the backbone's fused prefix
+// (see UseFused) for images x, without autograd, in the model's memory
+// format: what TrainFromPrefix continues from, and what a stage that
+// trains the layers after the prefix caches (PlanStage.ActivationViews).
+// It fails without a fused prefix.
+func (m *Model) PrefixActivations(x *torch.Tensor) (*torch.Tensor, error) {
+	if m.fused == nil {
+		return nil, errors.New("model: no fused prefix to compute activations with (UseFused)")
+	}
 	if err := m.checkInput(x); err != nil {
 		return nil, err
 	}
-	depth := m.fused.Depth
-	h, err := m.fused.Through(x, depth)
+	h, err := m.fused.Through(x, m.fused.Depth)
 	if err != nil {
 		return nil, err
 	}
@@ -250,16 +266,46 @@ func (m *Model) TrainFeatures(x *torch.Tensor) (*torch.Tensor, error) {
 	// copies a step for ResNet50's layer4, about a tenth more CPU); one
 	// conversion of the prefix's map costs less.
 	if _, format := m.placement(); format != m.fused.Format {
-		if h, err = h.ContiguousAs(format); err != nil {
-			return nil, err
-		}
+		return h.ContiguousAs(format)
 	}
-	for i := depth; i < len(m.Backbone.Layer); i++ {
+	return h, nil
+}
+
+// TrainFromPrefix returns the head's input for the fused prefix's
+// activations h (PrefixActivations), which must be on the model's device
+// in its memory format: the layers after the prefix run as they are,
+// recording for backward.
+func (m *Model) TrainFromPrefix(h *torch.Tensor) (*torch.Tensor, error) {
+	if m.fused == nil {
+		return nil, errors.New("model: no fused prefix whose activations to continue from (UseFused)")
+	}
+	if err := m.checkInput(h); err != nil {
+		return nil, err
+	}
+	var err error
+	for i := m.fused.Depth; i < len(m.Backbone.Layer); i++ {
 		if h, err = m.Backbone.Layer[i].Forward(h); err != nil {
 			return nil, fmt.Errorf("model: layer%d: %w", i+1, err)
 		}
 	}
 	return Pool(m.Pooling, h)
+}
+
+// prefixShape returns the shape of one image's activations after the
+// backbone's first n groups (stem, layer1..layer3; backboneGroups), for
+// square images of side side: a ResNet's channels double from layer to
+// layer up to FeatureDim, its side halves (PyTorch's rounding) twice in
+// the stem and once in each of layer2..layer4.
+func (m *Model) prefixShape(n int, side int64) [3]int64 {
+	halvings := max(2, n)
+	for range halvings {
+		side = (side-1)/2 + 1
+	}
+	c := int64(64)
+	if n >= 2 {
+		c = m.Backbone.FeatureDim() >> (5 - n)
+	}
+	return [3]int64{c, side, side}
 }
 
 // UseFused makes FrozenFeatures and TrainFeatures run the backbone's

@@ -33,6 +33,10 @@ type Plan struct {
 	// ProbeAccuracy is the linear probe's validation accuracy, when it
 	// ran.
 	ProbeAccuracy *float64 `json:"probe_accuracy,omitempty"`
+	// TrainSample is how many training images, a sample fixed by the
+	// seed (trainSample), every epoch's train accuracy is measured on,
+	// in evaluation mode.
+	TrainSample int `json:"train_sample"`
 	// HeadStart is how the head starts: random, or probe (the linear
 	// probe's weights).
 	HeadStart string `json:"head_start"`
@@ -60,6 +64,14 @@ type PlanStage struct {
 	// Cache says which backbone features are computed once for the
 	// stage: none, validation, or training and validation.
 	Cache string `json:"cache"`
+	// ActivationViews is how many augmented views of every training
+	// image the stage computes the backbone's fixed prefix for once, and
+	// keeps (train.cache_activations): pass k over the images trains on
+	// view k mod ActivationViews; 0 when the prefix runs every step.
+	ActivationViews int `json:"activation_views,omitempty"`
+	// EstimatedSeconds is how long the stage is expected to take, all its
+	// epochs, from a step timed when the plan was made (estimateStage).
+	EstimatedSeconds float64 `json:"estimated_seconds"`
 }
 
 // Decision is one automatic choice of a Plan: the configuration key it

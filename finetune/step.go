@@ -23,8 +23,9 @@ func (lp *loop) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeature
 		}
 		lr := lp.applySchedule(p, total)
 		tot, err := lp.step(ctx, b, feats.trainFrozen)
-		if b.feats != nil {
+		if b.feats != nil || b.acts != nil {
 			b.feats.Free()
+			b.acts.Free()
 			b.y.Free()
 		}
 		if err != nil {
@@ -52,7 +53,7 @@ func (lp *loop) trainEpoch(ctx context.Context, p stagePlan, feats *stageFeature
 		return em, fmt.Errorf("stage %s: the epoch had no training batch", p.Name)
 	}
 	em.TrainLoss = part.LossSum / float64(part.Seen)
-	em.TrainAccuracy = float64(part.Correct) / float64(part.Seen)
+	em.TrainStepAccuracy = float64(part.Correct) / float64(part.Seen)
 	em.Seconds = part.Seconds
 	em.LR = lp.baseLR[0] * LRFactor(lp.cfg.Train, max(lp.state.Step-1, 0), total, p.StepsPerEpoch)
 	return em, nil
@@ -95,7 +96,18 @@ func (lp *loop) step(ctx context.Context, b trainBatch, backboneFrozen bool) (st
 	var loss *torch.Tensor
 	err = lp.at.compute(func() error {
 		feats := b.feats
-		if feats == nil {
+		switch {
+		case b.acts != nil:
+			// Activations reach the model as images do: where and in the
+			// layout it computes.
+			h, err := lp.at.input(b.acts)
+			if err != nil {
+				return err
+			}
+			if feats, err = lp.m.TrainFromPrefix(h); err != nil {
+				return err
+			}
+		case feats == nil:
 			x, err := lp.at.input(mixed.x)
 			if err != nil {
 				return err
@@ -108,7 +120,7 @@ func (lp *loop) step(ctx context.Context, b trainBatch, backboneFrozen bool) (st
 			if err != nil {
 				return err
 			}
-		} else if mixed.x != nil {
+		case mixed.x != nil:
 			feats = mixed.x
 		}
 		var err error

@@ -62,6 +62,9 @@ type Result struct {
 	Best EpochMetrics
 	Val  *Evaluation
 	Test *Evaluation
+	// TrainEval is Model on the training images each epoch's train
+	// accuracy is measured on (Plan.TrainSample), in evaluation mode.
+	TrainEval *Evaluation
 	// Checkpoints the Recorder wrote at the end, with their sizes.
 	Checkpoints []CheckpointFile
 	HeadParams  int64
@@ -88,6 +91,9 @@ type Result struct {
 	EndedWithProbe bool
 	// BatchNorm is the BatchNorm mode the run used (auto resolved).
 	BatchNorm string
+	// Stops lists the stages that stopped before their last epoch, and
+	// why.
+	Stops []StageStop
 	// Plan is what the run trained (nil for a cross-validation's
 	// summary: each fold has its own).
 	Plan *Plan
@@ -194,7 +200,11 @@ type run struct {
 	dp *dataParallel
 
 	trainLoader, valLoader *data.BatchLoader
-	classWeights           *torch.Tensor
+	// trainEvalLoader serves the training images each epoch's train
+	// accuracy is measured on: the sample trainSample chose, with
+	// evaluation transforms.
+	trainEvalLoader *data.BatchLoader
+	classWeights    *torch.Tensor
 
 	// loaders are every loader the run made, closed or not, for the
 	// images they skipped; logged holds the loader messages already
@@ -267,6 +277,9 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 	}
 	if r.valLoader, err = r.loader(r.d.ValSet, r.d.Val, keepAllLoader); err != nil {
 		return fmt.Errorf("data.val: %w", err)
+	}
+	if r.trainEvalLoader, err = r.loader(r.d.TrainSet, trainSample(cfg.Seed, r.d.Train), keepAllLoader); err != nil {
+		return fmt.Errorf("data.train: %w", err)
 	}
 	if cfg.Train.ClassWeights == "balanced" {
 		w := make([]float32, len(r.d.ClassWeights))
@@ -344,6 +357,9 @@ func (r *run) close() {
 	}
 	if r.valLoader != nil {
 		r.valLoader.Close()
+	}
+	if r.trainEvalLoader != nil {
+		r.trainEvalLoader.Close()
 	}
 	r.dp.free()
 	if r.m != nil {

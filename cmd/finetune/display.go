@@ -38,6 +38,37 @@ type display struct {
 	mode      outputMode
 	epochs    map[string]int // a stage's configured epochs
 	bar       bar
+	run       runClock
+}
+
+// runClock is what the whole run's ETA is computed from: the stage in
+// progress, when it started, the plan's estimates of it and of the
+// stages after it, and the first step seen in it.
+type runClock struct {
+	key             string // fold and stage
+	start           time.Time
+	estimate, later float64
+	firstAt         time.Time
+	firstDone       int // steps of the stage done at its first step event; -1 before it
+}
+
+// left estimates the seconds left of the run at step e: the stage's
+// estimate less the time it has run until two of its steps are seen,
+// then the stage's own pace (validation passes included, once it
+// crossed an epoch), plus the plan's estimate of the stages after it.
+func (c *runClock) left(e finetune.Event, epochs int, now time.Time) (float64, bool) {
+	if c.key != fmt.Sprintf("%d %s", e.Fold, e.Stage) || c.estimate == 0 {
+		return 0, false
+	}
+	done := (e.Epoch-1)*e.Steps + e.Step
+	if c.firstDone < 0 {
+		c.firstDone, c.firstAt = done, now
+	}
+	stage := max(c.estimate-now.Sub(c.start).Seconds(), 0)
+	if n := done - c.firstDone; n > 0 {
+		stage = now.Sub(c.firstAt).Seconds() / float64(n) * float64(max(epochs*e.Steps-done, 0))
+	}
+	return stage + c.later, true
 }
 
 // bar is the state of the progress bar of the epoch in progress.
@@ -63,6 +94,10 @@ func (d *display) event(e finetune.Event) {
 	defer d.mu.Unlock()
 	if e.Kind == finetune.EventStage && e.Epochs > 0 {
 		d.epochs[e.Stage] = e.Epochs
+	}
+	if e.Kind == finetune.EventStage {
+		d.run = runClock{key: fmt.Sprintf("%d %s", e.Fold, e.Stage), start: time.Now(), estimate: e.Estimate,
+			later: max(e.RunEstimate-e.Estimate, 0), firstDone: -1}
 	}
 	switch {
 	case d.mode == modeJSON:
@@ -118,7 +153,9 @@ func (d *display) json(v any) {
 }
 
 func (d *display) epochLine(m finetune.EpochMetrics) string {
-	s := fmt.Sprintf("%s %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  gap %+.4f  lr %.2e  %s",
+	// The steps' loss is under augmentation; the train accuracy and the
+	// gap are in evaluation mode, as validation is.
+	s := fmt.Sprintf("%s %d/%d  train loss %.4f (augmented)  train acc %.4f (eval)  val loss %.4f acc %.4f  gap %+.4f  lr %.2e  %s",
 		m.Stage, m.Epoch, d.epochs[m.Stage], m.TrainLoss, m.TrainAccuracy, m.ValLoss, m.ValAccuracy, m.Gap, m.LR,
 		duration(m.Seconds))
 	if m.Best {
@@ -143,6 +180,9 @@ func (d *display) drawBar(e finetune.Event) {
 	if done := e.Step - d.bar.startStep; done > 0 {
 		left := now.Sub(d.bar.start).Seconds() / float64(done) * float64(e.Steps-e.Step)
 		eta = duration(left)
+	}
+	if left, ok := d.run.left(e, d.epochs[e.Stage], now); ok {
+		eta += ", run " + duration(left)
 	}
 	fmt.Fprintf(d.out, "\r%s%s %d/%d %s%s %d/%d  loss %.4f  %.0f img/s  ETA %s\x1b[K",
 		foldPrefix(e), e.Stage, e.Epoch, d.epochs[e.Stage], strings.Repeat("█", filled),

@@ -46,7 +46,7 @@ func TestRunEvalPredictInspect(t *testing.T) {
 	r := cli(t, dir, append([]string{"run"}, flags...)...)
 	requireExit(t, r, 0)
 	requirePlain(t, r.stdout)
-	require.Regexp(t, `(?m)^head 1/1  train loss \d\.\d{4} acc \d\.\d{4}  val loss \d\.\d{4} acc \d\.\d{4}  gap [+-]\d\.\d{4}`, r.stdout)
+	require.Regexp(t, `(?m)^head 1/1  train loss \d\.\d{4} \(augmented\)  train acc \d\.\d{4} \(eval\)  val loss \d\.\d{4} acc \d\.\d{4}  gap [+-]\d\.\d{4}`, r.stdout)
 	require.Regexp(t, `(?m)^ft 1/1  train loss`, r.stdout)
 	require.Contains(t, r.stdout, "stage head: 1 epoch at most,")
 	require.NotContains(t, r.stdout, " 1 epochs")

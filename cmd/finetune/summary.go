@@ -150,7 +150,15 @@ func (d *display) runSummary(w *tabwriter.Writer, cfg finetune.Config, res *fine
 	if res.BatchNorm != "" {
 		fmt.Fprintf(w, "  batchnorm\t%s\n", res.BatchNorm)
 	}
-	fmt.Fprintf(w, "  train accuracy\t%.4f at the best epoch: gap %+.4f over validation\n", b.TrainAccuracy, b.Gap)
+	for _, st := range res.Stops {
+		fmt.Fprintf(w, "  stopped\t%s\n", printable.Text(st.Message))
+	}
+	if te := res.TrainEval; te != nil && res.Val != nil {
+		fmt.Fprintf(w, "  train accuracy\t%.4f in evaluation mode on %d training images: gap %+.4f over validation\n",
+			te.Accuracy, te.Confusion.Total(), te.Accuracy-res.Val.Accuracy)
+	} else {
+		fmt.Fprintf(w, "  train accuracy\t%.4f at the best epoch, in evaluation mode: gap %+.4f over validation\n", b.TrainAccuracy, b.Gap)
+	}
 	fmt.Fprintf(w, "  head\t%s parameters (%s pooling, hidden %v)\n", nn.Thousands(res.HeadParams), cfg.Model.Head.Pooling, cfg.Model.Head.Hidden)
 	if res.Cached != "" && res.Cached != "none" {
 		fmt.Fprintf(w, "  features\t%s computed once while the backbone was frozen\n", res.Cached)

@@ -103,7 +103,7 @@ func (o Options) scale() scale {
 // Row is one recipe's line of the demo's table.
 type Row struct {
 	Recipe          string
-	TrainAccuracy   float64 // as reported during training, at the kept epoch
+	TrainAccuracy   float64 // in evaluation mode on the training images, at the kept epoch
 	TestAccuracy    float64
 	Gap             float64
 	Epochs          int

@@ -59,9 +59,12 @@ func Curves(w io.Writer, history []finetune.EpochMetrics) error {
 	}
 	accLo := math.Max(0, math.Min(math.Floor((accMin-0.02)*10)/10, 0.9))
 	p := plotPanel{history: history, best: best}
-	p.area, p.title, p.lo, p.hi = image.Rect(70, 70, 520, 400), "loss", 0, math.Max(lossMax*1.08, 1e-3)
+	// The training loss is the steps' own, under augmentation; the
+	// accuracies are both measured in evaluation mode, so their gap
+	// compares like with like (EpochMetrics.TrainAccuracy).
+	p.area, p.title, p.lo, p.hi = image.Rect(70, 70, 520, 400), "loss (train: the steps', under augmentation)", 0, math.Max(lossMax*1.08, 1e-3)
 	p.draw(c, trainLoss, valLoss, false)
-	p.area, p.title, p.lo, p.hi = image.Rect(620, 70, 1070, 400), "accuracy", accLo, 1
+	p.area, p.title, p.lo, p.hi = image.Rect(620, 70, 1070, 400), "accuracy (both in evaluation mode)", accLo, 1
 	p.draw(c, trainAcc, valAcc, true)
 	legend(c, 70, 455, []legendItem{
 		{"train", trainBlue, false}, {"validation", valOrange, false},

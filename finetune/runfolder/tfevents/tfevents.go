@@ -81,12 +81,15 @@ func (tb *Writer) Scalars(step int64, values map[string]float64) error {
 	return tb.record(ev)
 }
 
-// Epoch writes an epoch's train/loss, train/accuracy, val/loss,
-// val/accuracy and lr at its global epoch.
+// Epoch writes an epoch's train/loss and train/step_accuracy (the
+// training steps', under augmentation), train/accuracy and
+// train/eval_loss (evaluation mode), val/loss, val/accuracy, gap and lr
+// at its global epoch.
 func (tb *Writer) Epoch(em finetune.EpochMetrics) error {
 	return tb.Scalars(int64(em.GlobalEpoch), map[string]float64{
-		"train/loss": em.TrainLoss, "train/accuracy": em.TrainAccuracy,
-		"val/loss": em.ValLoss, "val/accuracy": em.ValAccuracy, "lr": em.LR,
+		"train/loss": em.TrainLoss, "train/step_accuracy": em.TrainStepAccuracy,
+		"train/accuracy": em.TrainAccuracy, "train/eval_loss": em.TrainEvalLoss,
+		"val/loss": em.ValLoss, "val/accuracy": em.ValAccuracy, "gap": em.Gap, "lr": em.LR,
 	})
 }
 

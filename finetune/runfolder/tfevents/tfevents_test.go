@@ -83,8 +83,10 @@ func TestEventFile(t *testing.T) {
 	tb, err := Create(dir)
 	require.NoError(t, err)
 	epochs := []finetune.EpochMetrics{
-		{GlobalEpoch: 1, TrainLoss: 0.7, TrainAccuracy: 0.5, ValLoss: 0.69, ValAccuracy: 0.55, LR: 1e-3},
-		{GlobalEpoch: 2, TrainLoss: 0.4, TrainAccuracy: 0.875, ValLoss: 0.5, ValAccuracy: 0.75, LR: 5e-4},
+		{GlobalEpoch: 1, TrainLoss: 0.7, TrainStepAccuracy: 0.45, TrainAccuracy: 0.5, TrainEvalLoss: 0.68, ValLoss: 0.69,
+			ValAccuracy: 0.55, Gap: -0.05, LR: 1e-3},
+		{GlobalEpoch: 2, TrainLoss: 0.4, TrainStepAccuracy: 0.8, TrainAccuracy: 0.875, TrainEvalLoss: 0.35, ValLoss: 0.5,
+			ValAccuracy: 0.75, Gap: 0.125, LR: 5e-4},
 	}
 	for _, em := range epochs {
 		require.NoError(t, tb.Epoch(em))
@@ -122,8 +124,9 @@ func TestEventFile(t *testing.T) {
 		}
 		em := epochs[i]
 		require.Equal(t, map[string]float32{
-			"train/loss": float32(em.TrainLoss), "train/accuracy": float32(em.TrainAccuracy),
-			"val/loss": float32(em.ValLoss), "val/accuracy": float32(em.ValAccuracy), "lr": float32(em.LR),
+			"train/loss": float32(em.TrainLoss), "train/step_accuracy": float32(em.TrainStepAccuracy),
+			"train/accuracy": float32(em.TrainAccuracy), "train/eval_loss": float32(em.TrainEvalLoss),
+			"val/loss": float32(em.ValLoss), "val/accuracy": float32(em.ValAccuracy), "gap": float32(em.Gap), "lr": float32(em.LR),
 		}, got)
 	}
 }
