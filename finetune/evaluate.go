@@ -9,7 +9,8 @@ import (
 )
 
 // evaluate runs the model in evaluation mode over loader (or its cached
-// features) and returns the plain cross entropy, accuracy and confusion.
+// features) and returns the plain cross entropy, accuracy and confusion,
+// with every image's result.
 func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
 	if set == nil {
 		set = r.d.ValSet
@@ -18,6 +19,7 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 	defer r.m.Train(true)
 	conf := NewConfusion(r.d.Classes)
 	var lossSum float64
+	var images []ImageResult
 	offset := int64(0)
 	err := torch.NoGrad(func() error {
 		for b, err := range loader.Epoch(ctx, 0) {
@@ -76,7 +78,9 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 					return err
 				}
 				conf.Add(yv, pv)
-				return nil
+				batch, err := imageResults(set, b.Indices, yv, pv, logits)
+				images = append(images, batch...)
+				return err
 			}()
 			if err != nil {
 				return err
@@ -91,5 +95,5 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 	if n == 0 {
 		return nil, errors.New("no images to evaluate")
 	}
-	return &Evaluation{Loss: lossSum / float64(n), Accuracy: conf.Accuracy(), Confusion: conf}, nil
+	return &Evaluation{Loss: lossSum / float64(n), Accuracy: conf.Accuracy(), Confusion: conf, Images: images}, nil
 }

@@ -12,7 +12,12 @@
 //	last.safetensors        the state to resume from
 //	result.json             the run's summary, when it ends
 //	curves.png              learning curves, when it ends or fails
-//	confusion.png           the validation confusion matrix
+//	predictions.csv         every test and validation image's prediction
+//	confusion.png           the test confusion matrix (validation's
+//	                        without a test set)
+//	confusion_val.png       the validation one, beside a test set's
+//	top_losses.png          the worst test (else validation) images,
+//	                        with Grad-CAM overlays
 //	events.out.tfevents.*   TensorBoard scalars (Options.Tensorboard)
 //	fold1/, fold2/, ...     the same, per fold of a cross-validation
 //
@@ -102,6 +107,8 @@ type run struct {
 	rewrite bool // metrics.jsonl is rewritten from history before the next line
 	ended   bool
 	tb      *tfevents.Writer
+	// topLosses is the run's top_losses event, for the report.
+	topLosses *finetune.TopLossReport
 }
 
 // timeLayout names the folders of New: UTC time to the second.
@@ -227,6 +234,8 @@ func (f *Folder) record(e finetune.Event) error {
 		return f.checkpoint(e.Fold, e.Checkpoint)
 	case finetune.EventRunEnd:
 		return f.end(e.Fold, e.Result)
+	case finetune.EventTopLosses:
+		return f.topLosses(e.Fold, e.TopLosses)
 	}
 	return nil
 }
@@ -412,13 +421,69 @@ func (f *Folder) end(fold int, res *finetune.Result) error {
 	if err := f.curves(r); err != nil {
 		return err
 	}
-	if res.Val == nil {
+	return f.evaluations(r, res)
+}
+
+// evaluations writes the final model's predictions.csv and confusion
+// matrices: confusion.png is the test set's when the run has one, and
+// the validation set's goes beside it in confusion_val.png; without a
+// test set confusion.png is validation's.
+func (f *Folder) evaluations(r *run, res *finetune.Result) error {
+	var splits []Split
+	type figure struct {
+		name, split string
+		ev          *finetune.Evaluation
+	}
+	var figures []figure
+	if res.Test != nil {
+		splits = append(splits, Split{Name: "test", Images: res.Test.Images})
+		figures = append(figures, figure{"confusion.png", "test", res.Test})
+	}
+	if res.Val != nil {
+		splits = append(splits, Split{Name: "validation", Images: res.Val.Images})
+		name := "confusion.png"
+		if res.Test != nil {
+			name = "confusion_val.png"
+		}
+		figures = append(figures, figure{name, "validation", res.Val})
+	}
+	if slices.ContainsFunc(splits, func(s Split) bool { return len(s.Images) > 0 }) {
+		err := f.put(filepath.Join(r.dir, "predictions.csv"), func(w io.Writer) error {
+			return WritePredictions(w, res.Classes, splits...)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, fig := range figures {
+		c := fig.ev.Confusion
+		title := fmt.Sprintf("%s: accuracy %.3f on %d images", fig.split, c.Accuracy(), c.Total())
+		err := f.put(filepath.Join(r.dir, fig.name), func(w io.Writer) error {
+			return plot.Confusion(w, c, title)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// topLosses draws top_losses.png.
+func (f *Folder) topLosses(fold int, tl *finetune.TopLossReport) error {
+	if tl == nil {
+		return errors.New("runfolder: top_losses event without images")
+	}
+	r, err := f.run(fold)
+	if err != nil {
+		return err
+	}
+	r.topLosses = tl
+	if len(tl.Images) == 0 {
 		return nil
 	}
-	c := res.Val.Confusion
-	title := fmt.Sprintf("validation: accuracy %.3f on %d images", c.Accuracy(), c.Total())
-	return f.put(filepath.Join(r.dir, "confusion.png"), func(w io.Writer) error {
-		return plot.Confusion(w, c, title)
+	title := fmt.Sprintf("%s: the %d images with the highest loss, Grad-CAM of the predicted class", tl.Split, len(tl.Images))
+	return f.put(filepath.Join(r.dir, "top_losses.png"), func(w io.Writer) error {
+		return plot.Explanations(w, tl.Classes, tl.Images, title)
 	})
 }
 
