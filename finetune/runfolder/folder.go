@@ -18,6 +18,7 @@
 //	confusion_val.png       the validation one, beside a test set's
 //	top_losses.png          the worst test (else validation) images,
 //	                        with Grad-CAM overlays
+//	report.html             all of it on one page to read or send
 //	events.out.tfevents.*   TensorBoard scalars (Options.Tensorboard)
 //	fold1/, fold2/, ...     the same, per fold of a cross-validation
 //
@@ -107,8 +108,11 @@ type run struct {
 	rewrite bool // metrics.jsonl is rewritten from history before the next line
 	ended   bool
 	tb      *tfevents.Writer
-	// topLosses is the run's top_losses event, for the report.
-	topLosses *finetune.TopLossReport
+	// config, plan, topLosses and topLossPNG are kept for report.html.
+	config     finetune.Config
+	plan       *finetune.Plan
+	topLosses  *finetune.TopLossReport
+	topLossPNG []byte
 }
 
 // timeLayout names the folders of New: UTC time to the second.
@@ -254,6 +258,7 @@ func (f *Folder) start(fold int, rs *finetune.RunStart) error {
 		}
 		r.rewrite = true
 	}
+	r.config, r.plan = rs.Config, rs.Plan
 	cfg := rs.Config
 	if f.auto {
 		// The folder was named for this run: a run of this file gets
@@ -418,26 +423,33 @@ func (f *Folder) end(fold int, res *finetune.Result) error {
 	if err := f.put(filepath.Join(r.dir, "result.json"), jsonWriter(res.Summary())); err != nil {
 		return err
 	}
-	if err := f.curves(r); err != nil {
+	curves, err := f.curves(r)
+	if err != nil {
 		return err
 	}
-	return f.evaluations(r, res)
+	confusion, err := f.evaluations(r, res)
+	if err != nil {
+		return err
+	}
+	return f.put(filepath.Join(r.dir, "report.html"), func(w io.Writer) error {
+		return writeReport(w, r, res, curves, confusion)
+	})
 }
 
 // evaluations writes the final model's predictions.csv and confusion
 // matrices: confusion.png is the test set's when the run has one, and
 // the validation set's goes beside it in confusion_val.png; without a
-// test set confusion.png is validation's.
-func (f *Folder) evaluations(r *run, res *finetune.Result) error {
+// test set confusion.png is validation's. It returns the matrices' figures.
+func (f *Folder) evaluations(r *run, res *finetune.Result) ([]figure, error) {
 	var splits []Split
-	type figure struct {
+	type matrix struct {
 		name, split string
 		ev          *finetune.Evaluation
 	}
-	var figures []figure
+	var matrices []matrix
 	if res.Test != nil {
 		splits = append(splits, Split{Name: "test", Images: res.Test.Images})
-		figures = append(figures, figure{"confusion.png", "test", res.Test})
+		matrices = append(matrices, matrix{"confusion.png", "test", res.Test})
 	}
 	if res.Val != nil {
 		splits = append(splits, Split{Name: "validation", Images: res.Val.Images})
@@ -445,27 +457,29 @@ func (f *Folder) evaluations(r *run, res *finetune.Result) error {
 		if res.Test != nil {
 			name = "confusion_val.png"
 		}
-		figures = append(figures, figure{name, "validation", res.Val})
+		matrices = append(matrices, matrix{name, "validation", res.Val})
 	}
 	if slices.ContainsFunc(splits, func(s Split) bool { return len(s.Images) > 0 }) {
 		err := f.put(filepath.Join(r.dir, "predictions.csv"), func(w io.Writer) error {
 			return WritePredictions(w, res.Classes, splits...)
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	for _, fig := range figures {
-		c := fig.ev.Confusion
-		title := fmt.Sprintf("%s: accuracy %.3f on %d images", fig.split, c.Accuracy(), c.Total())
-		err := f.put(filepath.Join(r.dir, fig.name), func(w io.Writer) error {
+	var figures []figure
+	for _, m := range matrices {
+		c := m.ev.Confusion
+		title := fmt.Sprintf("%s: accuracy %.3f on %d images", m.split, c.Accuracy(), c.Total())
+		png, err := f.putPNG(filepath.Join(r.dir, m.name), func(w io.Writer) error {
 			return plot.Confusion(w, c, title)
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
+		figures = append(figures, figure{Caption: m.split, Src: dataURI(png)})
 	}
-	return nil
+	return figures, nil
 }
 
 // topLosses draws top_losses.png.
@@ -482,18 +496,31 @@ func (f *Folder) topLosses(fold int, tl *finetune.TopLossReport) error {
 		return nil
 	}
 	title := fmt.Sprintf("%s: the %d images with the highest loss, Grad-CAM of the predicted class", tl.Split, len(tl.Images))
-	return f.put(filepath.Join(r.dir, "top_losses.png"), func(w io.Writer) error {
+	r.topLossPNG, err = f.putPNG(filepath.Join(r.dir, "top_losses.png"), func(w io.Writer) error {
 		return plot.Explanations(w, tl.Classes, tl.Images, title)
+	})
+	return err
+}
+
+// curves draws the run's curves.png, if it has epochs, and returns it.
+func (f *Folder) curves(r *run) ([]byte, error) {
+	if len(r.history) == 0 {
+		return nil, nil
+	}
+	return f.putPNG(filepath.Join(r.dir, "curves.png"), func(w io.Writer) error {
+		return plot.Curves(w, r.history)
 	})
 }
 
-// curves draws the run's curves.png, if it has epochs.
-func (f *Folder) curves(r *run) error {
-	if len(r.history) == 0 {
-		return nil
+// putPNG draws a picture, writes it to path as put does and returns it.
+func (f *Folder) putPNG(path string, draw func(io.Writer) error) ([]byte, error) {
+	b, err := render(draw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return f.put(filepath.Join(r.dir, "curves.png"), func(w io.Writer) error {
-		return plot.Curves(w, r.history)
+	return b, f.put(path, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
 	})
 }
 
@@ -649,7 +676,8 @@ func (f *Folder) Close() error {
 			errs = append(errs, r.tb.Close())
 		}
 		if f.begun && !r.ended {
-			errs = append(errs, f.curves(r))
+			_, err := f.curves(r)
+			errs = append(errs, err)
 		}
 	}
 	if !f.begun {
