@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 
@@ -100,4 +101,25 @@ func TestReports(t *testing.T) {
 	requireExit(t, r, 0)
 	requirePNG(t, filepath.Join(dir, "why", "00.gradcam.png"), 32, 32)
 	requirePNG(t, filepath.Join(dir, "why", "00-2.gradcam.png"), 32, 32)
+}
+
+// TestLRFind runs the range test through the command and checks what it
+// prints and draws.
+func TestLRFind(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 6)
+	r := cli(t, dir, append([]string{"lr-find", "--steps", "16", "--png", "range.png"}, tinyFlags("data", "out", "head:1:all")...)...)
+	requireExit(t, r, 0)
+	require.Regexp(t, `(?m)^lr-find: \d+ steps from 1e-07 \(stage head, adamw\)`, r.stdout)
+	m := regexp.MustCompile(`(?m)^suggested learning rate: (\S+) .*--train.lr (\S+)$`).FindStringSubmatch(r.stdout)
+	require.NotNil(t, m, r.stdout)
+	lr, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	require.True(t, lr >= 1e-7 && lr <= 10, lr)
+	requirePNG(t, filepath.Join(dir, "range.png"), 900, 520)
+	require.NoDirExists(t, filepath.Join(dir, "out"), "lr-find writes no run folder")
+
+	r = cli(t, dir, append([]string{"lr-find", "--stage", "3"}, tinyFlags("data", "out", "head:1:all")...)...)
+	requireExit(t, r, 2)
+	require.Contains(t, r.stderr, "--stage 3: the recipe has 1 stage")
 }
