@@ -136,3 +136,35 @@ func TestGradCAMFindsTheEvidence(t *testing.T) {
 		require.Equal(t, image.Pt(side, side), e.View.Bounds().Size())
 	}
 }
+
+// TestPreviewAugment: the training draws of an image differ from each
+// other and follow the seed; the evaluation view is the same every time.
+func TestPreviewAugment(t *testing.T) {
+	cfg := tinyConfig(t, shapes(t, 4))
+	require.True(t, cfg.Augment.Enabled)
+	a := must[[]AugmentSample](t)(PreviewAugment(cfg, 6, 1))
+	require.Len(t, a, MaxAugmentImages)
+	draws := 0
+	for _, s := range a {
+		draws += len(s.Train)
+		require.Equal(t, image.Pt(32, 32), s.Eval.Bounds().Size())
+		for i, x := range s.Train {
+			require.Equal(t, image.Pt(32, 32), x.Bounds().Size())
+			for _, y := range s.Train[:i] {
+				require.NotEqual(t, x.Pix, y.Pix, "two draws of %s alike", s.Path)
+			}
+		}
+	}
+	require.Equal(t, 6, draws)
+	require.Len(t, a[0].Train, 2)
+	again := must[[]AugmentSample](t)(PreviewAugment(cfg, 6, 1))
+	other := must[[]AugmentSample](t)(PreviewAugment(cfg, 6, 2))
+	for i := range a {
+		require.Equal(t, a[i].Path, other[i].Path)
+		require.Equal(t, a[i].Eval.Pix, other[i].Eval.Pix, "the evaluation view is deterministic")
+		require.Equal(t, a[i].Train[0].Pix, again[i].Train[0].Pix, "the draws follow the seed")
+		require.NotEqual(t, a[i].Train[0].Pix, other[i].Train[0].Pix)
+	}
+	_, err := PreviewAugment(cfg, 0, 1)
+	require.ErrorContains(t, err, "at least 1")
+}

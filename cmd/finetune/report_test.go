@@ -123,3 +123,17 @@ func TestLRFind(t *testing.T) {
 	requireExit(t, r, 2)
 	require.Contains(t, r.stderr, "--stage 3: the recipe has 1 stage")
 }
+
+// TestInspectAugment draws the augmentation preview through inspect.
+func TestInspectAugment(t *testing.T) {
+	dir := t.TempDir()
+	writeImages(t, filepath.Join(dir, "data"), 4)
+	r := cli(t, dir, append([]string{"inspect", "--augment", "5", "--augment-png", "aug.png"}, tinyFlags("data", "out", "head:1:all")...)...)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "augmentation: 5 training draws beside their evaluation views in aug.png")
+	// Four images in rows of 96-pixel tiles: the first with two draws.
+	requirePNG(t, filepath.Join(dir, "aug.png"), 10+3*106+10, 50+4*126)
+	r = cli(t, dir, "inspect", "--augment", "3")
+	requireExit(t, r, 2)
+	require.Contains(t, r.stderr, "--augment needs data.train")
+}
