@@ -19,7 +19,9 @@
 //	top_losses.png          the worst test (else validation) images,
 //	                        with Grad-CAM overlays
 //	report.html             all of it on one page to read or send
-//	events.out.tfevents.*   TensorBoard scalars (Options.Tensorboard)
+//	events.out.tfevents.*   TensorBoard (Options.Tensorboard): the epochs'
+//	                        scalars, the plan as text, the confusion
+//	                        matrices and top losses as images
 //	fold1/, fold2/, ...     the same, per fold of a cross-validation
 //
 // Every file but metrics.jsonl and the TensorBoard stream is written
@@ -46,6 +48,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"io/fs"
 	"maps"
@@ -308,9 +311,7 @@ func (f *Folder) epoch(fold int, em *finetune.EpochMetrics) error {
 		return err
 	}
 	r.history = append(r.history, *em)
-	if f.opts.Tensorboard {
-		f.tensorboard(r, *em)
-	}
+	f.tensorboard(r, *em)
 	return nil
 }
 
@@ -367,9 +368,18 @@ func writeLine(w io.Writer, em finetune.EpochMetrics) error {
 	return err
 }
 
-// tensorboard writes an epoch's scalars; a failure ends the run's
-// TensorBoard events, not the run.
+// tensorboard writes an epoch's scalars.
 func (f *Folder) tensorboard(r *run, em finetune.EpochMetrics) {
+	f.board(r, func(tb *tfevents.Writer) error { return tb.Epoch(em) })
+}
+
+// board writes to the run's TensorBoard events with write, creating the
+// file (with the plan's hyperparameters) first; a failure ends the run's
+// TensorBoard events, not the run.
+func (f *Folder) board(r *run, write func(*tfevents.Writer) error) {
+	if !f.opts.Tensorboard {
+		return
+	}
 	var err error
 	if r.tb == nil {
 		if r.tb, err = tfevents.Create(r.dir); err != nil {
@@ -377,13 +387,30 @@ func (f *Folder) tensorboard(r *run, em finetune.EpochMetrics) {
 			f.warn("no TensorBoard events: %v", err)
 			return
 		}
+		if r.plan != nil {
+			err = r.tb.Text(0, "plan", planMarkdown(r.config, r.plan))
+		}
 	}
-	err = r.tb.Epoch(em)
+	if err == nil {
+		err = write(r.tb)
+	}
 	f.files[r.tb.Path()] = r.tb.Size()
 	if err != nil {
 		f.opts.Tensorboard = false
 		f.warn("no more TensorBoard events: %v", err)
 	}
+}
+
+// boardImage writes a PNG to the run's TensorBoard events at its last
+// epoch.
+func (f *Folder) boardImage(r *run, tag string, b []byte) {
+	f.board(r, func(tb *tfevents.Writer) error {
+		cfg, err := png.DecodeConfig(bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		return tb.Image(int64(len(r.history)), tag, b, cfg.Width, cfg.Height)
+	})
 }
 
 func (f *Folder) checkpoint(fold int, c *finetune.CheckpointWrite) error {
@@ -478,6 +505,7 @@ func (f *Folder) evaluations(r *run, res *finetune.Result) ([]figure, error) {
 			return nil, err
 		}
 		figures = append(figures, figure{Caption: m.split, Src: dataURI(png)})
+		f.boardImage(r, "confusion/"+m.split, png)
 	}
 	return figures, nil
 }
@@ -499,6 +527,9 @@ func (f *Folder) topLosses(fold int, tl *finetune.TopLossReport) error {
 	r.topLossPNG, err = f.putPNG(filepath.Join(r.dir, "top_losses.png"), func(w io.Writer) error {
 		return plot.Explanations(w, tl.Classes, tl.Images, title)
 	})
+	if err == nil {
+		f.boardImage(r, "top_losses/"+tl.Split, r.topLossPNG)
+	}
 	return err
 }
 

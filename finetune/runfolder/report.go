@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/finetune-go/finetune/finetune"
@@ -173,3 +174,30 @@ th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}im
 </section>
 </body></html>
 `))
+
+// planMarkdown is the run's hyperparameters and the plan's decisions as
+// markdown tables, for TensorBoard's text dashboard.
+func planMarkdown(cfg finetune.Config, plan *finetune.Plan) string {
+	var b strings.Builder
+	cell := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ") }
+	b.WriteString("| setting | value |\n|---|---|\n")
+	for _, kv := range [][2]string{
+		{"model.arch", cfg.Model.Arch}, {"model.weights", cfg.Model.Weights}, {"data.image_size", fmt.Sprint(cfg.Data.ImageSize)},
+		{"data.batch_size", fmt.Sprint(cfg.Data.BatchSize)}, {"train.optimizer", cfg.Train.Optimizer},
+		{"train.schedule", cfg.Train.Schedule}, {"device", plan.Device}, {"precision", plan.Precision},
+		{"batchnorm", plan.BatchNorm}, {"head start", plan.HeadStart},
+	} {
+		fmt.Fprintf(&b, "| %s | %s |\n", kv[0], cell(kv[1]))
+	}
+	b.WriteString("\n| stage | epochs | freeze | lr | backbone lr × | weight decay |\n|---|---|---|---|---|---|\n")
+	for _, s := range plan.Stages {
+		fmt.Fprintf(&b, "| %s | %d | %s | %g | %g | %g |\n", cell(s.Name), s.Epochs, s.Freeze, s.LR, s.BackboneLRMult, s.WeightDecay)
+	}
+	if len(plan.Decisions) > 0 {
+		b.WriteString("\n| decided | value | why |\n|---|---|---|\n")
+		for _, d := range plan.Decisions {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", cell(d.Key), cell(d.Value), cell(d.Reason))
+		}
+	}
+	return b.String()
+}

@@ -65,13 +65,10 @@ func explained(label, pred int, c color.NRGBA) finetune.Explanation {
 		Class: pred, View: img, Heat: finetune.Heatmap{W: 2, H: 2, Values: []float64{1, 0.2, 0.1, 0}}}
 }
 
-// TestReportInBrowser records a run with a test set, the probe and top
-// losses, renders its report.html in headless chromium and checks the
-// screenshot (not blank) and the DOM (every section, every picture
-// embedded).
-func TestReportInBrowser(t *testing.T) {
-	browser := chromium(t)
-	f, err := runfolder.Open(filepath.Join(t.TempDir(), "run"), runfolder.Options{})
+// reportRun records a run with a test set, the probe and top losses
+// into a new folder and closes it.
+func reportRun(t *testing.T, o runfolder.Options) *runfolder.Folder {
+	f, err := runfolder.Open(filepath.Join(t.TempDir(), "run"), o)
 	require.NoError(t, err)
 	history := epochs(-1, 3)
 	for i := range history {
@@ -95,6 +92,33 @@ func TestReportInBrowser(t *testing.T) {
 		explained(0, 1, color.NRGBA{200, 30, 30, 255}), explained(1, 0, color.NRGBA{30, 30, 200, 255})}}
 	record(t, f, finetune.Event{Kind: finetune.EventTopLosses, Fold: -1, TopLosses: top}, end)
 	require.NoError(t, f.Close())
+	return f
+}
+
+// TestReportInTensorboard: with output.tensorboard the plan's
+// hyperparameters go to the events as text, the confusion matrices and
+// top losses as images.
+func TestReportInTensorboard(t *testing.T) {
+	f := reportRun(t, runfolder.Options{Tensorboard: true})
+	events, err := filepath.Glob(filepath.Join(f.Dir(), "events.out.tfevents.*"))
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	b, err := os.ReadFile(events[0])
+	require.NoError(t, err)
+	for _, tag := range []string{"plan", "confusion/test", "confusion/validation", "top_losses/test", "train/loss"} {
+		require.Contains(t, string(b), "\n"+string(rune(len(tag)))+tag, tag)
+	}
+	require.Contains(t, string(b), "| train.batchnorm | adapt | the images are far from ImageNet's statistics |")
+	require.Equal(t, 3, strings.Count(string(b), "\x89PNG\r\n"), "three pictures")
+}
+
+// TestReportInBrowser records a run with a test set, the probe and top
+// losses, renders its report.html in headless chromium and checks the
+// screenshot (not blank) and the DOM (every section, every picture
+// embedded).
+func TestReportInBrowser(t *testing.T) {
+	browser := chromium(t)
+	f := reportRun(t, runfolder.Options{})
 	page := filepath.Join(f.Dir(), "report.html")
 
 	dom := string(browse(t, browser, page, "--dump-dom"))
