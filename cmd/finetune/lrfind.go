@@ -46,12 +46,8 @@ are left as they were. It takes the flags of run.`)
 		return usagef("lr-find: unexpected argument %q (data goes in --data.train)", pos[0])
 	}
 	src := configSource{file: *file}
-	if *ckpt != "" && *file == "" {
-		meta, err := finetune.ReadMeta(*ckpt)
-		if err != nil {
-			return usagef("--checkpoint: %w", err)
-		}
-		src.base, src.what = &meta.Config, *ckpt
+	if err := src.checkpointBase(*ckpt, "--checkpoint"); err != nil {
+		return err
 	}
 	cfg, _, err := src.load(keys)
 	if err != nil {

@@ -47,12 +47,8 @@ RUN/last.safetensors' continues exactly where the run stopped, in RUN.`)
 		return usagef("run: --quiet and --json exclude each other")
 	}
 	src := configSource{file: *file}
-	if *resume != "" && *file == "" {
-		meta, err := finetune.ReadMeta(*resume)
-		if err != nil {
-			return usagef("--resume: %w", err)
-		}
-		src.base, src.what = &meta.Config, *resume
+	if err := src.checkpointBase(*resume, "--resume"); err != nil {
+		return err
 	}
 	cfg, from, err := src.load(keys)
 	if err != nil {
