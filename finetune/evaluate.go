@@ -11,7 +11,7 @@ import (
 // evaluate runs the model in evaluation mode over loader (or what the
 // stage cached of its images: the head's inputs, rows of features, or
 // the fixed prefix's activations, rows of feature maps) and returns the
-// plain cross entropy, accuracy and confusion.
+// plain cross entropy, accuracy and confusion, with every image's result.
 func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *torch.Tensor, set *data.Dataset) (*Evaluation, error) {
 	if set == nil {
 		set = r.d.ValSet
@@ -20,6 +20,7 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 	defer r.m.Train(true)
 	conf := NewConfusion(r.d.Classes)
 	var lossSum float64
+	var images []ImageResult
 	offset := int64(0)
 	err := torch.NoGrad(func() error {
 		for b, err := range loader.Epoch(ctx, 0) {
@@ -86,7 +87,9 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 					return err
 				}
 				conf.Add(yv, pv)
-				return nil
+				batch, err := imageResults(set, b.Indices, yv, pv, logits)
+				images = append(images, batch...)
+				return err
 			}()
 			if err != nil {
 				return err
@@ -101,5 +104,5 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 	if n == 0 {
 		return nil, errors.New("no images to evaluate")
 	}
-	return &Evaluation{Loss: lossSum / float64(n), Accuracy: conf.Accuracy(), Confusion: conf}, nil
+	return &Evaluation{Loss: lossSum / float64(n), Accuracy: conf.Accuracy(), Confusion: conf, Images: images}, nil
 }

@@ -54,6 +54,7 @@ type Event struct {
 	Artifact   *Artifact        `json:"-"`
 	Checkpoint *CheckpointWrite `json:"-"`
 	Result     *Result          `json:"-"`
+	TopLosses  *TopLossReport   `json:"-"`
 }
 
 // EpochMetrics is one line of metrics.jsonl.

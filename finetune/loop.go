@@ -400,6 +400,9 @@ func (lp *loop) finish(ctx context.Context) (*Result, error) {
 	if res.Checkpoints, err = lp.writeFinal(res); err != nil {
 		return nil, err
 	}
+	if err := lp.reportTopLosses(ctx, res); err != nil {
+		return nil, err
+	}
 	if lp.first != nil { // a run that trains no stage: the probe is the model
 		lp.first.free(lp.m)
 		lp.first = nil

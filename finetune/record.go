@@ -18,6 +18,7 @@ package finetune
 //	artifact search.json         when search: quick ran (new runs only)
 //	epoch, checkpoint last       after every epoch
 //	checkpoint best, best-delta  as output.checkpoint says
+//	top_losses                   the worst test (else validation) images
 //	run_end                      Result set
 //
 // An interrupted run ends with checkpoint last instead (no run_end); a
@@ -40,6 +41,10 @@ const (
 	EventCheckpoint EventKind = "checkpoint"
 	// EventRunEnd closes a run (or a fold) that finished: Result is set.
 	EventRunEnd EventKind = "run_end"
+	// EventTopLosses carries the images of the final model with the
+	// highest loss, each with its Grad-CAM map: TopLosses is set. It
+	// comes once, before run_end.
+	EventTopLosses EventKind = "top_losses"
 )
 
 // RunStart describes a run as it begins.

@@ -52,6 +52,9 @@ type Evaluation struct {
 	// Skipped lists the images left out under data.on_bad_image: skip
 	// (Evaluate only; a run lists its own in Result.Skipped).
 	Skipped []data.SkippedImage `json:"-"`
+	// Images are the evaluated images' results, in the order of the
+	// dataset: the rows of predictions.csv.
+	Images []ImageResult `json:"-"`
 }
 
 // Result is what a run produced.

@@ -17,6 +17,7 @@ packages=(
   python3-sklearn           # reference logistic regression for the linear probe's parity test
   libjpeg62-turbo-dev       # libjpeg-turbo: vision/data decodes JPEGs with it
   dataset-fashion-mnist     # the built-in demo's data
+  chromium                  # headless browser: the test that renders report.html
 )
 missing=()
 for p in "${packages[@]}"; do

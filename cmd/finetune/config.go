@@ -29,6 +29,20 @@ type configSource struct {
 	what string           // names base, for messages
 }
 
+// checkpointBase makes the configuration of checkpoint path the base
+// when no file is given; flag names the flag that gave path, for errors.
+func (src *configSource) checkpointBase(path, flag string) error {
+	if path == "" || src.file != "" {
+		return nil
+	}
+	meta, err := finetune.ReadMeta(path)
+	if err != nil {
+		return usagef("%s: %w", flag, err)
+	}
+	src.base, src.what = &meta.Config, path
+	return nil
+}
+
 // load builds the configuration from, in increasing precedence, the
 // defaults, a file (src.file, else src.base, else ./finetune.yaml when it
 // exists), FINETUNE_ environment variables and the flags given. It

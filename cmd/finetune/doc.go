@@ -33,20 +33,35 @@
 //	    --data DIR it loads the pretrained weights and measures how far
 //	    DIR's images are from the stored BatchNorm statistics, per stage
 //	    (stem, layer1..layer4), with what train.batchnorm: auto and
-//	    recipe: auto would choose.
+//	    recipe: auto would choose. With --augment N it draws N training
+//	    images as the training pipeline (augment.*) delivers them, each
+//	    image's evaluation view first in its row, into augment.png
+//	    (--augment-png FILE).
+//	lr-find [--config FILE | --checkpoint FILE] [--steps N] [--stage N] [--png FILE] [flags]
+//	    Smith's learning-rate range test on the model and data a run
+//	    would train (or on a checkpoint's weights): a step per batch, the
+//	    rate growing exponentially from --min-lr 1e-7 to --max-lr 10 over
+//	    --steps 200, until the smoothed loss passes four times its lowest.
+//	    Draws lr.png and prints the rate where the smoothed loss falls
+//	    fastest, a value for train.lr. The weights are left as they were.
 //	run [--config FILE] [--resume PATH] [--quiet | --json] [flags]
 //	    Trains as configured; see Runs below.
-//	eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--data.on_bad_image error|skip]
+//	eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--predictions FILE] [--data.on_bad_image error|skip]
 //	    Evaluates a checkpoint on a folder with one subfolder of images
 //	    per class (the checkpoint's classes) through the checkpoint's
 //	    evaluation transforms: accuracy, cross entropy, precision, recall
 //	    and F1 per class, the confusion matrix (drawn into a PNG with
-//	    --png). A damaged image is an error unless --data.on_bad_image
-//	    skip leaves it out and lists it (the run's setting is not used).
-//	predict --checkpoint FILE [--format table|csv|json] [--tta] PATH...
+//	    --png), and with --predictions FILE every image's prediction as
+//	    CSV, in the columns of a run's predictions.csv (its split is the
+//	    folder's name). A damaged image is an error unless
+//	    --data.on_bad_image skip leaves it out and lists it (the run's
+//	    setting is not used).
+//	predict --checkpoint FILE [--format table|csv|json] [--tta] [--explain DIR] PATH...
 //	    Classifies images, or folders of images searched recursively: the
 //	    most probable class and every class's probability. --tta averages
-//	    the softmax of each image and of its horizontal mirror.
+//	    the softmax of each image and of its horizontal mirror. --explain
+//	    DIR writes each image's Grad-CAM overlay, where the model found the
+//	    evidence for the class it predicts, to DIR/<name>.gradcam.png.
 //	version [--format table|json]
 //	    Prints the versions of finetune, Go and libtorch, with libtorch's
 //	    CUDA, cuDNN and visible GPUs, and the malloc in use (tcmalloc,
@@ -95,8 +110,20 @@
 //	last.safetensors       the last epoch's state: everything needed to resume
 //	curves.png             loss and accuracy per epoch, train and validation,
 //	                       the gap shaded, stages and the best epoch marked
-//	confusion.png          the validation confusion matrix
-//	events.out.tfevents.*  TensorBoard scalars, with output.tensorboard
+//	predictions.csv        every test and validation image: path, split,
+//	                       true and predicted class, prob_<class> per
+//	                       class, loss
+//	confusion.png          the test confusion matrix (validation's without
+//	                       data.test)
+//	confusion_val.png      the validation one, beside a test set's
+//	top_losses.png         the 16 test (else validation) images with the
+//	                       highest loss, each with its Grad-CAM overlay
+//	report.html            all of it on one self-contained page: the plan
+//	                       and why, curves, confusion matrices, per-class
+//	                       metrics, the probe, top losses, times
+//	events.out.tfevents.*  TensorBoard, with output.tensorboard: scalars
+//	                       per epoch, the plan as text, the confusion
+//	                       matrices and top losses as images
 //
 // With cross-validation (cv.folds) each fold has its folder, foldN.
 //
@@ -118,12 +145,12 @@
 // weight decay across cross-validation folds (search.json). shift.json
 // holds the measured shift.
 //
-// The summary gives the best epoch, validation and test accuracy, the gap
+// The summary gives the best epoch, test and validation accuracy, the gap
 // between training and validation accuracy, the time taken and the
 // checkpoints with their sizes. When the model overfits (a gap over 0.05
 // at the best epoch, or at the last one with training accuracy over
 // 0.98) it names the settings that usually close the gap, with the values
-// the run used.
+// the run used. The per-class tables follow, the test set's first.
 //
 // An interrupt (Ctrl-C or SIGTERM) lets the step in progress finish,
 // writes last.safetensors and exits with status 130, printing the

@@ -6,6 +6,7 @@ import (
 	"github.com/finetune-go/finetune/internal/printable"
 	"io"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
@@ -14,15 +15,18 @@ import (
 )
 
 func cmdEval(ctx context.Context, args []string) error {
-	fs := newFlagSet("eval", "finetune eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--data.on_bad_image error|skip]", `
+	fs := newFlagSet("eval", "finetune eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--predictions FILE] [--data.on_bad_image error|skip]", `
 Evaluates a checkpoint on a folder of labelled images (one subfolder per
 class, the checkpoint's classes) with the checkpoint's evaluation
 transforms (resize, center crop, ImageNet normalisation): accuracy, cross
-entropy, precision, recall and F1 per class, and the confusion matrix.`)
+entropy, precision, recall and F1 per class, and the confusion matrix.
+With --predictions every image's result goes to a CSV file, in the
+columns of a run's predictions.csv (split: the folder's name).`)
 	ckpt := fs.String("checkpoint", "", "checkpoint `FILE`: a run's best.safetensors, best-delta.safetensors or last.safetensors")
 	dir := fs.String("data", "", "`DIR` with one subfolder of images per class")
 	format := fs.String("format", "table", "output: table or json")
 	png := fs.String("png", "", "also draw the confusion matrix into `FILE` (a PNG)")
+	predictions := fs.String("predictions", "", "also write every image's prediction to `FILE` (CSV: path, split, true, predicted, prob_<class>..., loss)")
 	device := fs.String("device", "auto", deviceUsage)
 	weights := fs.String("model.weights", "", weightsUsage)
 	onBad := fs.String("data.on_bad_image", "error", "error (stop, naming the file) or skip (leave it out and list it); the training run's setting is not used")
@@ -62,6 +66,13 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	if *png != "" {
 		title := fmt.Sprintf("%s: accuracy %.3f on %d images", *dir, ev.Accuracy, c.Total())
 		err := runfolder.WriteFile(*png, func(w io.Writer) error { return plot.Confusion(w, c, title) })
+		if err != nil {
+			return err
+		}
+	}
+	if *predictions != "" {
+		split := runfolder.Split{Name: filepath.Base(filepath.Clean(*dir)), Images: ev.Images}
+		err := runfolder.WriteFile(*predictions, func(w io.Writer) error { return runfolder.WritePredictions(w, meta.Classes, split) })
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/runfolder"
+	"github.com/finetune-go/finetune/finetune/runfolder/plot"
 	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch/nn"
@@ -29,12 +31,19 @@ them. It takes the flags of run; data.train is optional here.
 With --data DIR the classes and steps are DIR's, and it also loads the pretrained weights and measures, on a
 sample of DIR's images, how far they are from the data the backbone was
 trained on, as each BatchNorm layer sees it, per stage; it says what that
-implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
+implies (train.batchnorm: auto's choice) and how deep to unfreeze.
+
+With --augment N it draws N training images as the training pipeline
+(augment.*) delivers them, beside each image's evaluation view, into
+augment.png (--augment-png): up to four images of data.train, each in a row
+with its share of the N draws.`)
 	file := fs.String("config", "", "configuration `FILE` (YAML, JSON or TOML; default ./finetune.yaml when it exists)")
 	ckpt := fs.String("checkpoint", "", "inspect the model of checkpoint `FILE` (its configuration and classes)")
 	classes := fs.Int("classes", 0, "number of classes (default: data.train's, the checkpoint's, else 2)")
 	format := fs.String("format", "table", "output: table or json")
 	shiftDir := fs.String("data", "", "measure the BatchNorm shift of the images in `DIR` (one subfolder per class)")
+	augment := fs.Int("augment", 0, "draw `N` training images as augmentation delivers them (needs data.train)")
+	augmentPNG := fs.String("augment-png", "augment.png", "where --augment draws, a PNG `FILE`")
 	keys := fs.addConfigFlags()
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -42,6 +51,9 @@ implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 	}
 	if len(pos) > 0 {
 		return usagef("inspect: unexpected argument %q", pos[0])
+	}
+	if *augment < 0 {
+		return usagef("inspect: --augment %d: want a number of images", *augment)
 	}
 	if err := checkFormat(*format, "table", "json"); err != nil {
 		return err
@@ -90,8 +102,27 @@ implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 	if err != nil {
 		return err
 	}
+	if *augment > 0 {
+		if cfg.Data.Train == "" {
+			return usagef("inspect: --augment needs data.train: the images to augment")
+		}
+		samples, err := finetune.PreviewAugment(cfg, *augment, cfg.Seed)
+		if err != nil {
+			return fmt.Errorf("--augment: %w", err)
+		}
+		if err := runfolder.WriteFile(*augmentPNG, func(w io.Writer) error { return plot.Augment(w, samples) }); err != nil {
+			return err
+		}
+	}
 	if *format == "json" {
-		return printJSON(false, map[string]any{"configuration": from, "model": in, "data": data})
+		out := map[string]any{"configuration": from, "model": in, "data": data}
+		if *augment > 0 {
+			out["augment_png"] = *augmentPNG
+		}
+		return printJSON(false, out)
+	}
+	if *augment > 0 {
+		defer fmt.Printf("\naugmentation: %d training draws beside their evaluation views in %s\n", *augment, *augmentPNG)
 	}
 	printInspection(os.Stdout, cfg, in)
 	fmt.Printf("\nconfiguration: %s\nclasses: %d (%s)\n", from, numClasses, classNote)

@@ -4,13 +4,18 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"image/png"
+	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/runfolder"
+	"github.com/finetune-go/finetune/finetune/runfolder/plot"
 	"github.com/finetune-go/finetune/internal/finitejson"
 	"github.com/finetune-go/finetune/internal/printable"
 )
@@ -20,17 +25,20 @@ import (
 const maxClassColumns = 6
 
 func cmdPredict(ctx context.Context, args []string) error {
-	fs := newFlagSet("predict", "finetune predict --checkpoint FILE [--format table|csv|json] [--tta] PATH...", `
+	fs := newFlagSet("predict", "finetune predict --checkpoint FILE [--format table|csv|json] [--tta] [--explain DIR] PATH...", `
 Classifies images with a checkpoint: each PATH is an image, or a folder
 searched recursively for images. Every image gets its most probable class
 and the probability of each class, through the checkpoint's evaluation
 transforms. With --tta an image's probabilities are the mean of those of the
-image and of its mirror image.`)
+image and of its mirror image. With --explain DIR each image's Grad-CAM
+overlay (where the model found the evidence for the class it predicts, red
+the strongest) goes to DIR/<image name>.gradcam.png.`)
 	ckpt := fs.String("checkpoint", "", "checkpoint `FILE`: a run's best.safetensors, best-delta.safetensors or last.safetensors")
 	format := fs.String("format", "table", "output: table, csv (a header, then path,class,probability and a column per class) or json")
 	tta := fs.Bool("tta", false, "test-time augmentation: average the softmax of each image and of its horizontal flip")
 	device := fs.String("device", "auto", deviceUsage)
 	weights := fs.String("model.weights", "", weightsUsage)
+	explainDir := fs.String("explain", "", "write each image's Grad-CAM overlay into `DIR` (created if needed)")
 	paths, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -53,6 +61,11 @@ image and of its mirror image.`)
 	preds, err := finetune.Predict(ctx, m, meta, files, *tta)
 	if err != nil {
 		return err
+	}
+	if *explainDir != "" {
+		if err := writeExplanations(ctx, m, meta, files, *explainDir); err != nil {
+			return err
+		}
 	}
 	switch *format {
 	case "json":
@@ -146,4 +159,31 @@ func printPredictionsTable(classes []string, preds []finetune.Prediction) error 
 		fmt.Fprintln(w)
 	}
 	return w.Flush()
+}
+
+// writeExplanations writes the Grad-CAM overlay of each file into dir as
+// <name>.gradcam.png, numbering names that repeat.
+func writeExplanations(ctx context.Context, m *finetune.Model, meta finetune.Meta, files []string, dir string) error {
+	ex, err := finetune.Explain(ctx, m, meta, files)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--explain: %w", err)
+	}
+	seen := map[string]int{}
+	for _, e := range ex {
+		base := strings.TrimSuffix(filepath.Base(e.Path), filepath.Ext(e.Path))
+		seen[base]++
+		if n := seen[base]; n > 1 {
+			base = fmt.Sprintf("%s-%d", base, n)
+		}
+		err := runfolder.WriteFile(filepath.Join(dir, base+".gradcam.png"), func(w io.Writer) error {
+			return png.Encode(w, plot.Overlay(e))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -17,7 +17,10 @@ default a new runs/<UTC time>, with runs/latest linking to the newest)
 receives metrics.jsonl (an epoch per line), config.yaml (every key as used),
 plan.json, result.json, the checkpoints (best.safetensors,
 best-delta.safetensors, last.safetensors to resume from), curves.png,
-confusion.png and, with output.tensorboard, TensorBoard event files. A
+predictions.csv (every test and validation image), confusion.png (the test
+set's when there is one, confusion_val.png beside it), top_losses.png (the
+worst images with their Grad-CAM), report.html (all of it on one page) and,
+with output.tensorboard, TensorBoard event files. A
 folder that holds another run is refused; a run that fails before its first
 epoch leaves nothing behind.
 
@@ -44,12 +47,8 @@ RUN/last.safetensors' continues exactly where the run stopped, in RUN.`)
 		return usagef("run: --quiet and --json exclude each other")
 	}
 	src := configSource{file: *file}
-	if *resume != "" && *file == "" {
-		meta, err := finetune.ReadMeta(*resume)
-		if err != nil {
-			return usagef("--resume: %w", err)
-		}
-		src.base, src.what = &meta.Config, *resume
+	if err := src.checkpointBase(*resume, "--resume"); err != nil {
+		return err
 	}
 	cfg, from, err := src.load(keys)
 	if err != nil {

@@ -117,8 +117,17 @@ func (d *display) summary(cfg finetune.Config, res *finetune.Result, files []run
 		}
 	}
 	w.Flush()
-	if res.Val != nil && len(res.Classes) <= 10 {
-		fmt.Fprintf(d.out, "\nvalidation per class:\n%s", res.Val.Confusion.Table())
+	if len(res.Classes) <= 10 {
+		// The test set first: it is the estimate of the model's
+		// accuracy; validation chose the epoch.
+		for _, e := range []struct {
+			name string
+			ev   *finetune.Evaluation
+		}{{"test", res.Test}, {"validation", res.Val}} {
+			if e.ev != nil {
+				fmt.Fprintf(d.out, "\n%s per class:\n%s", e.name, e.ev.Confusion.Table())
+			}
+		}
 	}
 	if advice != nil {
 		fmt.Fprintf(d.out, "\n%s\n", advice[0])
@@ -131,11 +140,11 @@ func (d *display) summary(cfg finetune.Config, res *finetune.Result, files []run
 func (d *display) runSummary(w *tabwriter.Writer, cfg finetune.Config, res *finetune.Result) {
 	b := res.Best
 	fmt.Fprintf(w, "  best epoch\t%s %d/%d (epoch %d of %d)\n", b.Stage, b.Epoch, d.epochs[b.Stage], b.GlobalEpoch, len(res.History))
-	if v := res.Val; v != nil {
-		fmt.Fprintf(w, "  val accuracy\t%.4f  loss %.4f  macro F1 %.4f  (%d images)\n", v.Accuracy, v.Loss, v.Confusion.MacroF1(), v.Confusion.Total())
-	}
 	if t := res.Test; t != nil {
 		fmt.Fprintf(w, "  test accuracy\t%.4f  loss %.4f  macro F1 %.4f  (%d images)\n", t.Accuracy, t.Loss, t.Confusion.MacroF1(), t.Confusion.Total())
+	}
+	if v := res.Val; v != nil {
+		fmt.Fprintf(w, "  val accuracy\t%.4f  loss %.4f  macro F1 %.4f  (%d images)\n", v.Accuracy, v.Loss, v.Confusion.MacroF1(), v.Confusion.Total())
 	}
 	if p := res.ProbeAccuracy; p != nil {
 		verdict := "the baseline (logistic regression on the frozen features)"

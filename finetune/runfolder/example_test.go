@@ -46,6 +46,7 @@ func Example() {
 	// curves.png
 	// metrics.jsonl
 	// plan.json
+	// report.html
 	// result.json
 	// true
 }

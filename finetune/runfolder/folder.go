@@ -12,8 +12,16 @@
 //	last.safetensors        the state to resume from
 //	result.json             the run's summary, when it ends
 //	curves.png              learning curves, when it ends or fails
-//	confusion.png           the validation confusion matrix
-//	events.out.tfevents.*   TensorBoard scalars (Options.Tensorboard)
+//	predictions.csv         every test and validation image's prediction
+//	confusion.png           the test confusion matrix (validation's
+//	                        without a test set)
+//	confusion_val.png       the validation one, beside a test set's
+//	top_losses.png          the worst test (else validation) images,
+//	                        with Grad-CAM overlays
+//	report.html             all of it on one page to read or send
+//	events.out.tfevents.*   TensorBoard (Options.Tensorboard): the epochs'
+//	                        scalars, the plan as text, the confusion
+//	                        matrices and top losses as images
 //	fold1/, fold2/, ...     the same, per fold of a cross-validation
 //
 // Every file but metrics.jsonl and the TensorBoard stream is written
@@ -40,6 +48,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"io/fs"
 	"maps"
@@ -102,6 +111,11 @@ type run struct {
 	rewrite bool // metrics.jsonl is rewritten from history before the next line
 	ended   bool
 	tb      *tfevents.Writer
+	// config, plan, topLosses and topLossPNG are kept for report.html.
+	config     finetune.Config
+	plan       *finetune.Plan
+	topLosses  *finetune.TopLossReport
+	topLossPNG []byte
 }
 
 // timeLayout names the folders of New: UTC time to the second.
@@ -227,6 +241,8 @@ func (f *Folder) record(e finetune.Event) error {
 		return f.checkpoint(e.Fold, e.Checkpoint)
 	case finetune.EventRunEnd:
 		return f.end(e.Fold, e.Result)
+	case finetune.EventTopLosses:
+		return f.topLosses(e.Fold, e.TopLosses)
 	}
 	return nil
 }
@@ -245,6 +261,7 @@ func (f *Folder) start(fold int, rs *finetune.RunStart) error {
 		}
 		r.rewrite = true
 	}
+	r.config, r.plan = rs.Config, rs.Plan
 	cfg := rs.Config
 	if f.auto {
 		// The folder was named for this run: a run of this file gets
@@ -294,9 +311,7 @@ func (f *Folder) epoch(fold int, em *finetune.EpochMetrics) error {
 		return err
 	}
 	r.history = append(r.history, *em)
-	if f.opts.Tensorboard {
-		f.tensorboard(r, *em)
-	}
+	f.tensorboard(r, *em)
 	return nil
 }
 
@@ -353,9 +368,18 @@ func writeLine(w io.Writer, em finetune.EpochMetrics) error {
 	return err
 }
 
-// tensorboard writes an epoch's scalars; a failure ends the run's
-// TensorBoard events, not the run.
+// tensorboard writes an epoch's scalars.
 func (f *Folder) tensorboard(r *run, em finetune.EpochMetrics) {
+	f.board(r, func(tb *tfevents.Writer) error { return tb.Epoch(em) })
+}
+
+// board writes to the run's TensorBoard events with write, creating the
+// file (with the plan's hyperparameters) first; a failure ends the run's
+// TensorBoard events, not the run.
+func (f *Folder) board(r *run, write func(*tfevents.Writer) error) {
+	if !f.opts.Tensorboard {
+		return
+	}
 	var err error
 	if r.tb == nil {
 		if r.tb, err = tfevents.Create(r.dir); err != nil {
@@ -363,13 +387,30 @@ func (f *Folder) tensorboard(r *run, em finetune.EpochMetrics) {
 			f.warn("no TensorBoard events: %v", err)
 			return
 		}
+		if r.plan != nil {
+			err = r.tb.Text(0, "plan", planMarkdown(r.config, r.plan))
+		}
 	}
-	err = r.tb.Epoch(em)
+	if err == nil {
+		err = write(r.tb)
+	}
 	f.files[r.tb.Path()] = r.tb.Size()
 	if err != nil {
 		f.opts.Tensorboard = false
 		f.warn("no more TensorBoard events: %v", err)
 	}
+}
+
+// boardImage writes a PNG to the run's TensorBoard events at its last
+// epoch.
+func (f *Folder) boardImage(r *run, tag string, b []byte) {
+	f.board(r, func(tb *tfevents.Writer) error {
+		cfg, err := png.DecodeConfig(bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		return tb.Image(int64(len(r.history)), tag, b, cfg.Width, cfg.Height)
+	})
 }
 
 func (f *Folder) checkpoint(fold int, c *finetune.CheckpointWrite) error {
@@ -409,26 +450,108 @@ func (f *Folder) end(fold int, res *finetune.Result) error {
 	if err := f.put(filepath.Join(r.dir, "result.json"), jsonWriter(res.Summary())); err != nil {
 		return err
 	}
-	if err := f.curves(r); err != nil {
+	curves, err := f.curves(r)
+	if err != nil {
 		return err
 	}
-	if res.Val == nil {
-		return nil
+	confusion, err := f.evaluations(r, res)
+	if err != nil {
+		return err
 	}
-	c := res.Val.Confusion
-	title := fmt.Sprintf("validation: accuracy %.3f on %d images", c.Accuracy(), c.Total())
-	return f.put(filepath.Join(r.dir, "confusion.png"), func(w io.Writer) error {
-		return plot.Confusion(w, c, title)
+	return f.put(filepath.Join(r.dir, "report.html"), func(w io.Writer) error {
+		return writeReport(w, r, res, curves, confusion)
 	})
 }
 
-// curves draws the run's curves.png, if it has epochs.
-func (f *Folder) curves(r *run) error {
-	if len(r.history) == 0 {
+// evaluations writes the final model's predictions.csv and confusion
+// matrices: confusion.png is the test set's when the run has one, and
+// the validation set's goes beside it in confusion_val.png; without a
+// test set confusion.png is validation's. It returns the matrices' figures.
+func (f *Folder) evaluations(r *run, res *finetune.Result) ([]figure, error) {
+	var splits []Split
+	type matrix struct {
+		name, split string
+		ev          *finetune.Evaluation
+	}
+	var matrices []matrix
+	if res.Test != nil {
+		splits = append(splits, Split{Name: "test", Images: res.Test.Images})
+		matrices = append(matrices, matrix{"confusion.png", "test", res.Test})
+	}
+	if res.Val != nil {
+		splits = append(splits, Split{Name: "validation", Images: res.Val.Images})
+		name := "confusion.png"
+		if res.Test != nil {
+			name = "confusion_val.png"
+		}
+		matrices = append(matrices, matrix{name, "validation", res.Val})
+	}
+	if slices.ContainsFunc(splits, func(s Split) bool { return len(s.Images) > 0 }) {
+		err := f.put(filepath.Join(r.dir, "predictions.csv"), func(w io.Writer) error {
+			return WritePredictions(w, res.Classes, splits...)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var figures []figure
+	for _, m := range matrices {
+		c := m.ev.Confusion
+		title := fmt.Sprintf("%s: accuracy %.3f on %d images", m.split, c.Accuracy(), c.Total())
+		png, err := f.putPNG(filepath.Join(r.dir, m.name), func(w io.Writer) error {
+			return plot.Confusion(w, c, title)
+		})
+		if err != nil {
+			return nil, err
+		}
+		figures = append(figures, figure{Caption: m.split, Src: dataURI(png)})
+		f.boardImage(r, "confusion/"+m.split, png)
+	}
+	return figures, nil
+}
+
+// topLosses draws top_losses.png.
+func (f *Folder) topLosses(fold int, tl *finetune.TopLossReport) error {
+	if tl == nil {
+		return errors.New("runfolder: top_losses event without images")
+	}
+	r, err := f.run(fold)
+	if err != nil {
+		return err
+	}
+	r.topLosses = tl
+	if len(tl.Images) == 0 {
 		return nil
 	}
-	return f.put(filepath.Join(r.dir, "curves.png"), func(w io.Writer) error {
+	title := fmt.Sprintf("%s: the %d images with the highest loss, Grad-CAM of the predicted class", tl.Split, len(tl.Images))
+	r.topLossPNG, err = f.putPNG(filepath.Join(r.dir, "top_losses.png"), func(w io.Writer) error {
+		return plot.Explanations(w, tl.Classes, tl.Images, title)
+	})
+	if err == nil {
+		f.boardImage(r, "top_losses/"+tl.Split, r.topLossPNG)
+	}
+	return err
+}
+
+// curves draws the run's curves.png, if it has epochs, and returns it.
+func (f *Folder) curves(r *run) ([]byte, error) {
+	if len(r.history) == 0 {
+		return nil, nil
+	}
+	return f.putPNG(filepath.Join(r.dir, "curves.png"), func(w io.Writer) error {
 		return plot.Curves(w, r.history)
+	})
+}
+
+// putPNG draws a picture, writes it to path as put does and returns it.
+func (f *Folder) putPNG(path string, draw func(io.Writer) error) ([]byte, error) {
+	b, err := render(draw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, f.put(path, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
 	})
 }
 
@@ -584,7 +707,8 @@ func (f *Folder) Close() error {
 			errs = append(errs, r.tb.Close())
 		}
 		if f.begun && !r.ended {
-			errs = append(errs, f.curves(r))
+			_, err := f.curves(r)
+			errs = append(errs, err)
 		}
 	}
 	if !f.begun {

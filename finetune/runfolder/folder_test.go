@@ -94,7 +94,7 @@ func TestRunFiles(t *testing.T) {
 	files := f.Files()
 	require.Equal(t, []string{"best.safetensors", "config.yaml", "confusion.png", "curves.png"}, names(files)[:4])
 	require.Regexp(t, `^events\.out\.tfevents\.`, names(files)[4])
-	require.Equal(t, []string{"last.safetensors", "metrics.jsonl", "plan.json", "result.json", "shift.json"}, names(files)[5:])
+	require.Equal(t, []string{"last.safetensors", "metrics.jsonl", "plan.json", "report.html", "result.json", "shift.json"}, names(files)[5:])
 	for _, file := range files {
 		info, err := os.Stat(file.Path)
 		require.NoError(t, err)

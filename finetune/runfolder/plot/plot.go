@@ -209,9 +209,7 @@ func Confusion(out io.Writer, conf *finetune.Confusion, title string) error {
 	names := make([]string, k)
 	nameW := 0
 	for i, n := range conf.Classes {
-		if len(n) > 24 {
-			n = n[:23] + "~"
-		}
+		n = clip(n, 24)
 		names[i] = n
 		nameW = max(nameW, textWidth(n))
 	}

@@ -2,6 +2,9 @@ package plot
 
 import (
 	"bytes"
+	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"testing"
 
@@ -29,4 +32,47 @@ func TestPlots(t *testing.T) {
 	img, err := png.Decode(&b)
 	require.NoError(t, err)
 	require.Greater(t, img.Bounds().Dx(), 3*64)
+}
+
+// solid is a side×side image of one colour.
+func solid(side int, c color.NRGBA) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, side, side))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
+	}
+	return img
+}
+
+// TestAugmentGrid: every evaluation view and every draw is a tile of the
+// picture, where AugmentGrid says.
+func TestAugmentGrid(t *testing.T) {
+	colour := func(i, j int) color.NRGBA { return color.NRGBA{uint8(40 * i), uint8(30 * j), 200, 255} }
+	var samples []finetune.AugmentSample
+	for i := range 3 {
+		s := finetune.AugmentSample{Path: fmt.Sprintf("data/c/%d.png", i), Eval: solid(32, colour(i, 0))}
+		for j := range 3 - i%2 {
+			s.Train = append(s.Train, solid(32, colour(i, j+1)))
+		}
+		samples = append(samples, s)
+	}
+	var b bytes.Buffer
+	require.NoError(t, Augment(&b, samples))
+	img, err := png.Decode(&b)
+	require.NoError(t, err)
+	l := AugmentGrid(samples)
+	require.Equal(t, 96, l.Tile)
+	require.Equal(t, l.Top+3*(l.Tile+l.Caption+l.Pad), img.Bounds().Dy())
+	for i, s := range samples {
+		y := l.Top + i*(l.Tile+l.Caption+l.Pad) + l.Tile/2
+		for j := range 1 + len(s.Train) {
+			x := l.Pad + j*(l.Tile+l.Pad) + l.Tile/2
+			if j > 0 {
+				x += l.Pad
+			}
+			r, g, bl, _ := img.At(x, y).RGBA()
+			want := colour(i, j)
+			require.Equal(t, [3]uint8{want.R, want.G, want.B}, [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8)}, "row %d tile %d", i, j)
+		}
+	}
+	require.Error(t, Augment(&b, nil))
 }

@@ -1,5 +1,5 @@
 // Package tfevents writes TensorBoard event files: scalars per step,
-// framed as TFRecords, with no dependency on TensorFlow or protobuf.
+// images and markdown text, framed as TFRecords, with no dependency on TensorFlow or protobuf.
 //
 // An event file is an append-only stream: every record carries the CRC of
 // its length and of its data, so a reader (TensorBoard) skips a record
@@ -22,7 +22,7 @@ import (
 	"github.com/finetune-go/finetune/finetune"
 )
 
-// Writer writes scalars to a TensorBoard event file,
+// Writer writes summaries to a TensorBoard event file,
 // events.out.tfevents.<seconds>.<host>: TFRecord framing (length, masked
 // CRC-32C of the length, data, masked CRC-32C of the data) around
 // Event protocol buffers encoded by hand, after the file_version event
@@ -74,11 +74,45 @@ func (tb *Writer) Scalars(step int64, values map[string]float64) error {
 		v = binary.LittleEndian.AppendUint32(v, math.Float32bits(float32(values[tag])))
 		summary = appendBytes(summary, 1, v)
 	}
+	return tb.summary(step, summary)
+}
+
+// summary writes an event with a Summary at step.
+func (tb *Writer) summary(step int64, summary []byte) error {
 	ev := appendDouble(nil, 1, wallTime())
 	ev = binary.AppendUvarint(ev, 2<<3|0)
 	ev = binary.AppendUvarint(ev, uint64(step))
 	ev = appendBytes(ev, 5, summary)
 	return tb.record(ev)
+}
+
+// Image writes a PNG of width×height pixels under tag at step
+// (TensorBoard's images dashboard).
+func (tb *Writer) Image(step int64, tag string, png []byte, width, height int) error {
+	img := binary.AppendUvarint(nil, 1<<3|0)
+	img = binary.AppendUvarint(img, uint64(height))
+	img = binary.AppendUvarint(img, 2<<3|0)
+	img = binary.AppendUvarint(img, uint64(width))
+	img = binary.AppendUvarint(img, 3<<3|0)
+	img = binary.AppendUvarint(img, 4) // RGBA
+	img = appendBytes(img, 4, png)
+	v := appendBytes(nil, 1, []byte(tag))
+	v = appendBytes(v, 4, img)
+	return tb.summary(step, appendBytes(nil, 1, v))
+}
+
+// Text writes markdown text under tag at step (TensorBoard's text
+// dashboard): a string tensor with the text plugin's metadata.
+func (tb *Writer) Text(step int64, tag, markdown string) error {
+	tensor := binary.AppendUvarint(nil, 1<<3|0)
+	tensor = binary.AppendUvarint(tensor, 7) // DT_STRING
+	tensor = appendBytes(tensor, 2, nil)     // a scalar's shape
+	tensor = appendBytes(tensor, 8, []byte(markdown))
+	plugin := appendBytes(nil, 1, []byte("text"))
+	v := appendBytes(nil, 1, []byte(tag))
+	v = appendBytes(v, 8, tensor)
+	v = appendBytes(v, 9, appendBytes(nil, 1, plugin))
+	return tb.summary(step, appendBytes(nil, 1, v))
 }
 
 // Epoch writes an epoch's train/loss and train/step_accuracy (the

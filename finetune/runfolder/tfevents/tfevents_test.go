@@ -130,3 +130,49 @@ func TestEventFile(t *testing.T) {
 		}, got)
 	}
 }
+
+// fieldMap indexes a message's fields by number (the last of a repeated
+// one).
+func fieldMap(t *testing.T, b []byte) map[int]pbField {
+	out := map[int]pbField{}
+	for _, f := range decodePB(t, b) {
+		out[f.num] = f
+	}
+	return out
+}
+
+// TestImageAndText checks the Summary.Value of an image (Image: height,
+// width, colorspace, the PNG) and of a text (a DT_STRING tensor with the
+// text plugin's metadata), as TensorBoard's event reader decodes them.
+func TestImageAndText(t *testing.T) {
+	tb, err := Create(t.TempDir())
+	require.NoError(t, err)
+	png := []byte("\x89PNG fake")
+	require.NoError(t, tb.Image(3, "confusion/test", png, 640, 480))
+	require.NoError(t, tb.Text(3, "plan", "| key | value |\n|---|---|\n| lr | 0.001 |"))
+	require.NoError(t, tb.Close())
+	recs := readRecords(t, tb.Path())
+	require.Len(t, recs, 3)
+	value := func(rec []byte) map[int]pbField {
+		ev := fieldMap(t, rec)
+		require.Equal(t, uint64(3), ev[2].v, "step")
+		summary := decodePB(t, ev[5].b)
+		require.Len(t, summary, 1)
+		return fieldMap(t, summary[0].b)
+	}
+
+	v := value(recs[1])
+	require.Equal(t, "confusion/test", string(v[1].b))
+	img := fieldMap(t, v[4].b)
+	require.Equal(t, []uint64{480, 640, 4}, []uint64{img[1].v, img[2].v, img[3].v}, "height, width, colorspace")
+	require.Equal(t, png, img[4].b)
+
+	v = value(recs[2])
+	require.Equal(t, "plan", string(v[1].b))
+	tensor := fieldMap(t, v[8].b)
+	require.Equal(t, uint64(7), tensor[1].v, "DT_STRING")
+	require.Empty(t, tensor[2].b, "a scalar")
+	require.Equal(t, "| key | value |\n|---|---|\n| lr | 0.001 |", string(tensor[8].b))
+	plugin := fieldMap(t, fieldMap(t, v[9].b)[1].b)
+	require.Equal(t, "text", string(plugin[1].b))
+}
