@@ -103,7 +103,7 @@ type TrainConfig struct {
 	GradClip       float64       `json:"grad_clip" doc:"clip the global gradient norm to this; 0: off"`
 	StepsPerEpoch  int           `json:"steps_per_epoch" doc:"steps per epoch; 0: ceil(train images / batch_size), one pass"`
 	CacheFeatures  string        `json:"cache_features" doc:"auto (train the head on backbone features computed once, where that gives the same result), on or off"`
-	Precision      string        `json:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
+	Precision      string        `json:"precision" doc:"auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, else fp32), bf16 (the frozen backbone in bfloat16; the layers that train under bfloat16 autocast on CUDA, in float32 on the CPU), fp16 (autocast with loss scaling, CUDA) or fp32"`
 	ChannelsLast   string        `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
 	EarlyStopping  EarlyStopping `json:"early_stopping"`
 }
