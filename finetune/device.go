@@ -167,6 +167,21 @@ func (p placement) frozenType() torch.DType {
 	return p.frozen
 }
 
+// inference is p for a pass that runs the unfused backbone forward
+// only, to measure or re-estimate its BatchNorm statistics (the shift
+// measurement, AdaBN): its images go in channels-last, the layout
+// oneDNN's convolutions run fastest in on the CPU, whatever the weights'
+// (a contiguous model takes them: Model.checkInput asks for the layout of
+// a channels-last model only). Such a pass stays float32 under bf16: on
+// the reference ResNet18 of TestAdaptBNMatchesPyTorch, AdaBN under
+// bfloat16 autocast moved layer4's statistics by up to a fifth of their
+// scale, from one run to the next, where the features of a bfloat16
+// copy move by a few percent.
+func (p placement) inference() placement {
+	p.format = torch.ChannelsLast
+	return p
+}
+
 // labels moves class indices to the device.
 func (p placement) labels(y *torch.Tensor) (*torch.Tensor, error) {
 	if p.device.Type == torch.DeviceCPU {

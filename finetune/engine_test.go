@@ -59,7 +59,7 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 	root := shapes(t, 8)
 	weights := filepath.Join(t.TempDir(), "backbone.safetensors")
 	randomBackbone(t, weights, 5)
-	for bn, precision := range map[string]string{"auto": "bf16", "adapt": "fp32"} {
+	for bn, precision := range map[string]string{"auto": "fp32", "adapt": "bf16"} {
 		cfg := tinyConfig(t, root)
 		cfg.Model.Weights = weights
 		cfg.Train.ChannelsLast = "on"

@@ -141,9 +141,10 @@ func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Da
 	}
 	defer loader.Close()
 	// shift.Measure runs the backbone itself: check its images as the
-	// model's entry points do.
+	// model's entry points do. It measures in float32, whatever the
+	// run's precision: the report is the same on every CPU.
 	images := func(yield func(*torch.Tensor, error) bool) {
-		for x, err := range onDevice(ctx, at, loader) {
+		for x, err := range onDevice(ctx, at.inference(), loader) {
 			if err == nil {
 				err = m.checkInput(x)
 			}
@@ -254,7 +255,7 @@ func (r *run) adaptBN(ctx context.Context) error {
 		return err
 	}
 	defer loader.Close()
-	return AdaptBN(ctx, r.m, onDevice(ctx, r.at, loader))
+	return AdaptBN(ctx, r.m, onDevice(ctx, r.at.inference(), loader))
 }
 
 // baselines runs, once, on the first stage's frozen features: the linear
