@@ -44,10 +44,10 @@ type options struct {
 	// precision is every run's train.precision.
 	precision         string
 	trainPer, testPer int
-	source             int
-	pairs              []fmtasks.Pair
-	variants           []fmtasks.Variant
-	seeds              []uint64
+	source            int
+	pairs             []fmtasks.Pair
+	variants          []fmtasks.Variant
+	seeds             []uint64
 }
 
 // modes are the fixed BatchNorm modes compared with auto.
