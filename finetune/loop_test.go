@@ -253,6 +253,7 @@ func TestPrecisionAndLayoutOnCPU(t *testing.T) {
 	require.NoError(t, err)
 	defer nn.Free(res.Model)
 	require.Contains(t, msgs, "computing on cpu, float32, frozen backbone in bfloat16, channels-last")
+	require.Contains(t, msgs, "stage head: stem..layer4 run fused, channels-last, in bfloat16, without autograd: frozen with stored BatchNorm statistics")
 	for _, h := range res.History {
 		require.False(t, math.IsNaN(h.TrainLoss))
 	}

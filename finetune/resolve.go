@@ -231,11 +231,15 @@ func (r *run) backbonePath() (path, why string) {
 		return groups[from].Name + ".." + groups[to].Name
 	}
 	n := r.m.FixedPrefix()
+	fused := "run fused, channels-last, without autograd"
+	if dt := r.at.frozenType(); dt != torch.Float32 {
+		fused = "run fused, channels-last, in " + dt.String() + ", without autograd"
+	}
 	switch {
 	case n == len(groups):
-		return span(0, n-1) + " run fused, channels-last, without autograd", "frozen with stored BatchNorm statistics"
+		return span(0, n-1) + " " + fused, "frozen with stored BatchNorm statistics"
 	case n > 0:
-		return fmt.Sprintf("%s run fused, channels-last, without autograd; %s unfused with autograd", span(0, n-1), span(n, len(groups)-1)),
+		return fmt.Sprintf("%s %s; %s unfused with autograd", span(0, n-1), fused, span(n, len(groups)-1)),
 			fmt.Sprintf("%s frozen with stored BatchNorm statistics, %s trains", span(0, n-1), groups[n].Name)
 	case r.m.BackboneFrozen():
 		return "unfused, without autograd", fmt.Sprintf("frozen, but BatchNorm uses batch statistics (train.batchnorm: %s)", r.m.BNMode())
