@@ -43,6 +43,9 @@ func (r *run) placePlan(plan *Plan) error {
 	switch {
 	case c.Train.Precision == "fp16" && !cuda:
 		return fmt.Errorf("train.precision: fp16 needs CUDA (device is %v); use bf16 or fp32", dev)
+	case c.Train.Precision == "bf16" && !cuda && cpuBF16() == "":
+		r.warn("train.precision: bf16 on a CPU without bfloat16 instructions (AMX-BF16, AVX512-BF16): " +
+			"the frozen backbone's convolutions are emulated, and likely slower than fp32")
 	case c.Train.Precision == "auto" && cuda:
 		plan.Precision = "bf16"
 		r.decide(plan, "train.precision", "bf16", "bfloat16 autocast on CUDA", "")
