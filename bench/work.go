@@ -230,7 +230,9 @@ func NewFrozen(arch string, n, size, batch int, classes int64) (*Frozen, error) 
 
 // UseFolded folds the backbone for memory format format, as finetune's
 // trainer does for a frozen stage (Model.UseFused).
-func (f *Frozen) UseFolded(format torch.MemoryFormat) error { return f.M.UseFused(format) }
+func (f *Frozen) UseFolded(format torch.MemoryFormat) error {
+	return f.M.UseFused(format, torch.Float32)
+}
 
 // Cache computes the features of every image with FrozenFeatures, batch
 // by batch, as the trainer does once per stage.

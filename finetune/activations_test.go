@@ -99,7 +99,7 @@ func TestPrefixShape(t *testing.T) {
 	for n, point := range []string{"stem", "layer1", "layer2", "layer3"} {
 		require.NoError(t, m.Freeze(point, "follow"))
 		require.Equal(t, n+1, m.FixedPrefix())
-		require.NoError(t, m.UseFused(torch.ContiguousFormat))
+		require.NoError(t, m.UseFused(torch.ContiguousFormat, torch.Float32))
 		h := must[*torch.Tensor](t)(m.PrefixActivations(x))
 		shape := m.prefixShape(n+1, 40)
 		require.Equal(t, []int64{1, shape[0], shape[1], shape[2]}, h.Shape(), point)

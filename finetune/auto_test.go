@@ -53,6 +53,7 @@ func TestAutoBatchNormAndBaselines(t *testing.T) {
 		cfg := tinyConfig(t, c.data)
 		cfg.Model.Weights = weights
 		cfg.Train.BatchNorm = "auto"
+		cfg.Train.Precision = "auto"
 		cfg.Probe, cfg.Search = true, "quick"
 		cfg.Augment.Enabled = false
 		cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
@@ -68,7 +69,7 @@ func TestAutoBatchNormAndBaselines(t *testing.T) {
 		require.Equal(t, c.want, decided["train.batchnorm"])
 		require.Equal(t, fmt.Sprintf("%.4f", *res.ProbeAccuracy), decided["probe"])
 		require.Equal(t, fmt.Sprint(res.Plan.Stages[0].LR), decided["train.lr"], "the stage trains at the searched rate")
-		require.Contains(t, msgs, "train.precision: auto → fp32: float32 on the CPU")
+		require.Equal(t, map[bool]string{true: "bf16", false: "fp32"}[cpuBF16() != ""], decided["train.precision"])
 		require.NotNil(t, res.ProbeAccuracy)
 		require.FileExists(t, filepath.Join(cfg.Output.Dir, "shift.json"))
 		require.FileExists(t, filepath.Join(cfg.Output.Dir, "search.json"))

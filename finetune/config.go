@@ -108,7 +108,7 @@ type TrainConfig struct {
 	// that of a stage whose backbone is wholly fixed.
 	CacheActivations  string `json:"cache_activations" doc:"auto (a stage that trains the layers after a frozen prefix with stored BatchNorm statistics runs the prefix once per training image and augmented view, as many views as fit in train.activation_cache_mb, and each epoch only the layers that train) or off (the prefix runs every step)"`
 	ActivationCacheMB int    `json:"activation_cache_mb" doc:"memory for those cached activations, in MiB; 0: half the memory available (MemAvailable) when the plan is made"`
-	Precision         string `json:"precision" doc:"auto (bfloat16 autocast on CUDA, float32 on the CPU), bf16, fp16 (autocast with loss scaling) or fp32"`
+	Precision         string `json:"precision" doc:"auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, else fp32), bf16 (the frozen backbone in bfloat16; the layers that train under bfloat16 autocast on CUDA, in float32 on the CPU), fp16 (autocast with loss scaling, CUDA) or fp32"`
 	ChannelsLast      string `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
 	// ProbePatience is not a field of EarlyStopping: it compares with the
 	// probe, not with the stage's own best epoch.

@@ -3,16 +3,21 @@ package finetune
 import (
 	"fmt"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/amp"
 	"github.com/finetune-go/finetune/torch/nn"
 )
 
 // placement is where and how a run computes: the device, the autocast
-// type (0 for float32), loss scaling, and the memory format.
+// type of the layers that train (0 for float32), the type of the fused
+// copy of the frozen backbone (0 for float32; see Model.UseFused), loss
+// scaling, and the memory format.
 type placement struct {
 	device   torch.Device
 	autocast torch.DType
+	frozen   torch.DType
 	scaler   *amp.GradScaler
 	format   torch.MemoryFormat
 	// shard picks this rank's share of the training order; nil alone.
@@ -38,12 +43,20 @@ func (r *run) placePlan(plan *Plan) error {
 	switch {
 	case c.Train.Precision == "fp16" && !cuda:
 		return fmt.Errorf("train.precision: fp16 needs CUDA (device is %v); use bf16 or fp32", dev)
+	case c.Train.Precision == "bf16" && !cuda && cpuBF16() == "":
+		r.warn("train.precision: bf16 on a CPU without bfloat16 instructions (AMX-BF16, AVX512-BF16): " +
+			"the frozen backbone's convolutions are emulated, and likely slower than fp32")
 	case c.Train.Precision == "auto" && cuda:
 		plan.Precision = "bf16"
 		r.decide(plan, "train.precision", "bf16", "bfloat16 autocast on CUDA", "")
 	case c.Train.Precision == "auto":
 		plan.Precision = "fp32"
-		r.decide(plan, "train.precision", "fp32", "float32 on the CPU", "")
+		why := "float32: the CPU has no bfloat16 instructions (AMX-BF16, AVX512-BF16)"
+		if isa := cpuBF16(); isa != "" {
+			plan.Precision = "bf16"
+			why = "the CPU has " + isa + ": the frozen backbone runs in bfloat16, the layers that train in float32"
+		}
+		r.decide(plan, "train.precision", plan.Precision, why, "")
 	}
 	plan.ChannelsLast = c.Train.ChannelsLast == "on"
 	if c.Train.ChannelsLast == "auto" {
@@ -51,6 +64,19 @@ func (r *run) placePlan(plan *Plan) error {
 		r.decide(plan, "train.channels_last", fmt.Sprint(cuda), "channels-last on CUDA only", "")
 	}
 	return nil
+}
+
+// cpuBF16 names the bfloat16 instructions of this CPU that libtorch
+// 1.13's oneDNN runs convolutions on (brgconv:avx512_core_amx_bf16 with
+// AMX), "" when it has none. The flags are CPUID's, read at run time.
+func cpuBF16() string {
+	switch {
+	case cpu.X86.HasAMXBF16 && cpu.X86.HasAMXTile:
+		return "AMX-BF16"
+	case cpu.X86.HasAVX512BF16:
+		return "AVX512-BF16"
+	}
+	return ""
 }
 
 // planPlacement is where and how plan computes.
@@ -62,7 +88,17 @@ func planPlacement(plan *Plan) (placement, error) {
 	p := placement{device: dev, format: torch.ContiguousFormat}
 	switch plan.Precision {
 	case "bf16":
-		p.autocast = torch.BFloat16
+		// The frozen backbone's fused copy is cast to bfloat16 once. The
+		// layers that train run under autocast on CUDA only: on the CPU,
+		// libtorch 1.13's autocast made a training step of ResNet50's
+		// layer4 (batch 16, 14×14 input, contiguous) about 1.4 times
+		// slower than float32, casting every weight in every step, and
+		// its weight gradients 19 % off in relative norm (measured with
+		// PyTorch on the same libtorch); they stay float32 there.
+		p.frozen = torch.BFloat16
+		if dev.Type == torch.DeviceCUDA {
+			p.autocast = torch.BFloat16
+		}
 	case "fp16":
 		p.autocast = torch.Float16
 		if p.scaler, err = amp.NewGradScaler(amp.ScalerConfig{}); err != nil {
@@ -88,6 +124,9 @@ func (p placement) String() string {
 	prec := "float32"
 	if p.autocast != 0 {
 		prec = p.autocast.String() + " autocast"
+	}
+	if p.frozen != 0 && p.frozen != p.autocast {
+		prec += ", frozen backbone in " + p.frozen.String()
 	}
 	layout := "contiguous"
 	if p.format == torch.ChannelsLast {
@@ -120,6 +159,30 @@ func (p placement) input(x *torch.Tensor) (*torch.Tensor, error) {
 		return x.ContiguousAs(torch.ChannelsLast)
 	}
 	return x, nil
+}
+
+// frozenType is the type the fused copy of the frozen backbone computes
+// in.
+func (p placement) frozenType() torch.DType {
+	if p.frozen == 0 {
+		return torch.Float32
+	}
+	return p.frozen
+}
+
+// inference is p for a pass that runs the unfused backbone forward
+// only, to measure or re-estimate its BatchNorm statistics (the shift
+// measurement, AdaBN): its images go in channels-last, the layout
+// oneDNN's convolutions run fastest in on the CPU, whatever the weights'
+// (a contiguous model takes them: Model.checkInput asks for the layout of
+// a channels-last model only). Such a pass stays float32 under bf16: on
+// the reference ResNet18 of TestAdaptBNMatchesPyTorch, AdaBN under
+// bfloat16 autocast moved layer4's statistics by up to a fifth of their
+// scale, from one run to the next, where the features of a bfloat16
+// copy move by a few percent.
+func (p placement) inference() placement {
+	p.format = torch.ChannelsLast
+	return p
 }
 
 // labels moves class indices to the device.

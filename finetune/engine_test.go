@@ -23,7 +23,7 @@ func randomBackbone(t *testing.T, path string, seed uint64) {
 }
 
 // TestImagesReachTheModelThroughOnePlace: a channels-last model refuses
-// images in another layout (or on another device), and every engine
+// images in another layout or type (or on another device), and every engine
 // path that hands it images (the shift measurement, AdaBN, the features
 // cached and those of the probe, the activations cached at the freeze
 // point and the steps that continue from them, the training steps,
@@ -34,17 +34,17 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 	require.NoError(t, nn.To(m, torch.CPU, torch.ChannelsLast))
 	m.Train(false)
 	x := must[*torch.Tensor](t)(torch.Randn([]int64{2, 3, 32, 32}))
-	for _, fused := range []bool{false, true} {
-		if fused { // the entry points through a fused frozen prefix
+	for _, fused := range []torch.DType{0, torch.Float32, torch.BFloat16} {
+		if fused != 0 { // the entry points through a fused frozen prefix
 			require.NoError(t, m.SetBNMode("frozen"))
 			require.NoError(t, m.Freeze("layer3", "follow"))
-			require.NoError(t, m.UseFused(torch.ChannelsLast))
+			require.NoError(t, m.UseFused(torch.ChannelsLast, fused))
 			require.NotNil(t, m.fused)
 		}
 		entries := map[string]func(*torch.Tensor) (*torch.Tensor, error){
 			"Forward": m.Forward, "Features": m.Features, "FrozenFeatures": m.FrozenFeatures, "TrainFeatures": m.TrainFeatures,
 		}
-		if fused {
+		if fused != 0 {
 			entries["PrefixActivations"] = m.PrefixActivations
 			// The activations of images placed, then moved out of the
 			// model's layout, as a batch gathered from the cache is.
@@ -63,6 +63,10 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 			require.ErrorContains(t, err, "not in the model's channels-last layout", name)
 			_, err = f(must[*torch.Tensor](t)(modelPlacement(m).input(x)))
 			require.NoError(t, err, name)
+			// Images stay float32 up to the model; a bfloat16 copy casts
+			// them itself.
+			_, err = f(must[*torch.Tensor](t)(must[*torch.Tensor](t)(modelPlacement(m).input(x)).ToDType(torch.BFloat16)))
+			require.ErrorContains(t, err, "images of type", name)
 		}
 	}
 	m.StopFused()
@@ -71,11 +75,12 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 	root := shapes(t, 8)
 	weights := filepath.Join(t.TempDir(), "backbone.safetensors")
 	randomBackbone(t, weights, 5)
-	for _, bn := range []string{"auto", "adapt"} {
+	for bn, precision := range map[string]string{"auto": "fp32", "adapt": "bf16"} {
 		cfg := tinyConfig(t, root)
 		cfg.Model.Weights = weights
 		cfg.Train.ChannelsLast = "on"
 		cfg.Train.BatchNorm = bn
+		cfg.Train.Precision = precision
 		cfg.Probe = true
 		cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}, {Name: "ft", Epochs: 1, Freeze: "layer3", BackboneLRMult: 0.1}}
 		res, err := Train(context.Background(), cfg, Options{})

@@ -32,7 +32,7 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 	// Evaluation mode: the timing moves no BatchNorm statistics and draws
 	// no dropout mask.
 	r.m.Train(false)
-	if err := r.m.UseFused(torch.ChannelsLast); err != nil {
+	if err := r.m.UseFused(torch.ChannelsLast, r.at.frozenType()); err != nil {
 		return err
 	}
 	s := torch.NewScope()

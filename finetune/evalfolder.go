@@ -12,7 +12,8 @@ import (
 // class, with the evaluation transforms of the checkpoint's configuration
 // (meta.Config: resize, center crop, ImageNet normalisation), and returns
 // the plain cross entropy, the accuracy and the confusion matrix, exactly
-// as validation computes them during training. dir must have the
+// as validation computes them during training (the backbone in bfloat16
+// when meta.Plan says the run was bf16). dir must have the
 // checkpoint's classes. onBadImage is error or skip, as data.on_bad_image:
 // the training run's setting is not inherited, so that every image is
 // counted unless the caller says otherwise; skipped files are listed in
@@ -35,7 +36,11 @@ func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) 
 		return nil, err
 	}
 	defer loader.Close()
-	r := &run{cfg: meta.Config, d: d, m: m, at: modelPlacement(m)}
+	at := modelPlacement(m)
+	if meta.Plan != nil && meta.Plan.Precision == "bf16" {
+		at.frozen = torch.BFloat16 // as the run validated
+	}
+	r := &run{cfg: meta.Config, d: d, m: m, at: at}
 	ev, err := r.evaluate(ctx, loader, nil, set)
 	m.Train(false)
 	if err != nil {

@@ -18,6 +18,15 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 	}
 	r.m.Train(false)
 	defer r.m.Train(true)
+	if cached == nil {
+		// The whole backbone, fused, in the run's frozen type: the
+		// fastest form of what evaluation mode computes.
+		restore, err := r.m.useFusedForEval(torch.ChannelsLast, r.at.frozenType())
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
+	}
 	conf := NewConfusion(r.d.Classes)
 	var lossSum float64
 	var images []ImageResult
@@ -56,7 +65,11 @@ func (r *run) evaluate(ctx context.Context, loader *data.BatchLoader, cached *to
 					if err != nil {
 						return err
 					}
-					if logits, err = r.m.Forward(x); err != nil {
+					f, err := r.m.FrozenFeatures(x)
+					if err != nil {
+						return err
+					}
+					if logits, err = r.m.Head.Forward(f); err != nil {
 						return err
 					}
 				}

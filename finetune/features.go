@@ -69,7 +69,7 @@ func (r *run) stageFeatures(ctx context.Context, p stagePlan) (_ *stageFeatures,
 	// measured fastest (channels-last), without autograd. It is fused
 	// here, after AdaBN, from the weights the stage starts with, which
 	// it never changes.
-	if err := r.m.UseFused(torch.ChannelsLast); err != nil {
+	if err := r.m.UseFused(torch.ChannelsLast, r.at.frozenType()); err != nil {
 		return nil, err
 	}
 	if p.ActivationViews > 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/data"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,7 +67,7 @@ func TestFusedPrefixStepMatchesUnfused(t *testing.T) {
 			return must[float64](t)(loss.Item()), grads
 		}
 		wantLoss, want := step(m.Features)
-		require.NoError(t, m.UseFused(torch.ChannelsLast))
+		require.NoError(t, m.UseFused(torch.ChannelsLast, torch.Float32))
 		require.Equal(t, tc.fused, m.fused != nil, name)
 		gotLoss, got := step(m.TrainFeatures)
 		require.InEpsilon(t, wantLoss, gotLoss, 1e-4, name)
@@ -129,4 +130,87 @@ func TestPlanSaysHowEachStageRunsTheBackbone(t *testing.T) {
 		require.Contains(t, decided["stages[1].backbone"], map[string]string{"frozen": "stem..layer3 run fused", "train": "unfused"}[bn])
 		nn.Free(res.Model)
 	}
+}
+
+// TestBF16FusedCopyIsCastOnce: under bf16 the fused copy of the frozen
+// backbone holds bfloat16 weights, cast when the copy is made: feature
+// passes use those same tensors, cast nothing again, and hand float32
+// features on.
+func TestBF16FusedCopyIsCastOnce(t *testing.T) {
+	m := must[*Model](t)(NewModel("resnet18", HeadConfig{Pooling: "avg", Init: "random"}, 2, 32))
+	defer m.Close()
+	require.NoError(t, m.SetBNMode("frozen"))
+	require.NoError(t, m.Freeze("all", "follow"))
+	m.Train(false)
+	require.NoError(t, m.UseFused(torch.ChannelsLast, torch.BFloat16))
+	stem, last := m.fused.Stem.Weight, m.fused.Layer[3][1].Convs[1].Weight
+	require.Equal(t, torch.BFloat16, stem.DType())
+	require.Equal(t, torch.BFloat16, last.DType())
+	x := must[*torch.Tensor](t)(torch.Randn([]int64{2, 3, 32, 32}))
+	for range 2 {
+		f := must[*torch.Tensor](t)(m.FrozenFeatures(must[*torch.Tensor](t)(modelPlacement(m).input(x))))
+		require.Equal(t, torch.Float32, f.DType())
+		require.Same(t, stem, m.fused.Stem.Weight)
+		require.Same(t, last, m.fused.Layer[3][1].Convs[1].Weight)
+		require.Equal(t, torch.BFloat16, m.fused.Stem.Weight.DType())
+	}
+}
+
+// TestBF16ClassifiesAsFP32: a trained model (a tiny one, with a linear
+// probe as its head) gives every validation image the class float32
+// gives it, but at most one, when its backbone runs in bfloat16, and the
+// probe fitted on bf16 features validates within one image of the one
+// fitted on float32 features.
+func TestBF16ClassifiesAsFP32(t *testing.T) {
+	source := shapes(t, 16)
+	weights := pretrained(t, source)
+	acc := map[string]float64{}
+	var (
+		model *Model
+		nVal  int64
+	)
+	for _, precision := range []string{"fp32", "bf16"} {
+		cfg := tinyConfig(t, source)
+		cfg.Model.Weights = weights
+		cfg.Train.Precision = precision
+		cfg.Recipe = "linear-probe"
+		res, err := Train(context.Background(), cfg, Options{})
+		require.NoError(t, err, precision)
+		acc[precision] = res.Val.Accuracy
+		nVal = res.Val.Confusion.Total()
+		if precision == "bf16" {
+			res.Model.Close()
+			continue
+		}
+		model = res.Model
+		defer model.Close()
+	}
+	require.InDelta(t, acc["fp32"], acc["bf16"], 1/float64(nVal)+1e-9, "validation accuracy, one image of %d", nVal)
+	set := must[*data.Dataset](t)(data.ImageFolder(source))
+	_, loader, err := evalLoader(Meta{Config: tinyConfig(t, source), Classes: set.Classes}, set)
+	require.NoError(t, err)
+	defer loader.Close()
+	model.Train(false)
+	classes := map[torch.DType][]int64{}
+	for _, dtype := range []torch.DType{torch.Float32, torch.BFloat16} {
+		restore := must[func()](t)(model.useFusedForEval(torch.ChannelsLast, dtype))
+		for b, err := range loader.Epoch(context.Background(), 0) {
+			require.NoError(t, err)
+			s := torch.NewScope()
+			f := must[*torch.Tensor](t)(model.FrozenFeatures(must[*torch.Tensor](t)(modelPlacement(model).input(b.Images))))
+			logits := must[*torch.Tensor](t)(model.Head.Forward(f))
+			classes[dtype] = append(classes[dtype], must[[]int64](t)(must[*torch.Tensor](t)(logits.Argmax(1, false)).Int64s())...)
+			s.Close()
+			b.Free()
+		}
+		restore()
+	}
+	differ := 0
+	for i, c := range classes[torch.Float32] {
+		if classes[torch.BFloat16][i] != c {
+			differ++
+		}
+	}
+	require.Len(t, classes[torch.BFloat16], len(set.Samples))
+	require.LessOrEqual(t, differ, 1, "images classified differently in bfloat16, of %d", len(set.Samples))
 }

@@ -58,6 +58,9 @@ func tinyConfig(t testing.TB, train string) Config {
 	c.Device = "cpu"
 	// From scratch, auto would mean train; the tests pin each choice.
 	c.Train.BatchNorm = "frozen"
+	// auto would mean bf16 on a CPU with AMX or AVX512-BF16: the tests
+	// compute the same on every machine unless they ask for bf16.
+	c.Train.Precision = "fp32"
 	c.Probe, c.Search = false, "off"
 	c.Model.Head.Init = "random"
 	return c

@@ -240,8 +240,9 @@ func TestCheckpointLoadsForInference(t *testing.T) {
 	require.ErrorContains(t, err, "x.safetensors")
 }
 
-// TestPrecisionAndLayoutOnCPU runs the autocast and channels-last paths
-// that CUDA uses by default, on the CPU.
+// TestPrecisionAndLayoutOnCPU runs bf16 (the frozen backbone's fused
+// copy in bfloat16, the layers that train in float32) and the
+// channels-last path that CUDA uses by default, on the CPU.
 func TestPrecisionAndLayoutOnCPU(t *testing.T) {
 	cfg := tinyConfig(t, shapes(t, 8))
 	cfg.Train.Precision = "bf16"
@@ -251,7 +252,8 @@ func TestPrecisionAndLayoutOnCPU(t *testing.T) {
 	res, err := Train(context.Background(), cfg, Options{Observer: func(e Event) { msgs = append(msgs, e.Message) }})
 	require.NoError(t, err)
 	defer nn.Free(res.Model)
-	require.Contains(t, msgs, "computing on cpu, bfloat16 autocast, channels-last")
+	require.Contains(t, msgs, "computing on cpu, float32, frozen backbone in bfloat16, channels-last")
+	require.Contains(t, msgs, "stage head: stem..layer4 run fused, channels-last, in bfloat16, without autograd: frozen with stored BatchNorm statistics")
 	for _, h := range res.History {
 		require.False(t, math.IsNaN(h.TrainLoss))
 	}

@@ -176,14 +176,20 @@ func (m *Model) placement() (torch.Device, torch.MemoryFormat) {
 	return w.Device(), torch.ContiguousFormat
 }
 
-// checkInput refuses images x that are not on m's device in m's memory
-// format: every batch of the engine reaches the model through one place
-// (placement.input), which moves it there; a path that skips it fails
-// here, on the CPU too (a channels-last model), instead of on a GPU only.
+// checkInput refuses images x that are not float32 on m's device in m's
+// memory format: every batch of the engine reaches the model through one
+// place (placement.input), which moves it there; a path that skips it
+// fails here, on the CPU too (a channels-last model), instead of on a GPU
+// only. Images stay float32 up to the model: a fused copy in bfloat16
+// casts them at its entry (models.Fused.Through), the layers that train
+// take them as they are.
 func (m *Model) checkInput(x *torch.Tensor) error {
 	dev, format := m.placement()
 	if got := x.Device(); got.Type != dev.Type || dev.Type != torch.DeviceCPU && got.Index != dev.Index {
 		return fmt.Errorf("model: images on %v, the model on %v", got, dev)
+	}
+	if x.DType() != torch.Float32 {
+		return fmt.Errorf("model: images of type %v, not float32", x.DType())
 	}
 	if format == torch.ChannelsLast {
 		if ok, err := x.IsContiguous(torch.ChannelsLast); err != nil || !ok {
@@ -265,7 +271,7 @@ func (m *Model) PrefixActivations(x *torch.Tensor) (*torch.Tensor, error) {
 	// input to contiguous and back in every forward and backward (15
 	// copies a step for ResNet50's layer4, about a tenth more CPU); one
 	// conversion of the prefix's map costs less.
-	if _, format := m.placement(); format != m.fused.Format {
+	if _, format := m.placement(); format != m.fused.Format && m.fused.Depth < len(m.Backbone.Layer) {
 		return h.ContiguousAs(format)
 	}
 	return h, nil
@@ -312,22 +318,56 @@ func (m *Model) prefixShape(n int, side int64) [3]int64 {
 // fixed prefix (FixedPrefix: the stem and the layers after it that are
 // frozen with BatchNorm on stored statistics) through a copy with each
 // BatchNorm layer fused into the convolution before it
-// (models.FusePrefix), in memory format format, without autograd. The
-// copy is taken now: call it again after the prefix's weights or
-// statistics change. Without a fixed prefix it does nothing; StopFused
-// drops the copy.
-func (m *Model) UseFused(format torch.MemoryFormat) error {
+// (models.FusePrefix), in memory format format and type dtype, without
+// autograd. The copy is taken, and its weights cast to dtype, now, once:
+// call it again after the prefix's weights or statistics change. Without
+// a fixed prefix it does nothing; StopFused drops the copy.
+func (m *Model) UseFused(format torch.MemoryFormat, dtype torch.DType) error {
 	m.StopFused()
 	n := m.FixedPrefix()
 	if n == 0 {
 		return nil
 	}
-	f, err := models.FusePrefix(m.Backbone, format, n-1)
+	f, err := fuse(m.Backbone, format, dtype, n-1)
 	if err != nil {
 		return err
 	}
 	m.fused = f
 	return nil
+}
+
+// fuse is models.FusePrefix with the weights cast to dtype.
+func fuse(b *models.ResNet, format torch.MemoryFormat, dtype torch.DType, depth int) (*models.Fused, error) {
+	f, err := models.FusePrefix(b, format, depth)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Cast(dtype); err != nil {
+		f.Free()
+		return nil, err
+	}
+	return f, nil
+}
+
+// useFusedForEval makes FrozenFeatures run the whole backbone through a
+// fused copy in format and dtype until the returned restore function puts
+// back the copy set before, if any. In evaluation mode every BatchNorm
+// layer normalises with its stored statistics, whatever the model's
+// BatchNorm policy, so the whole backbone is a fixed function of its
+// input there: an evaluation pass (validation, test) runs it as fast as a
+// frozen stage's features. The caller keeps the model in evaluation mode
+// and its weights unchanged until restore.
+func (m *Model) useFusedForEval(format torch.MemoryFormat, dtype torch.DType) (restore func(), err error) {
+	f, err := fuse(m.Backbone, format, dtype, 4)
+	if err != nil {
+		return nil, err
+	}
+	prev := m.fused
+	m.fused = f
+	return func() {
+		f.Free()
+		m.fused = prev
+	}, nil
 }
 
 // StopFused releases the fused copy, if any.

@@ -169,9 +169,10 @@ func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Da
 	}
 	defer loader.Close()
 	// shift.Measure runs the backbone itself: check its images as the
-	// model's entry points do.
+	// model's entry points do. It measures in float32, whatever the
+	// run's precision: the report is the same on every CPU.
 	images := func(yield func(*torch.Tensor, error) bool) {
-		for x, err := range onDevice(ctx, at, loader) {
+		for x, err := range onDevice(ctx, at.inference(), loader) {
 			if err == nil {
 				err = m.checkInput(x)
 			}
@@ -264,11 +265,15 @@ func (r *run) backbonePath() (path, why string) {
 		return groups[from].Name + ".." + groups[to].Name
 	}
 	n := r.m.FixedPrefix()
+	fused := "run fused, channels-last, without autograd"
+	if dt := r.at.frozenType(); dt != torch.Float32 {
+		fused = "run fused, channels-last, in " + dt.String() + ", without autograd"
+	}
 	switch {
 	case n == len(groups):
-		return span(0, n-1) + " run fused, channels-last, without autograd", "frozen with stored BatchNorm statistics"
+		return span(0, n-1) + " " + fused, "frozen with stored BatchNorm statistics"
 	case n > 0:
-		return fmt.Sprintf("%s run fused, channels-last, without autograd; %s unfused with autograd", span(0, n-1), span(n, len(groups)-1)),
+		return fmt.Sprintf("%s %s; %s unfused with autograd", span(0, n-1), fused, span(n, len(groups)-1)),
 			fmt.Sprintf("%s frozen with stored BatchNorm statistics, %s trains", span(0, n-1), groups[n].Name)
 	case r.m.BackboneFrozen():
 		return "unfused, without autograd", fmt.Sprintf("frozen, but BatchNorm uses batch statistics (train.batchnorm: %s)", r.m.BNMode())
@@ -288,7 +293,7 @@ func (r *run) adaptBN(ctx context.Context) error {
 		return err
 	}
 	defer loader.Close()
-	return AdaptBN(ctx, r.m, onDevice(ctx, r.at, loader))
+	return AdaptBN(ctx, r.m, onDevice(ctx, r.at.inference(), loader))
 }
 
 // baselines runs, once, on the first stage's frozen features: the linear

@@ -41,11 +41,13 @@ import (
 
 type options struct {
 	dataDir, work, out string
-	trainPer, testPer  int
-	source             int
-	pairs              []fmtasks.Pair
-	variants           []fmtasks.Variant
-	seeds              []uint64
+	// precision is every run's train.precision.
+	precision         string
+	trainPer, testPer int
+	source            int
+	pairs             []fmtasks.Pair
+	variants          []fmtasks.Variant
+	seeds             []uint64
 }
 
 // modes are the fixed BatchNorm modes compared with auto.
@@ -101,6 +103,7 @@ func main() {
 	flag.StringVar(&o.dataDir, "data", fashionmnist.DefaultDir, "Fashion-MNIST's IDX files")
 	flag.StringVar(&o.work, "work", fmtasks.WorkDir("bnauto"), "image folders, the source model and the runs (shared with bench/bnauto)")
 	flag.StringVar(&o.out, "out", filepath.Join("docs", "recipes.md"), "results (markdown)")
+	flag.StringVar(&o.precision, "precision", "auto", "train.precision of every run: auto, fp32 or bf16 (runs of an explicit precision are cached apart)")
 	flag.IntVar(&o.trainPer, "train", 300, "training images per class of a task (a fifth is held out for validation)")
 	flag.IntVar(&o.testPer, "test", 1000, "test images per class (from the test split)")
 	flag.IntVar(&o.source, "source", 500, "images per class the source model trains on")
@@ -240,6 +243,7 @@ func config(o options, task fmtasks.Task, weights string, seed uint64, key strin
 	cfg.Output.Dir = filepath.Join(o.work, "recipe-runs", filepath.Base(task.Root), fmt.Sprintf("seed%d", seed), key)
 	cfg.Output.Checkpoint = "delta"
 	cfg.Device = "cpu"
+	cfg.Train.Precision = o.precision
 	cfg.Seed = seed
 	return cfg
 }
@@ -261,6 +265,9 @@ func suggestedFreeze(ctx context.Context, cfg finetune.Config) (string, error) {
 func runOnce(ctx context.Context, o options, task fmtasks.Task, weights string, seed uint64, s setting) (outcome, error) {
 	var out outcome
 	key := strings.ReplaceAll(s.name, " ", "-")
+	if o.precision != "auto" {
+		key += "-" + o.precision
+	}
 	path := filepath.Join(task.Root, "recipes", fmt.Sprintf("%s-seed%d.json", key, seed))
 	err := fmtasks.Cached(path, &out, func() error {
 		cfg := config(o, task, weights, seed, key)

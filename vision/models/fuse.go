@@ -27,6 +27,9 @@ type Fused struct {
 	// Format is the memory format the weights are stored in and Through
 	// computes in.
 	Format torch.MemoryFormat
+	// DType is the type the weights are stored in and Through computes
+	// in: float32 as fused, or what Cast made them.
+	DType torch.DType
 }
 
 // FusedConv is a convolution with the BatchNorm after it folded in:
@@ -58,7 +61,7 @@ func FusePrefix(m *ResNet, format torch.MemoryFormat, depth int) (*Fused, error)
 	if depth < 0 || depth > 4 {
 		return nil, fmt.Errorf("models: fusing %s: depth %d is not 0 to 4", m.Arch.Name, depth)
 	}
-	f := &Fused{Pool: m.MaxPool.Options, Depth: depth, Format: format}
+	f := &Fused{Pool: m.MaxPool.Options, Depth: depth, Format: format, DType: torch.Float32}
 	err := f.build(m)
 	if err == nil && format == torch.ChannelsLast {
 		for _, c := range f.convs() {
@@ -202,6 +205,30 @@ func (b *FusedBlock) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 	}, down)
 }
 
+// Cast converts the fused weights to dtype, once, so that Through
+// computes in dtype without converting a weight per call: BFloat16 runs
+// the convolutions on the bfloat16 units of CPUs that have them (oneDNN's
+// AMX and AVX512-BF16 kernels) and of GPUs. Through still takes and
+// returns float32.
+func (f *Fused) Cast(dtype torch.DType) error {
+	if dtype == f.DType {
+		return nil
+	}
+	for _, c := range f.convs() {
+		for _, t := range []**torch.Tensor{&c.Weight, &c.Bias} {
+			// The conversion keeps the weight's memory format.
+			v, err := (*t).ToDType(dtype)
+			if err != nil {
+				return fmt.Errorf("models: casting the fused backbone to %v: %w", dtype, err)
+			}
+			(*t).Free()
+			*t = v.Keep()
+		}
+	}
+	f.DType = dtype
+	return nil
+}
+
 // convs returns every fused convolution built so far.
 func (f *Fused) convs() []*FusedConv {
 	var out []*FusedConv
@@ -234,16 +261,24 @@ func (f *Fused) Layer4(x *torch.Tensor) (*torch.Tensor, error) {
 
 // Through returns the feature map after the stem and the first depth
 // residual layers (at most f.Depth) for images x, in f.Format, computed
-// without autograd; it belongs to the current scope, as the result of any
-// operation does.
+// without autograd in f.DType; x and the map are float32 whatever f.DType,
+// so what follows (trainable layers, a head, a probe) needs no cast. The
+// map belongs to the current scope, as the result of any operation does.
 func (f *Fused) Through(x *torch.Tensor, depth int) (*torch.Tensor, error) {
 	if depth < 0 || depth > f.Depth {
 		return nil, fmt.Errorf("models: the fused backbone has %d residual layers, not %d", f.Depth, depth)
 	}
 	var out *torch.Tensor
 	err := torch.NoGrad(func() error {
-		h, err := x.ContiguousAs(f.Format)
-		if err != nil {
+		h := x
+		var err error
+		// Cast before changing the layout: the copy moves half the bytes.
+		if f.DType != x.DType() {
+			if h, err = h.ToDType(f.DType); err != nil {
+				return err
+			}
+		}
+		if h, err = h.ContiguousAs(f.Format); err != nil {
 			return err
 		}
 		if h, err = f.Stem.Forward(h); err != nil {
@@ -260,6 +295,11 @@ func (f *Fused) Through(x *torch.Tensor, depth int) (*torch.Tensor, error) {
 				if h, err = layer[i].Forward(h); err != nil {
 					return err
 				}
+			}
+		}
+		if h.DType() != torch.Float32 {
+			if h, err = h.ToDType(torch.Float32); err != nil {
+				return err
 			}
 		}
 		out = h
