@@ -48,12 +48,17 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 			entries["PrefixActivations"] = m.PrefixActivations
 			// The activations of images placed, then moved out of the
 			// model's layout, as a batch gathered from the cache is.
+			// Activations of images of another type keep that type.
 			entries["TrainFromPrefix"] = func(x *torch.Tensor) (*torch.Tensor, error) {
-				h := must[*torch.Tensor](t)(m.PrefixActivations(must[*torch.Tensor](t)(modelPlacement(m).input(x))))
+				x32 := must[*torch.Tensor](t)(x.ToDType(torch.Float32))
+				h := must[*torch.Tensor](t)(m.PrefixActivations(must[*torch.Tensor](t)(modelPlacement(m).input(x32))))
 				if cl := must[bool](t)(x.IsContiguous(torch.ChannelsLast)); !cl {
 					h = must[*torch.Tensor](t)(h.ContiguousAs(torch.ContiguousFormat))
 				} else {
 					h = must[*torch.Tensor](t)(modelPlacement(m).input(h))
+				}
+				if x.DType() != torch.Float32 {
+					h = must[*torch.Tensor](t)(h.ToDType(x.DType()))
 				}
 				return m.TrainFromPrefix(h)
 			}
