@@ -54,7 +54,9 @@ func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) 
 		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
 	}
 	d := &Data{Classes: meta.Classes, evalPipe: pipe}
-	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), keepAllLoader, nil, nil)
+	// The caller reports the skipped files as data (loader.Skipped), so
+	// the loader prints nothing about them.
+	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), keepAllLoader, nil, func(data.SkippedImage) {})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,7 +1,9 @@
 package finetune
 
 import (
+	"bytes"
 	"context"
+	"log"
 	"image"
 	_ "image/png"
 	"os"
@@ -29,8 +31,10 @@ func TestPredictImageMatchesPredict(t *testing.T) {
 	require.NoError(t, err)
 	files = files[:3]
 	for _, tta := range []bool{false, true} {
-		want, err := Predict(context.Background(), res.Model, res.Meta, files, tta)
+		got, err := Predict(context.Background(), res.Model, res.Meta, files, PredictOptions{TTA: tta})
 		require.NoError(t, err)
+		require.Empty(t, got.Skipped)
+		want := got.Predictions
 		for i, path := range files {
 			f, err := os.Open(path)
 			require.NoError(t, err)
@@ -46,4 +50,44 @@ func TestPredictImageMatchesPredict(t *testing.T) {
 	}
 	_, err = PredictImage(res.Model, res.Meta, image.NewGray(image.Rectangle{}), false)
 	require.ErrorContains(t, err, "empty image")
+}
+
+// TestPredictSkipBadImage: a folder with one damaged file is an error
+// naming it by default (as PyTorch's DataLoader raises PIL's error);
+// under skip the other files are classified and the damaged one comes
+// back as data, with the reason, not printed.
+func TestPredictSkipBadImage(t *testing.T) {
+	root := t.TempDir()
+	writeShapes(t, root, 4, 40, 3)
+	cfg := tinyConfig(t, root)
+	cfg.Stages[0].Epochs = 1
+	res, err := Train(context.Background(), cfg, Options{})
+	require.NoError(t, err)
+	defer res.Model.Close()
+	bad := filepath.Join(root, "dark", "broken.png")
+	require.NoError(t, os.WriteFile(bad, []byte("not a png"), 0o644))
+	files, err := ImageFiles([]string{root})
+	require.NoError(t, err)
+	require.Len(t, files, 9)
+
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
+	for _, mode := range []string{"", "error"} {
+		_, err = Predict(context.Background(), res.Model, res.Meta, files, PredictOptions{OnBadImage: mode})
+		require.ErrorContains(t, err, bad)
+	}
+	got, err := Predict(context.Background(), res.Model, res.Meta, files, PredictOptions{OnBadImage: "skip"})
+	require.NoError(t, err)
+	require.Len(t, got.Predictions, 8)
+	require.Len(t, got.Skipped, 1)
+	require.Equal(t, bad, got.Skipped[0].Path)
+	require.Error(t, got.Skipped[0].Err)
+	for _, p := range got.Predictions {
+		require.NotEqual(t, bad, p.Path)
+		require.Len(t, p.Probabilities, 2)
+	}
+	require.Empty(t, logged.String())
+	_, err = Predict(context.Background(), res.Model, res.Meta, files, PredictOptions{OnBadImage: "ignore"})
+	require.ErrorContains(t, err, "data.on_bad_image")
 }

@@ -43,10 +43,13 @@
 //	    and F1 per class, the confusion matrix (drawn into a PNG with
 //	    --png). A damaged image is an error unless --data.on_bad_image
 //	    skip leaves it out and lists it (the run's setting is not used).
-//	predict --checkpoint FILE [--format table|csv|json] [--tta] PATH...
+//	predict --checkpoint FILE [--format table|csv|json] [--tta] [--data.on_bad_image error|skip] PATH...
 //	    Classifies images, or folders of images searched recursively: the
 //	    most probable class and every class's probability. --tta averages
-//	    the softmax of each image and of its horizontal mirror.
+//	    the softmax of each image and of its horizontal mirror. A damaged
+//	    image is an error naming it, as in PyTorch, unless
+//	    --data.on_bad_image skip leaves it out: one warning line, and the
+//	    list under "skipped_images" with --format json.
 //	version [--format table|json]
 //	    Prints the versions of finetune, Go and libtorch, with libtorch's
 //	    CUDA, cuDNN and visible GPUs, and the malloc in use (tcmalloc,

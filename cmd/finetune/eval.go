@@ -55,10 +55,7 @@ entropy, precision, recall and F1 per class, and the confusion matrix.`)
 		return err
 	}
 	c := ev.Confusion
-	var skipped []string
-	for _, s := range ev.Skipped {
-		skipped = append(skipped, fmt.Sprintf("%s: %v", s.Path, s.Err))
-	}
+	skipped := skippedList(ev.Skipped)
 	if *png != "" {
 		title := fmt.Sprintf("%s: accuracy %.3f on %d images", *dir, ev.Accuracy, c.Total())
 		err := runfolder.WriteFile(*png, func(w io.Writer) error { return plot.Confusion(w, c, title) })

@@ -424,5 +424,30 @@ func TestRunSkipBadImageOnce(t *testing.T) {
 		require.Equal(t, int64(48), ev.Images)
 		require.Len(t, ev.Skipped, 1)
 		require.Contains(t, ev.Skipped[0], "broken.png")
+
+		// predict: the error names the file by default; under skip the
+		// folder goes on, the file listed in JSON and warned about in
+		// one line beside the table.
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "data")
+		requireExit(t, r, 1)
+		require.Contains(t, r.stderr, "broken.png")
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--data.on_bad_image", "skip", "--format", "json", "data")
+		requireExit(t, r, 0)
+		var pred struct {
+			Predictions []struct{ Path string }
+			Skipped     []string `json:"skipped_images"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &pred))
+		require.Len(t, pred.Predictions, 48)
+		require.Len(t, pred.Skipped, 1)
+		require.Regexp(t, `^data/red/broken\.png: .+`, pred.Skipped[0])
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--data.on_bad_image", "skip", "data")
+		requireExit(t, r, 0)
+		require.Equal(t, 48, strings.Count(r.stdout, "data/"), r.stdout)
+		require.NotContains(t, r.stdout, "broken.png")
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+		require.Contains(t, r.stderr, "warning: skipped 1 image that could not be read: data/red/broken.png: ")
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--data.on_bad_image", "ignore", "data")
+		requireExit(t, r, 2)
 	}
 }
