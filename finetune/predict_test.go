@@ -3,9 +3,9 @@ package finetune
 import (
 	"bytes"
 	"context"
-	"log"
 	"image"
 	_ "image/png"
+	"log"
 	"os"
 	"path/filepath"
 	"testing"
