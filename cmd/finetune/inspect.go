@@ -49,11 +49,15 @@ implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 	src := configSource{file: *file}
 	classNote := ""
 	numClasses := *classes
+	checked := ""
 	if *ckpt != "" {
-		meta, err := finetune.ReadMeta(*ckpt)
+		// Every tensor is read and checked: a damaged file is reported
+		// here, not when a run or eval meets it.
+		meta, err := finetune.VerifyCheckpoint(*ckpt)
 		if err != nil {
-			return usagef("--checkpoint: %w", err)
+			return fmt.Errorf("--checkpoint: damaged: %w", err)
 		}
+		checked = fmt.Sprintf("%s (%s): every tensor read, its shape and values checked", *ckpt, meta.Form)
 		if *file == "" {
 			src.base, src.what = &meta.Config, *ckpt
 		}
@@ -91,9 +95,16 @@ implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 		return err
 	}
 	if *format == "json" {
-		return printJSON(false, map[string]any{"configuration": from, "model": in, "data": data})
+		out := map[string]any{"configuration": from, "model": in, "data": data}
+		if checked != "" {
+			out["checkpoint"] = map[string]any{"path": *ckpt, "verified": true}
+		}
+		return printJSON(false, out)
 	}
 	printInspection(os.Stdout, cfg, in)
+	if checked != "" {
+		fmt.Printf("\ncheckpoint: %s", checked)
+	}
 	fmt.Printf("\nconfiguration: %s\nclasses: %d (%s)\n", from, numClasses, classNote)
 	printData(os.Stdout, cfg, data, dataNote)
 	for _, w := range in.Warnings {

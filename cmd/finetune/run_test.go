@@ -116,6 +116,17 @@ func TestRunEvalPredictInspect(t *testing.T) {
 	var fromCheckpoint struct{ Model finetune.Inspection }
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &fromCheckpoint))
 	require.Equal(t, ins, fromCheckpoint.Model)
+	r = cli(t, dir, "inspect", "--checkpoint", "out/best.safetensors")
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "checkpoint: out/best.safetensors (full): every tensor read")
+	// A checkpoint cut in half is damaged, not fine.
+	b, err := os.ReadFile(filepath.Join(out, "best.safetensors"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "half.safetensors"), b[:len(b)/2], 0o644))
+	r = cli(t, dir, "inspect", "--checkpoint", "half.safetensors")
+	requireExit(t, r, 1)
+	require.Contains(t, r.stderr, "--checkpoint: damaged: checkpoint: tensorfile: half.safetensors: tensor ")
+	require.Contains(t, r.stderr, "the file is truncated")
 
 	// eval, as a table and as JSON; a folder of other classes fails.
 	r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "data")
