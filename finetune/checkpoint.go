@@ -107,6 +107,9 @@ func decodeMeta(path string, md map[string]string) (Meta, error) {
 	if len(m.Classes) == 0 {
 		return m, fmt.Errorf("%s: metadata \"classes\" is empty: the checkpoint names no class to predict", path)
 	}
+	if err := checkNormalize(path, "normalize", m.Normalize); err != nil {
+		return m, err
+	}
 	for k, v := range map[string]any{"plan": &m.Plan, "base": &m.Base} {
 		if raw, ok := md[k]; ok {
 			if err := json.Unmarshal([]byte(raw), v); err != nil {
@@ -157,7 +160,7 @@ func pick(entries []nn.Named[*torch.Tensor], keep map[string]bool, prefix string
 
 // meta describes the model for a checkpoint of form written to path.
 func (lp *loop) meta(form, path string, metrics map[string]float64) (Meta, error) {
-	m := Meta{Form: form, Config: lp.cfg, Classes: lp.d.Classes, Normalize: data.ImageNet,
+	m := Meta{Form: form, Config: lp.cfg, Classes: lp.d.Classes, Normalize: lp.plan.normalize(),
 		Metrics: metrics, Versions: versions(), Plan: lp.plan}
 	if w := lp.plan.Weights; w != nil && form != "full" {
 		dir, err := filepath.Abs(filepath.Dir(path))

@@ -48,7 +48,11 @@ type DataConfig struct {
 	Resize     int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
 	BatchSize  int     `json:"batch_size" doc:"images per step"`
 	Workers    int     `json:"workers" doc:"decoding goroutines (0: one per CPU)"`
-	OnBadImage string  `json:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
+	// Mean and Std are lists, empty by default, so that "the weights'
+	// own" needs no value of its own.
+	Mean       []float64 `json:"mean" doc:"per-channel mean (R, G, B) of the normalisation, e.g. [0.5, 0.5, 0.5]; empty: the weights' own (ImageNet's for torchvision's weights and a .pth file, a finetune checkpoint's or a .safetensors file's recorded ones)"`
+	Std        []float64 `json:"std" doc:"per-channel standard deviation (R, G, B) of the normalisation, e.g. [0.25, 0.25, 0.25]; empty: the weights' own, as data.mean"`
+	OnBadImage string    `json:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
 	CacheMB    int     `json:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
 }
 
@@ -140,7 +144,8 @@ type OutputConfig struct {
 // given: a sound run for a user who sets only data.train.
 func Defaults() Config {
 	return Config{
-		Data: DataConfig{ValSplit: 0.2, ImageSize: 224, BatchSize: 32, OnBadImage: "error", CacheMB: 2048},
+		Data: DataConfig{ValSplit: 0.2, ImageSize: 224, BatchSize: 32, Mean: []float64{}, Std: []float64{},
+			OnBadImage: "error", CacheMB: 2048},
 		Model: ModelConfig{Arch: "resnet50", Weights: "imagenet",
 			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Dropout: 0.2, Init: "probe"}},
 		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
@@ -272,6 +277,8 @@ func (c Config) Validate() error {
 	if c.Data.CacheMB < 0 {
 		errs = append(errs, fmt.Sprintf("data.cache_mb: must be 0 or more, got %d", c.Data.CacheMB))
 	}
+	check(checkChannels("data.mean", c.Data.Mean, false))
+	check(checkChannels("data.std", c.Data.Std, true))
 	check(oneOf("data.on_bad_image", c.Data.OnBadImage, "error", "skip"))
 	check(oneOf("model.head.pooling", c.Model.Head.Pooling, "avg", "max", "avgmax", "flatten"))
 	for i, h := range c.Model.Head.Hidden {

@@ -10,7 +10,7 @@ import (
 
 // Evaluate runs m over the images of dir, a folder with one subfolder per
 // class, with the evaluation transforms of the checkpoint's configuration
-// (meta.Config: resize, center crop, ImageNet normalisation), and returns
+// (meta.Config: resize, center crop; meta.Normalize), and returns
 // the plain cross entropy, the accuracy and the confusion matrix, exactly
 // as validation computes them during training. dir must have the
 // checkpoint's classes. onBadImage is error or skip, as data.on_bad_image:
@@ -49,7 +49,7 @@ func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) 
 // transforms of meta's configuration.
 func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) {
 	cfg := meta.Config
-	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
+	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize, meta.Normalize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
 	}

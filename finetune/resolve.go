@@ -116,6 +116,9 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 		return "", err
 	}
 	res.artifacts = append(res.artifacts, Artifact{Name: "shift.json", Value: report})
+	if w := report.Normalization(); w != "" {
+		r.warn("%s", w)
+	}
 	if cfg.Train.BatchNorm == "auto" {
 		mode, why := shift.ChooseBN(report)
 		plan.BatchNorm = mode
@@ -443,11 +446,13 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 		return nil, 0, err
 	}
 	defer m.Close()
-	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
-	if err != nil {
+	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples))}
+	if d.Normalize, _, err = normalization(cfg); err != nil {
 		return nil, 0, err
 	}
-	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples)), evalPipe: pipe}
+	if err := d.pipelines(cfg, d.Normalize); err != nil {
+		return nil, 0, err
+	}
 	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {}, nil)
 	if err != nil {
 		return nil, 0, err

@@ -231,6 +231,10 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 		if err := r.placePlan(plan); err != nil {
 			return err
 		}
+		r.decideNormalize(plan)
+	} else if err := r.d.pipelines(cfg, plan.normalize()); err != nil {
+		// A resumed run normalises as its plan says.
+		return err
 	}
 	if r.at, err = planPlacement(plan); err != nil {
 		return err

@@ -17,7 +17,7 @@ func cmdEval(ctx context.Context, args []string) error {
 	fs := newFlagSet("eval", "finetune eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--data.on_bad_image error|skip]", `
 Evaluates a checkpoint on a folder of labelled images (one subfolder per
 class, the checkpoint's classes) with the checkpoint's evaluation
-transforms (resize, center crop, ImageNet normalisation): accuracy, cross
+transforms (resize, center crop, its normalisation): accuracy, cross
 entropy, precision, recall and F1 per class, and the confusion matrix.`)
 	ckpt := fs.String("checkpoint", "", "checkpoint `FILE`: a run's best.safetensors, best-delta.safetensors or last.safetensors")
 	dir := fs.String("data", "", "`DIR` with one subfolder of images per class")

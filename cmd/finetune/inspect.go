@@ -119,6 +119,9 @@ implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 		point, freezeWhy := shift.SuggestFreeze(rep, n)
 		fmt.Printf("\nBatchNorm shift of %s (%s) on %d images of %s:\n%s\n-> %s\n-> train.batchnorm: auto would choose %s: %s\n-> freeze for the fine-tuning stage: %s: %s\n",
 			cfg.Model.Arch, cfg.Model.Weights, rep.Images, *shiftDir, rep.Table(), rep.Implication(), mode, why, point, freezeWhy)
+		if w := rep.Normalization(); w != "" {
+			fmt.Printf("\nwarning: %s\n", w)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,162 @@
+package finetune
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/finetune-go/finetune/torch"
+	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/data"
+)
+
+// writeGrayShapes writes writeShapes' two classes in gray: R = G = B.
+func writeGrayShapes(t *testing.T, root string, n, size int) {
+	r := rand.New(rand.NewPCG(11, 7))
+	for c, name := range []string{"bright", "dark"} {
+		dir := filepath.Join(root, name)
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		for i := range n {
+			img := image.NewGray(image.Rect(0, 0, size, size))
+			x0, y0 := r.IntN(size/2), r.IntN(size/2)
+			for y := range size {
+				for x := range size {
+					in := x >= x0 && x < x0+size/2 && y >= y0 && y < y0+size/2
+					v := 40 + r.IntN(60)
+					if in == (c == 0) {
+						v = 150 + r.IntN(90)
+					}
+					img.SetGray(x, y, color.Gray{Y: uint8(v)})
+				}
+			}
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%03d.png", i)))
+			require.NoError(t, err)
+			require.NoError(t, png.Encode(f, img))
+			require.NoError(t, f.Close())
+		}
+	}
+}
+
+// foldGray returns conv1's weight w (out×3×k×k) for gray images
+// normalised with from instead of with mean m and std s on every channel:
+// the convolution gives the same output, zero padding included. For a
+// gray pixel g, w sees v = (g-m)/s on each channel, and the folded
+// weight w' sees u_c = (g-from.Mean[c])/from.Std[c]. With a_c =
+// w'_c/from.Std[c] and S = Σ_c w_c, Σ_c w'_c·u_c = Σ_c w_c·v for every g
+// when Σ_c a_c = S/s and Σ_c a_c·from.Mean[c] = S·m/s; both sides are 0
+// on padding (u = v = 0). Two equations for three channels: a takes the
+// least-norm solution, a_c = (S/s)·(λ0 + λ1·from.Mean[c]). With colour
+// images no such weight exists: that is why users could only fold
+// gray-scale normalisation into the weights.
+func foldGray(t *testing.T, w *torch.Tensor, from data.Normalize, m, s float64) *torch.Tensor {
+	var mu, sigma [3]float64
+	for c := range 3 {
+		mu[c], sigma[c] = float64(from.Mean[c]), float64(from.Std[c])
+	}
+	// (A·Aᵀ)·λ = (1, m) with A = [1 1 1; μ0 μ1 μ2].
+	a11, a12, a22 := 3.0, mu[0]+mu[1]+mu[2], mu[0]*mu[0]+mu[1]*mu[1]+mu[2]*mu[2]
+	det := a11*a22 - a12*a12
+	l0, l1 := (a22-a12*m)/det, (a11*m-a12)/det
+	shape := w.Shape()
+	vals := must[[]float64](t)(w.Float64s())
+	plane := int(shape[2] * shape[3])
+	out := make([]float32, len(vals))
+	for o := range int(shape[0]) {
+		for i := range plane {
+			sum := 0.0
+			for c := range 3 {
+				sum += vals[(o*3+c)*plane+i]
+			}
+			for c := range 3 {
+				out[(o*3+c)*plane+i] = float32(sum / s * (l0 + l1*mu[c]) * sigma[c])
+			}
+		}
+	}
+	return must[*torch.Tensor](t)(torch.FromSlice(out, shape...))
+}
+
+// TestNormalizationFoldedIntoWeights: a run with data.mean 0.5 and
+// data.std 0.25 on gray images reaches the accuracy of the same run
+// with that normalisation folded into conv1 of the weights, normalised
+// with ImageNet's (what a bare weights file gets). The two backbones
+// compute the same function, up to float32 rounding (the fold's
+// coefficients are a few times the weights), and the stem is frozen, so
+// the runs see the same features and train the same head: the accuracy
+// is equal, or differs by an image whose two classes were equally
+// likely. Their models' predictions, through each run's own Meta (what
+// a checkpoint records and PredictImage uses), agree too, while the
+// first model with ImageNet's normalisation disagrees: the test fails if
+// data.mean or data.std were ignored anywhere on the way.
+func TestNormalizationFoldedIntoWeights(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	root := t.TempDir()
+	writeGrayShapes(t, root, 20, 32)
+	torch.ManualSeed(5)
+	m, err := NewModel("resnet18", Defaults().Model.Head, 2, 32)
+	require.NoError(t, err)
+	defer nn.Free(m)
+	dir := t.TempDir()
+	plain, folded := filepath.Join(dir, "plain.safetensors"), filepath.Join(dir, "folded.safetensors")
+	sd := nn.StateDict(m.Backbone)
+	require.NoError(t, nn.WriteSafetensors(plain, sd, nil))
+	for i, e := range sd {
+		if e.Name == "conv1.weight" {
+			sd[i].Value = foldGray(t, e.Value, data.ImageNet, 0.5, 0.25)
+		}
+	}
+	require.NoError(t, nn.WriteSafetensors(folded, sd, nil))
+
+	run := func(weights string, mean, std []float64) *Result {
+		cfg := tinyConfig(t, root)
+		cfg.Model.Weights = weights
+		cfg.Data.Mean, cfg.Data.Std = mean, std
+		cfg.Stages = []Stage{{Name: "head", Epochs: 3, Freeze: "all"}}
+		res, err := Train(context.Background(), cfg, Options{})
+		require.NoError(t, err)
+		return res
+	}
+	a := run(plain, []float64{0.5, 0.5, 0.5}, []float64{0.25, 0.25, 0.25})
+	defer nn.Free(a.Model)
+	b := run(folded, nil, nil)
+	defer nn.Free(b.Model)
+	gray := data.Normalize{Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.25, 0.25}}
+	require.Equal(t, gray, a.Plan.Normalize)
+	require.Equal(t, gray, a.Meta.Normalize)
+	require.Equal(t, data.ImageNet, b.Meta.Normalize)
+	require.Contains(t, b.Plan.Decisions, Decision{Key: "data.mean", Value: "0.485,0.456,0.406",
+		Reason: "ImageNet's: " + folded + " records no \"mean\" and \"std\" in its metadata; set data.mean and data.std if they were trained with others"})
+
+	images := a.Val.Confusion.Total()
+	require.Equal(t, images, b.Val.Confusion.Total())
+	require.LessOrEqual(t, math.Abs(a.Val.Accuracy-b.Val.Accuracy)*float64(images), 1.0)
+	require.InDelta(t, a.Val.Loss, b.Val.Loss, 1e-3)
+
+	files, err := ImageFiles([]string{root})
+	require.NoError(t, err)
+	imageNet := a.Meta
+	imageNet.Normalize = data.ImageNet
+	differs := 0.0
+	for _, path := range files[:8] {
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		img, err := png.Decode(f)
+		require.NoError(t, f.Close())
+		require.NoError(t, err)
+		pa := must[Prediction](t)(PredictImage(a.Model, a.Meta, img, false))
+		pb := must[Prediction](t)(PredictImage(b.Model, b.Meta, img, false))
+		require.InDeltaSlice(t, pa.Probabilities, pb.Probabilities, 1e-3, path)
+		wrong := must[Prediction](t)(PredictImage(a.Model, imageNet, img, false))
+		differs = max(differs, math.Abs(wrong.Probabilities[0]-pa.Probabilities[0]))
+	}
+	require.Greater(t, differs, 1e-2, "the normalisation makes no difference: the test proves nothing")
+}
