@@ -40,20 +40,20 @@ type Config struct {
 
 // DataConfig says where the images are and how they are batched.
 type DataConfig struct {
-	Train      string  `json:"train" doc:"folder with one subfolder of images per class (required)"`
-	Val        string  `json:"val" doc:"validation folder; empty: split val_split of train off, stratified"`
-	Test       string  `json:"test" doc:"optional test folder, evaluated once at the end"`
-	ValSplit   float64 `json:"val_split" doc:"fraction of train held out for validation when val is empty"`
-	ImageSize  int     `json:"image_size" doc:"side of the square crop the network sees"`
-	Resize     int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
-	BatchSize  int     `json:"batch_size" doc:"images per step"`
-	Workers    int     `json:"workers" doc:"decoding goroutines (0: one per CPU)"`
+	Train     string  `json:"train" doc:"folder with one subfolder of images per class (required)"`
+	Val       string  `json:"val" doc:"validation folder; empty: split val_split of train off, stratified"`
+	Test      string  `json:"test" doc:"optional test folder, evaluated once at the end"`
+	ValSplit  float64 `json:"val_split" doc:"fraction of train held out for validation when val is empty"`
+	ImageSize int     `json:"image_size" doc:"side of the square crop the network sees"`
+	Resize    int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
+	BatchSize int     `json:"batch_size" doc:"images per step"`
+	Workers   int     `json:"workers" doc:"decoding goroutines (0: one per CPU)"`
 	// Mean and Std are lists, empty by default, so that "the weights'
 	// own" needs no value of its own.
 	Mean       []float64 `json:"mean" doc:"per-channel mean (R, G, B) of the normalisation, e.g. [0.5, 0.5, 0.5]; empty: the weights' own (ImageNet's for torchvision's weights and a .pth file, a finetune checkpoint's or a .safetensors file's recorded ones)"`
 	Std        []float64 `json:"std" doc:"per-channel standard deviation (R, G, B) of the normalisation, e.g. [0.25, 0.25, 0.25]; empty: the weights' own, as data.mean"`
 	OnBadImage string    `json:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
-	CacheMB    int     `json:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
+	CacheMB    int       `json:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
 }
 
 // ModelConfig chooses the backbone, its weights and the head.
