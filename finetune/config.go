@@ -45,7 +45,7 @@ type DataConfig struct {
 	Test      string  `json:"test" doc:"optional test folder, evaluated once at the end"`
 	ValSplit  float64 `json:"val_split" doc:"fraction of train held out for validation when val is empty"`
 	ImageSize int     `json:"image_size" doc:"side of the square crop the network sees"`
-	Resize    int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
+	Resize    int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size when the training images are at or below it, so that nothing is cropped away; image_size * 8/7, torchvision's 256 for 224, for larger images)"`
 	BatchSize int     `json:"batch_size" doc:"images per step"`
 	Workers   int     `json:"workers" doc:"decoding goroutines (0: one per CPU)"`
 	// Mean and Std are lists, empty by default, so that "the weights'
@@ -394,8 +394,11 @@ func (e *ConfigError) Error() string {
 	return "config: " + strings.Join(e.Problems, "; ")
 }
 
-// EvalResize is the shorter side images are resized to before the center
-// crop at evaluation.
+// EvalResize is data.resize, or 8/7 of data.image_size when it is 0
+// (torchvision's 256 for 224). A run decides data.resize: 0 from its
+// training images' sizes (Plan.EvalResize); EvalResize is what it
+// falls back to when none can be read, and what checkpoints written
+// before the plan recorded it used.
 func (c Config) EvalResize() int {
 	if c.Data.Resize > 0 {
 		return c.Data.Resize

@@ -19,8 +19,13 @@ type Data struct {
 	ClassWeights              []float64
 	// Normalize is what images are normalised with; normalizeWhy says
 	// where it comes from when data.mean or data.std is not set.
-	Normalize           data.Normalize
-	normalizeWhy        string
+	Normalize    data.Normalize
+	normalizeWhy string
+	// EvalResize is the shorter side images are resized to before the
+	// center crop at evaluation; resizeWhy says why when data.resize is
+	// 0.
+	EvalResize          int
+	resizeWhy           string
 	trainPipe, evalPipe *data.Pipeline
 }
 
@@ -67,17 +72,19 @@ func OpenData(cfg Config) (*Data, error) {
 	if d.Normalize, d.normalizeWhy, err = normalization(cfg); err != nil {
 		return nil, err
 	}
-	if err := d.pipelines(cfg, d.Normalize); err != nil {
+	d.EvalResize, d.resizeWhy = evalResize(cfg, train, d.Train)
+	if err := d.pipelines(cfg); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
 // pipelines makes the training and evaluation pipelines of cfg, with
-// normalisation norm.
-func (d *Data) pipelines(cfg Config, norm data.Normalize) error {
+// d's normalisation and evaluation resize.
+func (d *Data) pipelines(cfg Config) error {
+	norm := d.Normalize
 	var err error
-	if d.evalPipe, err = data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize, norm); err != nil {
+	if d.evalPipe, err = data.EvalPipeline(d.EvalResize, cfg.Data.ImageSize, norm); err != nil {
 		return fmt.Errorf("data.resize: %w", err)
 	}
 	d.trainPipe = d.evalPipe

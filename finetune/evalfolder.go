@@ -49,7 +49,7 @@ func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) 
 // transforms of meta's configuration.
 func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) {
 	cfg := meta.Config
-	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize, meta.Normalize)
+	pipe, err := data.EvalPipeline(meta.evalResize(), cfg.Data.ImageSize, meta.Normalize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
 	}

@@ -144,9 +144,14 @@ func checkNormalize(path, key string, n data.Normalize) error {
 	return nil
 }
 
-// decideNormalize records in plan the normalisation the run's data
-// use, and where it comes from for the keys not set.
-func (r *run) decideNormalize(plan *Plan) {
+// decideData records in plan how the run's data are prepared: the
+// normalisation, and where it comes from for the keys not set; the
+// evaluation resize, and why when data.resize is 0.
+func (r *run) decideData(plan *Plan) {
+	plan.EvalResize = r.d.EvalResize
+	if r.d.resizeWhy != "" {
+		r.decide(plan, "data.resize", fmt.Sprint(r.d.EvalResize), r.d.resizeWhy, "")
+	}
 	n := r.d.Normalize
 	plan.Normalize = n
 	var said []string
@@ -173,6 +178,23 @@ func (p *Plan) normalize() data.Normalize {
 		return data.ImageNet
 	}
 	return p.Normalize
+}
+
+// evalResize is the plan's evaluation resize; plans written before it
+// was recorded used cfg's.
+func (p *Plan) evalResize(cfg Config) int {
+	if p.EvalResize > 0 {
+		return p.EvalResize
+	}
+	return cfg.EvalResize()
+}
+
+// evalResize is the evaluation resize of the run meta describes.
+func (m Meta) evalResize() int {
+	if m.Plan != nil {
+		return m.Plan.evalResize(m.Config)
+	}
+	return m.Config.EvalResize()
 }
 
 // channelString writes v as the keys are written: "0.5,0.5,0.5".

@@ -160,3 +160,45 @@ func TestNormalizationFoldedIntoWeights(t *testing.T) {
 	}
 	require.Greater(t, differs, 1e-2, "the normalisation makes no difference: the test proves nothing")
 }
+
+// TestEvalResizeFollowsImages: with data.resize 0, images at or below
+// data.image_size are resized to it, nothing cropped away; larger ones
+// get torchvision's 8/7 (or keep their size when between the two); the
+// plan records the choice, and a checkpoint's Meta evaluates with it.
+func TestEvalResizeFollowsImages(t *testing.T) {
+	for _, c := range []struct {
+		size, resize, want int
+		why                string
+	}{
+		{24, 0, 32, "median shorter side is 24 pixels (10 training images read), at or below data.image_size 32: resized to the crop"},
+		{32, 0, 32, "at or below data.image_size 32"},
+		{34, 0, 34, "between data.image_size 32 and its 8/7"},
+		{80, 0, 36, "8/7 of data.image_size 32, as torchvision's 256 for 224"},
+		{24, 40, 40, ""},
+	} {
+		root := t.TempDir()
+		writeShapes(t, root, 6, c.size, 1)
+		cfg := tinyConfig(t, root)
+		cfg.Data.Resize = c.resize
+		d, err := OpenData(cfg)
+		require.NoError(t, err)
+		require.Equal(t, c.want, d.EvalResize, "images of %d pixels", c.size)
+		require.Contains(t, d.resizeWhy, c.why)
+	}
+	root := t.TempDir()
+	writeShapes(t, root, 6, 24, 1)
+	cfg := tinyConfig(t, root)
+	cfg.Data.Resize = 0
+	cfg.Stages[0].Epochs = 1
+	res, err := Train(context.Background(), cfg, Options{})
+	require.NoError(t, err)
+	defer nn.Free(res.Model)
+	require.Equal(t, 32, res.Plan.EvalResize)
+	require.Equal(t, 32, res.Meta.evalResize())
+	require.Equal(t, 36, cfg.EvalResize(), "the fallback a plan replaces")
+	var keys []string
+	for _, d := range res.Plan.Decisions {
+		keys = append(keys, d.Key)
+	}
+	require.Contains(t, keys, "data.resize")
+}

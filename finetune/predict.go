@@ -156,7 +156,7 @@ func PredictImage(m *Model, meta Meta, img image.Image, tta bool) (Prediction, e
 	if img == nil || img.Bounds().Empty() {
 		return Prediction{}, errors.New("predict: empty image")
 	}
-	pipe, err := data.EvalPipeline(meta.Config.EvalResize(), meta.Config.Data.ImageSize, meta.Normalize)
+	pipe, err := data.EvalPipeline(meta.evalResize(), meta.Config.Data.ImageSize, meta.Normalize)
 	if err != nil {
 		return Prediction{}, fmt.Errorf("checkpoint configuration: %w", err)
 	}

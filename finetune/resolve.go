@@ -450,7 +450,8 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 	if d.Normalize, _, err = normalization(cfg); err != nil {
 		return nil, 0, err
 	}
-	if err := d.pipelines(cfg, d.Normalize); err != nil {
+	d.EvalResize, _ = evalResize(cfg, set, d.Train)
+	if err := d.pipelines(cfg); err != nil {
 		return nil, 0, err
 	}
 	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {}, nil)

@@ -231,10 +231,13 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 		if err := r.placePlan(plan); err != nil {
 			return err
 		}
-		r.decideNormalize(plan)
-	} else if err := r.d.pipelines(cfg, plan.normalize()); err != nil {
-		// A resumed run normalises as its plan says.
-		return err
+		r.decideData(plan)
+	} else {
+		// A resumed run normalises and resizes as its plan says.
+		r.d.Normalize, r.d.EvalResize = plan.normalize(), plan.evalResize(cfg)
+		if err := r.d.pipelines(cfg); err != nil {
+			return err
+		}
 	}
 	if r.at, err = planPlacement(plan); err != nil {
 		return err

@@ -49,6 +49,10 @@ func TestRunEvalPredictInspect(t *testing.T) {
 	require.Regexp(t, `(?m)^head 1/1  train loss \d\.\d{4} acc \d\.\d{4}  val loss \d\.\d{4} acc \d\.\d{4}  gap [+-]\d\.\d{4}`, r.stdout)
 	require.Regexp(t, `(?m)^ft 1/1  train loss`, r.stdout)
 	require.Contains(t, r.stdout, "stage head: 1 epoch at most,")
+	// --data.image_size 32 alone: images of 16 to 40 pixels are not
+	// cropped at evaluation.
+	require.Regexp(t, `data\.resize: auto → 32: the training images' median shorter side is \d+ pixels`, r.stdout)
+	require.Contains(t, r.stdout, "data.mean 0.485,0.456,0.406 and data.std 0.229,0.224,0.225: ImageNet's: no pretrained weights")
 	require.NotContains(t, r.stdout, " 1 epochs")
 	require.Contains(t, r.stdout, "best epoch")
 	require.Contains(t, r.stdout, filepath.Join("out", "best.safetensors"))
