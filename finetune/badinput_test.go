@@ -125,3 +125,35 @@ func TestCheckpointDamaged(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 }
+
+// TestErrorsEscapeNamesFromFiles: errors of the public API that quote a
+// name from a file (a class folder, an image) carry its control
+// characters escaped, so a library user printing them shows the name
+// without letting it rewrite the terminal; errors.Is still sees through.
+func TestErrorsEscapeNamesFromFiles(t *testing.T) {
+	root := t.TempDir()
+	writeShapes(t, root, 4, 40, 3)
+	require.NoError(t, os.Mkdir(filepath.Join(root, "empty\x07class"), 0o755))
+	cfg := tinyConfig(t, root)
+	for _, fn := range []func() error{
+		func() error { _, err := OpenData(cfg); return err },
+		func() error { _, err := Train(context.Background(), cfg, Options{}); return err },
+	} {
+		err := fn()
+		require.ErrorContains(t, err, `empty\aclass`)
+		require.NotContains(t, err.Error(), "\x07")
+	}
+	require.NoError(t, os.Remove(filepath.Join(root, "empty\x07class")))
+
+	bad := filepath.Join(root, "dark", "evil\x1b[2J.png")
+	require.NoError(t, os.WriteFile(bad, []byte("not a png"), 0o644))
+	m, err := NewModel("resnet18", cfg.Model.Head, 2, cfg.Data.ImageSize)
+	require.NoError(t, err)
+	defer nn.Free(m)
+	_, err = Predict(context.Background(), m, Meta{Config: cfg, Classes: []string{"bright", "dark"}}, []string{bad}, PredictOptions{})
+	require.ErrorContains(t, err, `evil\x1b[2J.png`)
+	require.NotContains(t, err.Error(), "\x1b")
+	_, err = Evaluate(context.Background(), m, Meta{Config: cfg, Classes: []string{"bright", "dark"}}, root, "error")
+	require.ErrorContains(t, err, `evil\x1b[2J.png`)
+	require.NotContains(t, err.Error(), "\x1b")
+}

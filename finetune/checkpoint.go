@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/torch/optim"
@@ -332,7 +333,8 @@ func decodeTrainState(path string, md map[string]string, plan *Plan) (trainState
 // tensor's name, shape and values against the model the metadata
 // describes (NaN or infinite weights are an error), and a resume
 // checkpoint's training state against its plan.
-func VerifyCheckpoint(path string) (Meta, error) {
+func VerifyCheckpoint(path string) (_ Meta, err error) {
+	defer printable.Escape(&err)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	s := torch.NewScope()
@@ -531,7 +533,8 @@ type LoadOptions struct {
 // against the hash the checkpoint records), else the file at the path
 // recorded relative to the checkpoint's folder, else at its recorded
 // absolute path.
-func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model, Meta, error) {
+func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (_ *Model, _ Meta, err error) {
+	defer printable.Escape(&err)
 	hub := opts.Hub
 	entries, md, err := readCheckpoint(path)
 	if err != nil {

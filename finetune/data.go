@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/vision/data"
 )
@@ -30,7 +31,8 @@ type Data struct {
 }
 
 // OpenData reads the folders of cfg.Data and splits off validation.
-func OpenData(cfg Config) (*Data, error) {
+func OpenData(cfg Config) (_ *Data, err error) {
+	defer printable.Escape(&err)
 	train, err := data.ImageFolder(cfg.Data.Train)
 	if err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/vision/data"
 )
@@ -17,7 +18,8 @@ import (
 // the training run's setting is not inherited, so that every image is
 // counted unless the caller says otherwise; skipped files are listed in
 // the Evaluation.
-func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) (*Evaluation, error) {
+func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) (_ *Evaluation, err error) {
+	defer printable.Escape(&err)
 	if onBadImage != "error" && onBadImage != "skip" {
 		return nil, fmt.Errorf("data.on_bad_image: must be error or skip, got %q", onBadImage)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/finetune-go/finetune/internal/printable"
 )
 
 // maxHeader bounds a safetensors header read by ReadMeta.
@@ -14,7 +16,8 @@ const maxHeader = 100 << 20
 // ReadMeta reads what a checkpoint says about its model (configuration,
 // classes, metrics, versions) from the file's header, without reading its
 // tensors or needing the pretrained weights a delta checkpoint builds on.
-func ReadMeta(path string) (Meta, error) {
+func ReadMeta(path string) (_ Meta, err error) {
+	defer printable.Escape(&err)
 	md, err := readHeaderMetadata(path)
 	if err != nil {
 		return Meta{}, fmt.Errorf("checkpoint: %w", err)

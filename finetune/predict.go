@@ -33,7 +33,8 @@ func (p Prediction) Probability() float64 { return slices.Max(p.Probabilities) }
 // ImageFiles expands paths into image files: a file is kept as it is, a
 // folder is searched recursively for files with an image extension
 // (data.DefaultExtensions), in sorted order.
-func ImageFiles(paths []string) ([]string, error) {
+func ImageFiles(paths []string) (_ []string, err error) {
+	defer printable.Escape(&err)
 	var out []string
 	for _, p := range paths {
 		info, err := os.Stat(p)
@@ -92,7 +93,8 @@ type Predictions struct {
 
 // Predict classifies image files with m, using the evaluation transforms
 // of the checkpoint's configuration (meta), as opts say.
-func Predict(ctx context.Context, m *Model, meta Meta, files []string, opts PredictOptions) (*Predictions, error) {
+func Predict(ctx context.Context, m *Model, meta Meta, files []string, opts PredictOptions) (_ *Predictions, err error) {
+	defer printable.Escape(&err)
 	switch opts.OnBadImage {
 	case "":
 		opts.OnBadImage = "error"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/finetune-go/finetune/finetune/probe"
 	"github.com/finetune-go/finetune/finetune/shift"
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
@@ -431,7 +432,8 @@ func (r *run) checkData(plan *Plan, path string) error {
 // images of dir (a folder with one subfolder per class) are from the
 // stored BatchNorm statistics, on a seeded sample of up to 256 images. It
 // also returns how many images dir holds.
-func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) (*shift.Report, int, error) {
+func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) (_ *shift.Report, _ int, err error) {
+	defer printable.Escape(&err)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	set, err := data.ImageFolder(dir)
