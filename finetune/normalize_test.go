@@ -202,3 +202,52 @@ func TestEvalResizeFollowsImages(t *testing.T) {
 	}
 	require.Contains(t, keys, "data.resize")
 }
+
+// TestWeightsNormalization: the weights' own normalisation is ImageNet's
+// for torchvision's weights and files that record none (saying so), and
+// what a safetensors file records in its metadata; bad records are
+// errors naming the file and the key.
+func TestWeightsNormalization(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	dir := t.TempDir()
+	w := []nn.Named[*torch.Tensor]{{Name: "x", Value: must[*torch.Tensor](t)(torch.FromSlice([]float32{1}))}}
+	file := func(name string, md map[string]string) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, nn.WriteSafetensors(path, w, md))
+		return path
+	}
+	gray := data.Normalize{Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.25, 0.25}}
+	for _, c := range []struct {
+		spec string
+		want data.Normalize
+		why  string
+	}{
+		{"imagenet", data.ImageNet, "torchvision's published weights were trained with them"},
+		{"none", data.ImageNet, "no pretrained weights"},
+		{filepath.Join(dir, "w.pth"), data.ImageNet, "records no normalisation (a .pth file cannot); set data.mean and data.std"},
+		{file("bare.safetensors", nil), data.ImageNet, "records no \"mean\" and \"std\" in its metadata"},
+		{file("gray.safetensors", map[string]string{"mean": "[0.5, 0.5, 0.5]", "std": "0.25,0.25,0.25"}), gray, "(metadata \"mean\" and \"std\")"},
+		{file("run.safetensors", map[string]string{"normalize": `{"Mean":[0.5,0.5,0.5],"Std":[0.25,0.25,0.25]}`}), gray, "(metadata \"normalize\")"},
+	} {
+		got, why, err := weightsNormalization(c.spec)
+		require.NoError(t, err, c.spec)
+		require.Equal(t, c.want, got, c.spec)
+		require.Contains(t, why, c.why, c.spec)
+	}
+	for _, c := range []struct {
+		md   map[string]string
+		want string
+	}{
+		{map[string]string{"mean": "0.5,0.5,0.5"}, `metadata "std": missing beside "mean"`},
+		{map[string]string{"mean": "0.5,0.5", "std": "1,1,1"}, `metadata "mean": mean: want 3 values`},
+		{map[string]string{"mean": "0.5,0.5,0.5", "std": "1,0,1"}, `metadata "std": std: value 2 is 0: want a positive number`},
+		{map[string]string{"mean": "a,b,c", "std": "1,1,1"}, `metadata "mean": "a" is not a number`},
+		{map[string]string{"normalize": `{"Mean":[0,0,0],"Std":[0,1,1]}`}, `metadata "normalize": channel 1 has mean 0 and std 0`},
+	} {
+		path := file("bad.safetensors", c.md)
+		_, _, err := weightsNormalization(path)
+		require.ErrorContains(t, err, "model.weights: "+path+": ")
+		require.ErrorContains(t, err, c.want)
+	}
+}

@@ -33,7 +33,10 @@
 //	    --data DIR it loads the pretrained weights and measures how far
 //	    DIR's images are from the stored BatchNorm statistics, per stage
 //	    (stem, layer1..layer4), with what train.batchnorm: auto and
-//	    recipe: auto would choose.
+//	    recipe: auto would choose, and a warning when the normalised
+//	    images suggest that data.mean and data.std do not fit. With
+//	    --checkpoint FILE it first reads and checks every tensor of FILE
+//	    and its training state: a damaged file is an error (exit 1).
 //	run [--config FILE] [--resume PATH] [--quiet | --json] [flags]
 //	    Trains as configured; see Runs below.
 //	eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--data.on_bad_image error|skip]

@@ -31,7 +31,7 @@ sample of DIR's images, how far they are from the data the backbone was
 trained on, as each BatchNorm layer sees it, per stage; it says what that
 implies (train.batchnorm: auto's choice) and how deep to unfreeze.`)
 	file := fs.String("config", "", "configuration `FILE` (YAML, JSON or TOML; default ./finetune.yaml when it exists)")
-	ckpt := fs.String("checkpoint", "", "inspect the model of checkpoint `FILE` (its configuration and classes)")
+	ckpt := fs.String("checkpoint", "", "inspect the model of checkpoint `FILE` (its configuration and classes), after reading and checking every tensor: a damaged file is an error")
 	classes := fs.Int("classes", 0, "number of classes (default: data.train's, the checkpoint's, else 2)")
 	format := fs.String("format", "table", "output: table or json")
 	shiftDir := fs.String("data", "", "measure the BatchNorm shift of the images in `DIR` (one subfolder per class)")
