@@ -2,12 +2,9 @@ package finetune
 
 import (
 	"context"
-	"fmt"
-	"image"
 	"image/color"
 	"image/png"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,33 +15,6 @@ import (
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
 )
-
-// writeGrayShapes writes writeShapes' two classes in gray: R = G = B.
-func writeGrayShapes(t *testing.T, root string, n, size int) {
-	r := rand.New(rand.NewPCG(11, 7))
-	for c, name := range []string{"bright", "dark"} {
-		dir := filepath.Join(root, name)
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		for i := range n {
-			img := image.NewGray(image.Rect(0, 0, size, size))
-			x0, y0 := r.IntN(size/2), r.IntN(size/2)
-			for y := range size {
-				for x := range size {
-					in := x >= x0 && x < x0+size/2 && y >= y0 && y < y0+size/2
-					v := 40 + r.IntN(60)
-					if in == (c == 0) {
-						v = 150 + r.IntN(90)
-					}
-					img.SetGray(x, y, color.Gray{Y: uint8(v)})
-				}
-			}
-			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%03d.png", i)))
-			require.NoError(t, err)
-			require.NoError(t, png.Encode(f, img))
-			require.NoError(t, f.Close())
-		}
-	}
-}
 
 // foldGray returns conv1's weight w (out×3×k×k) for gray images
 // normalised with from instead of with mean m and std s on every channel:
@@ -100,7 +70,8 @@ func TestNormalizationFoldedIntoWeights(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()
 	root := t.TempDir()
-	writeGrayShapes(t, root, 20, 32)
+	// Gray: R = G = B.
+	writeShapesIn(t, root, 20, 32, 11, func(v int) color.Color { return color.Gray{Y: uint8(v)} })
 	torch.ManualSeed(5)
 	m, err := NewModel("resnet18", Defaults().Model.Head, 2, 32)
 	require.NoError(t, err)

@@ -13,16 +13,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestPredictImageMatchesPredict: an image in memory gets the
-// probabilities its file gets, with and without test-time augmentation,
-// from a trained model and Result.Meta alone.
-func TestPredictImageMatchesPredict(t *testing.T) {
+// trainedOneEpoch trains tinyConfig for one epoch on n writeShapes
+// images per class and returns the folder, the configuration and the
+// result, whose model is the caller's.
+func trainedOneEpoch(t *testing.T, n int) (string, Config, *Result) {
 	root := t.TempDir()
-	writeShapes(t, root, 6, 40, 3)
+	writeShapes(t, root, n, 40, 3)
 	cfg := tinyConfig(t, root)
 	cfg.Stages[0].Epochs = 1
 	res, err := Train(context.Background(), cfg, Options{})
 	require.NoError(t, err)
+	return root, cfg, res
+}
+
+// TestPredictImageMatchesPredict: an image in memory gets the
+// probabilities its file gets, with and without test-time augmentation,
+// from a trained model and Result.Meta alone.
+func TestPredictImageMatchesPredict(t *testing.T) {
+	root, cfg, res := trainedOneEpoch(t, 6)
 	defer res.Model.Close()
 	require.Equal(t, res.Classes, res.Meta.Classes)
 	require.Equal(t, cfg, res.Meta.Config)
@@ -57,12 +65,7 @@ func TestPredictImageMatchesPredict(t *testing.T) {
 // under skip the other files are classified and the damaged one comes
 // back as data, with the reason, not printed.
 func TestPredictSkipBadImage(t *testing.T) {
-	root := t.TempDir()
-	writeShapes(t, root, 4, 40, 3)
-	cfg := tinyConfig(t, root)
-	cfg.Stages[0].Epochs = 1
-	res, err := Train(context.Background(), cfg, Options{})
-	require.NoError(t, err)
+	root, _, res := trainedOneEpoch(t, 4)
 	defer res.Model.Close()
 	bad := filepath.Join(root, "dark", "broken.png")
 	require.NoError(t, os.WriteFile(bad, []byte("not a png"), 0o644))
