@@ -50,7 +50,7 @@ gloo, and nccl when the CUDA build has it.`)
 	if c10d == "" {
 		c10d = "none (a shim_shared build: no distributed training)"
 	}
-	fmt.Printf("finetune  %s\ngo        %s\nlibtorch  %s\nmalloc    %v\nc10d      %s\n",
-		finetune.Version, goVersion, strings.TrimPrefix(b.String(), "libtorch "), alloc, c10d)
+	fmt.Printf("finetune  %s\ngo        %s\nlibtorch  %s\nc10d      %s\nmalloc    %v\n",
+		finetune.Version, goVersion, strings.TrimPrefix(b.String(), "libtorch "), c10d, alloc)
 	return nil
 }
