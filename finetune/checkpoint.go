@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/torch/optim"
@@ -107,6 +108,9 @@ func decodeMeta(path string, md map[string]string) (Meta, error) {
 	if len(m.Classes) == 0 {
 		return m, fmt.Errorf("%s: metadata \"classes\" is empty: the checkpoint names no class to predict", path)
 	}
+	if err := checkNormalize(path, "normalize", m.Normalize); err != nil {
+		return m, err
+	}
 	for k, v := range map[string]any{"plan": &m.Plan, "base": &m.Base} {
 		if raw, ok := md[k]; ok {
 			if err := json.Unmarshal([]byte(raw), v); err != nil {
@@ -157,7 +161,7 @@ func pick(entries []nn.Named[*torch.Tensor], keep map[string]bool, prefix string
 
 // meta describes the model for a checkpoint of form written to path.
 func (lp *loop) meta(form, path string, metrics map[string]float64) (Meta, error) {
-	m := Meta{Form: form, Config: lp.cfg, Classes: lp.d.Classes, Normalize: data.ImageNet,
+	m := Meta{Form: form, Config: lp.cfg, Classes: lp.d.Classes, Normalize: lp.plan.normalize(),
 		Metrics: metrics, Versions: versions(), Plan: lp.plan}
 	if w := lp.plan.Weights; w != nil && form != "full" {
 		dir, err := filepath.Abs(filepath.Dir(path))
@@ -274,13 +278,110 @@ func readResume(path string, cfg Config) (*resumePoint, error) {
 		return nil, fmt.Errorf("%s: the run used a different configuration (%s); resume with the same one", path, diff)
 	}
 	pt := &resumePoint{path: path, entries: entries, md: md, plan: meta.Plan}
-	if err := json.Unmarshal([]byte(md["trainer"]), &pt.state); err != nil {
-		return nil, fmt.Errorf("%s: trainer state: %w", path, err)
-	}
-	if pt.state.Trained == nil {
-		pt.state.Trained = map[string]bool{}
+	if pt.state, err = decodeTrainState(path, md, meta.Plan); err != nil {
+		return nil, err
 	}
 	return pt, nil
+}
+
+// decodeTrainState reads the loop's state from a resume checkpoint's
+// metadata and checks it against the plan it continues: a state no run
+// could have written (a stage the plan lacks, a negative epoch, more
+// steps than an epoch has) is an error naming the field and the file,
+// never a run that resumes somewhere meaningless.
+func decodeTrainState(path string, md map[string]string, plan *Plan) (trainState, error) {
+	var st trainState
+	if err := json.Unmarshal([]byte(md["trainer"]), &st); err != nil {
+		return st, fmt.Errorf("%s: metadata \"trainer\": %w", path, err)
+	}
+	if st.Trained == nil {
+		st.Trained = map[string]bool{}
+	}
+	bad := func(field string, v int, want string) error {
+		return fmt.Errorf("%s: metadata \"trainer\": %s %d is not %s: the checkpoint is damaged or was edited", path, field, v, want)
+	}
+	if n := len(plan.Stages); st.Stage < 0 || st.Stage >= n {
+		return st, bad("stage", st.Stage, fmt.Sprintf("a stage of the plan (0 to %d)", n-1))
+	}
+	p := plan.Stages[st.Stage]
+	if p.Epochs <= 0 || p.StepsPerEpoch <= 0 {
+		return st, fmt.Errorf("%s: metadata \"plan\": stage %s has %d epochs of %d steps: the checkpoint is damaged or was edited",
+			path, p.Name, p.Epochs, p.StepsPerEpoch)
+	}
+	total := 0
+	for _, s := range plan.Stages {
+		total += s.Epochs
+	}
+	switch {
+	case st.Epoch < 0 || st.Epoch > p.Epochs:
+		return st, bad("epoch", st.Epoch, fmt.Sprintf("between 0 and stage %s's %d epochs", p.Name, p.Epochs))
+	case st.StepInEpoch < 0 || st.StepInEpoch > p.StepsPerEpoch:
+		return st, bad("step_in_epoch", st.StepInEpoch, fmt.Sprintf("between 0 and the %d steps of an epoch", p.StepsPerEpoch))
+	case st.Step < 0 || st.Step > p.Epochs*p.StepsPerEpoch:
+		return st, bad("step", st.Step, fmt.Sprintf("between 0 and stage %s's %d steps", p.Name, p.Epochs*p.StepsPerEpoch))
+	case st.SinceBest < 0:
+		return st, bad("since_best", st.SinceBest, "0 or more")
+	case len(st.History) > total:
+		return st, bad("history's length", len(st.History), fmt.Sprintf("at most the plan's %d epochs", total))
+	}
+	return st, nil
+}
+
+// VerifyCheckpoint reads the whole checkpoint at path, as loading it
+// would, without the pretrained weights a delta checkpoint builds on:
+// its metadata, every tensor (a truncated file is an error), each
+// tensor's name, shape and values against the model the metadata
+// describes (NaN or infinite weights are an error), and a resume
+// checkpoint's training state against its plan.
+func VerifyCheckpoint(path string) (_ Meta, err error) {
+	defer printable.Escape(&err)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	s := torch.NewScope()
+	defer s.Close()
+	entries, md, err := readCheckpoint(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	meta, err := decodeMeta(path, md)
+	if err != nil {
+		return meta, err
+	}
+	groups := map[string][]nn.Named[*torch.Tensor]{}
+	switch meta.Form {
+	case "full", "delta":
+		groups[""] = entries
+	case "resume":
+		if meta.Plan == nil {
+			return meta, fmt.Errorf("%s: the checkpoint holds no plan (finetune %s wrote it); it cannot be resumed", path, meta.Versions["finetune"])
+		}
+		if _, err := decodeTrainState(path, md, meta.Plan); err != nil {
+			return meta, err
+		}
+		for _, e := range entries {
+			group, name, ok := strings.Cut(e.Name, "/")
+			if ok && (group == "model" || group == "best" || group == "probe") {
+				groups[group] = append(groups[group], nn.Named[*torch.Tensor]{Name: name, Value: e.Value})
+			}
+		}
+	default:
+		return meta, fmt.Errorf("%s: unknown checkpoint form %q", path, meta.Form)
+	}
+	cfg := meta.Config
+	m, err := NewModel(cfg.Model.Arch, cfg.Model.Head, int64(len(meta.Classes)), cfg.Data.ImageSize)
+	if err != nil {
+		return meta, fmt.Errorf("%s: %w", path, err)
+	}
+	defer m.Close()
+	for _, group := range slices.Sorted(maps.Keys(groups)) {
+		if _, err := nn.LoadStateDict(m, groups[group], nn.LoadOptions{AllowMissing: meta.Form != "full"}); err != nil {
+			if group != "" {
+				return meta, fmt.Errorf("%s: %s/: %w", path, group, err)
+			}
+			return meta, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return meta, nil
 }
 
 // restore puts the model, the best and probe weights, the generator and
@@ -432,7 +533,8 @@ type LoadOptions struct {
 // against the hash the checkpoint records), else the file at the path
 // recorded relative to the checkpoint's folder, else at its recorded
 // absolute path.
-func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model, Meta, error) {
+func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (_ *Model, _ Meta, err error) {
+	defer printable.Escape(&err)
 	hub := opts.Hub
 	entries, md, err := readCheckpoint(path)
 	if err != nil {
@@ -455,6 +557,11 @@ func LoadCheckpoint(ctx context.Context, path string, opts LoadOptions) (*Model,
 			return nil, meta, fmt.Errorf("%s: %w", path, err)
 		}
 	case "delta", "resume":
+		if meta.Form == "resume" && meta.Plan != nil {
+			if _, err := decodeTrainState(path, md, meta.Plan); err != nil {
+				return nil, meta, err
+			}
+		}
 		if cfg.Model.Weights, err = findBase(path, meta, opts.Weights); err != nil {
 			return nil, meta, err
 		}

@@ -40,16 +40,20 @@ type Config struct {
 
 // DataConfig says where the images are and how they are batched.
 type DataConfig struct {
-	Train      string  `json:"train" doc:"folder with one subfolder of images per class (required)"`
-	Val        string  `json:"val" doc:"validation folder; empty: split val_split of train off, stratified"`
-	Test       string  `json:"test" doc:"optional test folder, evaluated once at the end"`
-	ValSplit   float64 `json:"val_split" doc:"fraction of train held out for validation when val is empty"`
-	ImageSize  int     `json:"image_size" doc:"side of the square crop the network sees"`
-	Resize     int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size * 8/7)"`
-	BatchSize  int     `json:"batch_size" doc:"images per step"`
-	Workers    int     `json:"workers" doc:"decoding goroutines (0: one per CPU)"`
-	OnBadImage string  `json:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
-	CacheMB    int     `json:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
+	Train     string  `json:"train" doc:"folder with one subfolder of images per class (required)"`
+	Val       string  `json:"val" doc:"validation folder; empty: split val_split of train off, stratified"`
+	Test      string  `json:"test" doc:"optional test folder, evaluated once at the end"`
+	ValSplit  float64 `json:"val_split" doc:"fraction of train held out for validation when val is empty"`
+	ImageSize int     `json:"image_size" doc:"side of the square crop the network sees"`
+	Resize    int     `json:"resize" doc:"shorter side before the center crop at evaluation (0: image_size when the training images are at or below it, so that nothing is cropped away; image_size * 8/7, torchvision's 256 for 224, for larger images)"`
+	BatchSize int     `json:"batch_size" doc:"images per step"`
+	Workers   int     `json:"workers" doc:"decoding goroutines (0: one per CPU)"`
+	// Mean and Std are lists, empty by default, so that "the weights'
+	// own" needs no value of its own.
+	Mean       []float64 `json:"mean" doc:"per-channel mean (R, G, B) of the normalisation, e.g. [0.5, 0.5, 0.5]; empty: the weights' own (ImageNet's for torchvision's weights and a .pth file, a finetune checkpoint's or a .safetensors file's recorded ones)"`
+	Std        []float64 `json:"std" doc:"per-channel standard deviation (R, G, B) of the normalisation, e.g. [0.25, 0.25, 0.25]; empty: the weights' own, as data.mean"`
+	OnBadImage string    `json:"on_bad_image" doc:"error (stop, naming the file) or skip (warn and list them at the end)"`
+	CacheMB    int       `json:"cache_mb" doc:"memory for decoded images kept across epochs, in MiB (0: no cache)"`
 }
 
 // ModelConfig chooses the backbone, its weights and the head.
@@ -148,7 +152,8 @@ type OutputConfig struct {
 // given: a sound run for a user who sets only data.train.
 func Defaults() Config {
 	return Config{
-		Data: DataConfig{ValSplit: 0.2, ImageSize: 224, BatchSize: 32, OnBadImage: "error", CacheMB: 2048},
+		Data: DataConfig{ValSplit: 0.2, ImageSize: 224, BatchSize: 32, Mean: []float64{}, Std: []float64{},
+			OnBadImage: "error", CacheMB: 2048},
 		Model: ModelConfig{Arch: "resnet50", Weights: "imagenet",
 			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Dropout: 0.2, Init: "probe"}},
 		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
@@ -280,6 +285,8 @@ func (c Config) Validate() error {
 	if c.Data.CacheMB < 0 {
 		errs = append(errs, fmt.Sprintf("data.cache_mb: must be 0 or more, got %d", c.Data.CacheMB))
 	}
+	check(checkChannels("data.mean", c.Data.Mean, false))
+	check(checkChannels("data.std", c.Data.Std, true))
 	check(oneOf("data.on_bad_image", c.Data.OnBadImage, "error", "skip"))
 	check(oneOf("model.head.pooling", c.Model.Head.Pooling, "avg", "max", "avgmax", "flatten"))
 	for i, h := range c.Model.Head.Hidden {
@@ -402,8 +409,11 @@ func (e *ConfigError) Error() string {
 	return "config: " + strings.Join(e.Problems, "; ")
 }
 
-// EvalResize is the shorter side images are resized to before the center
-// crop at evaluation.
+// EvalResize is data.resize, or 8/7 of data.image_size when it is 0
+// (torchvision's 256 for 224). A run decides data.resize: 0 from its
+// training images' sizes (Plan.EvalResize); EvalResize is what it
+// falls back to when none can be read, and what checkpoints written
+// before the plan recorded it used.
 func (c Config) EvalResize() int {
 	if c.Data.Resize > 0 {
 		return c.Data.Resize

@@ -52,6 +52,7 @@ func custom() Config {
 	c.Data.ValSplit = 1.0 / 3
 	c.Model.Weights = "true"
 	c.Model.Head.Hidden = []int{512, 256}
+	c.Data.Mean, c.Data.Std = []float64{0.5, 0.25, 0.125}, []float64{0.2, 0.3, 0.4}
 	c.Augment.Scale = [2]float64{0.08, 1}
 	c.Augment.Hue = 1e-5
 	c.Train.LR = 3e-4
@@ -157,6 +158,10 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"bad stage", "data:\n  train: x\nstages:\n  - name: a\n    epochs: 2\n    freeze: layer9\n", `stages[0].freeze: "layer9" is not one of`},
 		{"dropout", "data:\n  train: x\nmodel:\n  head:\n    dropout: 1.5\n", "model.head.dropout: must be in [0, 1)"},
 		{"folds", "data:\n  train: x\ncv:\n  folds: 1\n", "cv.folds: want 0 (off) or at least 2"},
+		{"mean of 2", "data:\n  train: x\n  mean: [0.5, 0.5]\n", "data.mean: want 3 values (R, G, B), got 2"},
+		{"mean infinite", "data:\n  train: x\n  mean: [0.5, .inf, 0.5]\n", "data.mean: value 2 is +Inf: want a finite number"},
+		{"std zero", "data:\n  train: x\n  std: [0.5, 0.5, 0]\n", "data.std: value 3 is 0: want a positive number"},
+		{"std NaN", "data:\n  train: x\n  std: [.nan, 0.5, 0.5]\n", "data.std: value 1 is NaN: want a finite number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tc.doc), Defaults())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/vision/data"
 )
 
@@ -21,7 +22,8 @@ type FoldResult struct {
 // same classes) and reports each fold and the mean ± standard deviation.
 // Each fold is a run of its own for the Recorder (its events carry the
 // fold); the summary over the folds is the artifact cv.json.
-func CrossValidate(ctx context.Context, cfg Config, opts Options) (*Result, error) {
+func CrossValidate(ctx context.Context, cfg Config, opts Options) (_ *Result, err error) {
+	defer printable.Escape(&err)
 	base, err := OpenData(cfg)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/vision/data"
 )
@@ -17,11 +18,21 @@ type Data struct {
 	TrainSet, ValSet, TestSet *data.Dataset
 	Train, Val                []int
 	ClassWeights              []float64
-	trainPipe, evalPipe       *data.Pipeline
+	// Normalize is what images are normalised with; normalizeWhy says
+	// where it comes from when data.mean or data.std is not set.
+	Normalize    data.Normalize
+	normalizeWhy string
+	// EvalResize is the shorter side images are resized to before the
+	// center crop at evaluation; resizeWhy says why when data.resize is
+	// 0.
+	EvalResize          int
+	resizeWhy           string
+	trainPipe, evalPipe *data.Pipeline
 }
 
 // OpenData reads the folders of cfg.Data and splits off validation.
-func OpenData(cfg Config) (*Data, error) {
+func OpenData(cfg Config) (_ *Data, err error) {
+	defer printable.Escape(&err)
 	train, err := data.ImageFolder(cfg.Data.Train)
 	if err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)
@@ -60,21 +71,36 @@ func OpenData(cfg Config) (*Data, error) {
 		}
 		d.ClassWeights[c] = float64(len(d.Train)) / float64(len(counts)*n)
 	}
-	if d.evalPipe, err = data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize); err != nil {
-		return nil, fmt.Errorf("data.resize: %w", err)
+	if d.Normalize, d.normalizeWhy, err = normalization(cfg); err != nil {
+		return nil, err
+	}
+	d.EvalResize, d.resizeWhy = evalResize(cfg, train, d.Train)
+	if err := d.pipelines(cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// pipelines makes the training and evaluation pipelines of cfg, with
+// d's normalisation and evaluation resize.
+func (d *Data) pipelines(cfg Config) error {
+	norm := d.Normalize
+	var err error
+	if d.evalPipe, err = data.EvalPipeline(d.EvalResize, cfg.Data.ImageSize, norm); err != nil {
+		return fmt.Errorf("data.resize: %w", err)
 	}
 	d.trainPipe = d.evalPipe
 	if a := cfg.Augment; a.Enabled {
 		d.trainPipe, err = data.TrainPipeline(data.AugmentConfig{
 			Size: cfg.Data.ImageSize, Scale: a.Scale, Ratio: a.Ratio, HFlip: a.HFlip, VFlip: a.VFlip,
 			Rotation: a.Rotation, ColorJitter: data.ColorJitter{Brightness: a.Brightness, Contrast: a.Contrast,
-				Saturation: a.Saturation, Hue: a.Hue},
+				Saturation: a.Saturation, Hue: a.Hue}, Normalize: norm,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("augment: %w", err)
+			return fmt.Errorf("augment: %w", err)
 		}
 	}
-	return d, nil
+	return nil
 }
 
 func allIndices(n int) []int {

@@ -96,7 +96,7 @@ func TestImagesReachTheModelThroughOnePlace(t *testing.T) {
 		_, err = Evaluate(context.Background(), res.Model, meta, root, "error")
 		require.NoError(t, err)
 		files := must[[]string](t)(ImageFiles([]string{root}))
-		_, err = Predict(context.Background(), res.Model, meta, files[:3], true)
+		_, err = Predict(context.Background(), res.Model, meta, files[:3], PredictOptions{TTA: true})
 		require.NoError(t, err)
 		nn.Free(res.Model)
 	}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/vision/data"
 )
 
 // Evaluate runs m over the images of dir, a folder with one subfolder per
 // class, with the evaluation transforms of the checkpoint's configuration
-// (meta.Config: resize, center crop, ImageNet normalisation), and returns
+// (meta.Config: resize, center crop; meta.Normalize), and returns
 // the plain cross entropy, the accuracy and the confusion matrix, exactly
 // as validation computes them during training (the backbone in bfloat16
 // when meta.Plan says the run was bf16). dir must have the
@@ -18,7 +19,8 @@ import (
 // the training run's setting is not inherited, so that every image is
 // counted unless the caller says otherwise; skipped files are listed in
 // the Evaluation.
-func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) (*Evaluation, error) {
+func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) (_ *Evaluation, err error) {
+	defer printable.Escape(&err)
 	if onBadImage != "error" && onBadImage != "skip" {
 		return nil, fmt.Errorf("data.on_bad_image: must be error or skip, got %q", onBadImage)
 	}
@@ -54,12 +56,14 @@ func Evaluate(ctx context.Context, m *Model, meta Meta, dir, onBadImage string) 
 // transforms of meta's configuration.
 func evalLoader(meta Meta, set *data.Dataset) (*Data, *data.BatchLoader, error) {
 	cfg := meta.Config
-	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
+	pipe, err := data.EvalPipeline(meta.evalResize(), cfg.Data.ImageSize, meta.Normalize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint configuration: %w", err)
 	}
 	d := &Data{Classes: meta.Classes, evalPipe: pipe}
-	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), keepAllLoader, nil, nil)
+	// The caller reports the skipped files as data (loader.Skipped), so
+	// the loader prints nothing about them.
+	loader, err := d.loader(cfg, placement{}, set, allIndices(len(set.Samples)), keepAllLoader, nil, func(data.SkippedImage) {})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -17,6 +17,13 @@ import (
 // square on a dark ground, "dark" the reverse, with noise, n images each.
 func writeShapes(t testing.TB, root string, n, size int, seed uint64) {
 	t.Helper()
+	writeShapesIn(t, root, n, size, seed, func(v int) color.Color { return color.NRGBA{uint8(v), uint8(v / 2), uint8(255 - v), 255} })
+}
+
+// writeShapesIn writes writeShapes' images, a pixel of brightness v in
+// colour(v).
+func writeShapesIn(t testing.TB, root string, n, size int, seed uint64, colour func(v int) color.Color) {
+	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 7))
 	for c, name := range []string{"bright", "dark"} {
 		dir := filepath.Join(root, name)
@@ -31,7 +38,7 @@ func writeShapes(t testing.TB, root string, n, size int, seed uint64) {
 					if in == (c == 0) {
 						v = 180 + r.IntN(60)
 					}
-					img.Set(x, y, color.NRGBA{uint8(v), uint8(v / 2), uint8(255 - v), 255})
+					img.Set(x, y, colour(v))
 				}
 			}
 			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%03d.png", i)))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
@@ -237,7 +238,8 @@ type DataInfo struct {
 
 // InspectData lists cfg's data folders (without decoding any image),
 // splits off validation as a run does and counts the steps of an epoch.
-func InspectData(cfg Config) (*DataInfo, error) {
+func InspectData(cfg Config) (_ *DataInfo, err error) {
+	defer printable.Escape(&err)
 	d, err := OpenData(cfg)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,12 @@ type Plan struct {
 	// HeadStart is how the head starts: random, or probe (the linear
 	// probe's weights).
 	HeadStart string `json:"head_start"`
+	// Normalize is the mean and standard deviation images are
+	// normalised with (data.mean and data.std, or the weights' own).
+	Normalize data.Normalize `json:"normalize"`
+	// EvalResize is the shorter side images are resized to before the
+	// center crop at evaluation (data.resize, or what its 0 stood for).
+	EvalResize int `json:"eval_resize"`
 	// Weights is the pretrained weights file the backbone starts from,
 	// when model.weights is a file: a delta checkpoint needs it.
 	Weights *WeightsFile `json:"weights,omitempty"`

@@ -33,7 +33,8 @@ func (p Prediction) Probability() float64 { return slices.Max(p.Probabilities) }
 // ImageFiles expands paths into image files: a file is kept as it is, a
 // folder is searched recursively for files with an image extension
 // (data.DefaultExtensions), in sorted order.
-func ImageFiles(paths []string) ([]string, error) {
+func ImageFiles(paths []string) (_ []string, err error) {
+	defer printable.Escape(&err)
 	var out []string
 	for _, p := range paths {
 		info, err := os.Stat(p)
@@ -69,17 +70,45 @@ func ImageFiles(paths []string) ([]string, error) {
 	return out, nil
 }
 
+// PredictOptions say how Predict reads and classifies files; the zero
+// value is valid.
+type PredictOptions struct {
+	// TTA (test-time augmentation) makes an image's probabilities the
+	// mean of the softmax of the image and of its horizontal mirror.
+	TTA bool
+	// OnBadImage is error (also ""), stopping at the first file that
+	// cannot be read with an error naming it, as a PyTorch DataLoader
+	// raises PIL's error; or skip, leaving such files out and listing
+	// them in Predictions.Skipped.
+	OnBadImage string
+}
+
+// Predictions are Predict's answers.
+type Predictions struct {
+	// Predictions are in the order of the files, less those skipped.
+	Predictions []Prediction
+	// Skipped lists the files left out under OnBadImage: skip, with why.
+	Skipped []data.SkippedImage
+}
+
 // Predict classifies image files with m, using the evaluation transforms
-// of the checkpoint's configuration. With tta (test-time augmentation) an
-// image's probabilities are the mean of the softmax of the image and of
-// its horizontal mirror. Predictions are in the order of files.
-func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool) ([]Prediction, error) {
+// of the checkpoint's configuration (meta), as opts say.
+func Predict(ctx context.Context, m *Model, meta Meta, files []string, opts PredictOptions) (_ *Predictions, err error) {
+	defer printable.Escape(&err)
+	switch opts.OnBadImage {
+	case "":
+		opts.OnBadImage = "error"
+	case "error", "skip":
+	default:
+		return nil, fmt.Errorf("data.on_bad_image: must be error or skip, got %q", opts.OnBadImage)
+	}
 	set := &data.Dataset{Root: "predict", Classes: meta.Classes}
 	for _, f := range files {
 		set.Samples = append(set.Samples, data.Sample{Path: f})
 	}
-	// Every file asked about gets an answer, or the error naming it.
-	meta.Config.Data.OnBadImage = "error"
+	// The training run's setting is not inherited: every file asked about
+	// gets an answer, or the error naming it, unless the caller says skip.
+	meta.Config.Data.OnBadImage = opts.OnBadImage
 	_, loader, err := evalLoader(meta, set)
 	if err != nil {
 		return nil, err
@@ -88,12 +117,13 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 	m.Train(false)
 	at := modelPlacement(m)
 	out := make([]Prediction, len(files))
+	answered := make([]bool, len(files))
 	err = torch.NoGrad(func() error {
 		for b, err := range loader.Epoch(ctx, 0) {
 			if err != nil {
 				return err
 			}
-			probs, err := predictBatch(m, at, b.Images, tta)
+			probs, err := predictBatch(m, at, b.Images, opts.TTA)
 			b.Free()
 			if err != nil {
 				return err
@@ -103,6 +133,7 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 				if out[i], err = newPrediction(files[i], meta.Classes, probs[j*k:(j+1)*k]); err != nil {
 					return err
 				}
+				answered[i] = true
 			}
 		}
 		return nil
@@ -110,18 +141,24 @@ func Predict(ctx context.Context, m *Model, meta Meta, files []string, tta bool)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	res := &Predictions{Skipped: loader.Skipped()}
+	for i, p := range out {
+		if answered[i] {
+			res.Predictions = append(res.Predictions, p)
+		}
+	}
+	return res, nil
 }
 
 // PredictImage classifies img, an image in memory, with m and the
 // evaluation transforms of meta (a checkpoint's, or Result.Meta after
-// Train), as Predict does for a file; tta as for Predict. The
+// Train), as Predict does for a file; tta as PredictOptions.TTA. The
 // prediction's Path is empty. m stays the caller's.
 func PredictImage(m *Model, meta Meta, img image.Image, tta bool) (Prediction, error) {
 	if img == nil || img.Bounds().Empty() {
 		return Prediction{}, errors.New("predict: empty image")
 	}
-	pipe, err := data.EvalPipeline(meta.Config.EvalResize(), meta.Config.Data.ImageSize)
+	pipe, err := data.EvalPipeline(meta.evalResize(), meta.Config.Data.ImageSize, meta.Normalize)
 	if err != nil {
 		return Prediction{}, fmt.Errorf("checkpoint configuration: %w", err)
 	}

@@ -336,10 +336,11 @@ func unnormalize(chw []float32, w, h int, norm data.Normalize) *image.NRGBA {
 // meta's configuration. Label is -1 and Loss 0: the true class is not
 // known.
 func Explain(ctx context.Context, m *Model, meta Meta, files []string) ([]Explanation, error) {
-	preds, err := Predict(ctx, m, meta, files, false)
+	res, err := Predict(ctx, m, meta, files, PredictOptions{})
 	if err != nil {
 		return nil, err
 	}
+	preds := res.Predictions
 	set := &data.Dataset{Root: "explain", Classes: meta.Classes}
 	results := make([]ImageResult, len(files))
 	for i, f := range files {
@@ -347,7 +348,7 @@ func Explain(ctx context.Context, m *Model, meta Meta, files []string) ([]Explan
 		results[i] = ImageResult{Path: f, Label: -1, Predicted: slices.Index(meta.Classes, preds[i].Class),
 			Probabilities: preds[i].Probabilities}
 	}
-	pipe, err := data.EvalPipeline(meta.Config.EvalResize(), meta.Config.Data.ImageSize)
+	pipe, err := data.EvalPipeline(meta.evalResize(), meta.Config.Data.ImageSize, meta.Normalize)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint configuration: %w", err)
 	}

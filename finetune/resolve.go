@@ -9,6 +9,7 @@ import (
 
 	"github.com/finetune-go/finetune/finetune/probe"
 	"github.com/finetune-go/finetune/finetune/shift"
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/data"
@@ -144,6 +145,9 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 		return "", err
 	}
 	res.artifacts = append(res.artifacts, Artifact{Name: "shift.json", Value: report})
+	if w := report.Normalization(); w != "" {
+		r.warn("%s", w)
+	}
 	if cfg.Train.BatchNorm == "auto" {
 		mode, why := shift.ChooseBN(report)
 		plan.BatchNorm = mode
@@ -467,7 +471,8 @@ func (r *run) checkData(plan *Plan, path string) error {
 // images of dir (a folder with one subfolder per class) are from the
 // stored BatchNorm statistics, on a seeded sample of up to 256 images. It
 // also returns how many images dir holds.
-func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) (*shift.Report, int, error) {
+func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) (_ *shift.Report, _ int, err error) {
+	defer printable.Escape(&err)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	set, err := data.ImageFolder(dir)
@@ -482,11 +487,14 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 		return nil, 0, err
 	}
 	defer m.Close()
-	pipe, err := data.EvalPipeline(cfg.EvalResize(), cfg.Data.ImageSize)
-	if err != nil {
+	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples))}
+	if d.Normalize, _, err = normalization(cfg); err != nil {
 		return nil, 0, err
 	}
-	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples)), evalPipe: pipe}
+	d.EvalResize, _ = evalResize(cfg, set, d.Train)
+	if err := d.pipelines(cfg); err != nil {
+		return nil, 0, err
+	}
 	report, err := measureShift(ctx, cfg, modelPlacement(m), m, d, func(string, ...any) {}, nil)
 	if err != nil {
 		return nil, 0, err

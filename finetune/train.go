@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/finetune-go/finetune/internal/printable"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/torch/optim"
@@ -105,7 +106,8 @@ type Result struct {
 // Train runs cfg: it resolves the Plan, builds the model, trains it
 // stage by stage and reports the run's record to opts.Recorder. With
 // cv.folds set it runs cross-validation instead (see CrossValidate).
-func Train(ctx context.Context, cfg Config, opts Options) (*Result, error) {
+func Train(ctx context.Context, cfg Config, opts Options) (_ *Result, err error) {
+	defer printable.Escape(&err)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -244,6 +246,13 @@ func (r *run) setup(ctx context.Context, plan *Plan, fresh bool) error {
 		if err := r.placePlan(plan); err != nil {
 			return err
 		}
+		r.decideData(plan)
+	} else {
+		// A resumed run normalises and resizes as its plan says.
+		r.d.Normalize, r.d.EvalResize = plan.normalize(), plan.evalResize(cfg)
+		if err := r.d.pipelines(cfg); err != nil {
+			return err
+		}
 	}
 	if r.at, err = planPlacement(plan); err != nil {
 		return err
@@ -312,7 +321,7 @@ func (r *run) loaderLog(format string, args ...any) {
 // skip warns, once per run, that a loader skipped an image.
 func (r *run) skip(s data.SkippedImage) {
 	if r.firstTime("skip " + s.Path) {
-		r.ev.emit(Event{Kind: EventWarning, Skipped: s.Path, Message: fmt.Sprintf("skipping %s: %v", s.Path, s.Err)})
+		r.ev.emit(Event{Kind: EventWarning, Skipped: s.Path, Message: printable.Text(fmt.Sprintf("skipping %s: %v", s.Path, s.Err))})
 	}
 }
 

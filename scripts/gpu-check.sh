@@ -16,6 +16,8 @@
 # stopping the rest:
 #
 #   version      finetune version (the libtorch, the GPU, the allocator)
+#   nccl         the CUDA build has NCCL's process group (version's
+#                process_groups); launch then uses it
 #   allocator    the binaries run on tcmalloc (a machine without it gets
 #                build/gpu-check's copy when there is one)
 #   torch-tests  the CUDA tests of torch and torch/amp
@@ -134,9 +136,15 @@ else
 fi
 # libtorch_cuda of a wheel finds the nvidia-* wheels' libraries through its
 # run path; listing their folders makes that independent of the install.
+# Their include folders (nccl.h, CUDA's headers) let libtorch-env.sh
+# compile NCCL's process group in when there is no CUDA toolkit.
 if [ -n "$torch_pkg" ]; then
   nv_libs="$(find "$(dirname "$torch_pkg")/nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | paste -sd: - || true)"
   [ -n "$nv_libs" ] && export LD_LIBRARY_PATH="$nv_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if [ ! -f "${CUDA_HOME:-/usr/local/cuda}/include/cuda_runtime_api.h" ] && [ -z "${CUDA_INCLUDE_DIRS:-}" ]; then
+    nv_inc="$(find "$(dirname "$torch_pkg")/nvidia" -maxdepth 3 -type d -name include 2>/dev/null | paste -sd: - || true)"
+    [ -n "$nv_inc" ] && export CUDA_INCLUDE_DIRS="$nv_inc"
+  fi
 fi
 
 # --- the binaries: built here with Go, else build/gpu-check's with the
@@ -219,7 +227,7 @@ run_ok() {
 ft="$bin/finetune"
 export -f run_ok torch_tests
 export ft bin device images ARCH IMAGE_SIZE
-engine=(version allocator torch-tests run-adapt run-train eval predict launch gpubench)
+engine=(version nccl allocator torch-tests run-adapt run-train eval predict launch gpubench)
 if [ -z "$bin" ]; then
   skip_all "no finetune binary (see build)" "${engine[@]}"
 else
@@ -230,6 +238,17 @@ else
     record allocator pass
   else
     record allocator "fail: malloc is ${allocator:-unknown}, not tcmalloc: install libtcmalloc-minimal4, or carry build/gpu-check/libtcmalloc_minimal.so.4"
+  fi
+  # A CUDA build without NCCL's process group would reduce multi-GPU
+  # gradients through the host with Gloo.
+  if [ "$device" = cpu ]; then
+    record nccl "skip: CUDA only"
+  elif grep '"process_groups":\[\]' "$work/logs/version.log" >/dev/null; then
+    record nccl "skip: build/gpu-check's shim_shared binaries have no distributed training"
+  elif grep -o '"process_groups":\[[^]]*\]' "$work/logs/version.log" | grep '"nccl"' >/dev/null; then
+    record nccl pass
+  else
+    record nccl "fail: the binary has no NCCL process group (logs/build.log: libtorch-env's message says which header was missing)"
   fi
   step torch-tests 90 torch_tests
 
@@ -243,6 +262,11 @@ else
       skip_all "run-train wrote no best.safetensors" eval predict
     fi
     step launch 90 run_ok launch train launch --nproc 1 --
+    # On CUDA the rank says it uses NCCL, not Gloo through the host.
+    if [[ "${result[nccl]}" == pass* ]] && [[ "${result[launch]}" == pass* ]] &&
+      ! grep 'data-parallel: rank 0 of 1 (nccl)' "$work/logs/launch.log" >/dev/null; then
+      result[launch]="fail: the CUDA launch did not use NCCL (logs/launch.log)"
+    fi
   else
     skip_all "no images" run-adapt run-train eval predict launch
   fi

@@ -12,6 +12,12 @@
 # The zip is large (about 2.5 GB): it bundles CUDA's runtime, cuBLAS and
 # cuDNN, so only the NVIDIA driver is needed besides.
 #
+# The download is checked against LIBTORCH_SHA256, else the digest pinned
+# below for its file name, and refused (with both digests said) when it
+# differs. PyTorch publishes no digest beside its libtorch zips: pin one
+# taken from a download you trust (sha256sum), here or in LIBTORCH_SHA256;
+# with none the script stops before downloading.
+#
 #   scripts/install-libtorch-cuda.sh --check-abi path/to/libc10.so
 #
 # only checks a library's C++ ABI against the compiler's.
@@ -21,6 +27,15 @@ version="${LIBTORCH_VERSION:-2.5.1}"
 cuda="${LIBTORCH_CUDA:-cu124}"
 url="${LIBTORCH_URL:-https://download.pytorch.org/libtorch/$cuda/libtorch-cxx11-abi-shared-with-deps-$version%2B$cuda.zip}"
 dest="${LIBTORCH:-$root/third_party/libtorch}"
+
+# pinned_sha256 prints the SHA-256 pinned for a libtorch zip's file name:
+# add a line "NAME DIGEST" for each build taken into use.
+pinned_sha256() {
+  while read -r name sum; do
+    [ "$name" = "$1" ] && { echo "$sum"; return; }
+  done <<'PINNED'
+PINNED
+}
 
 # compiler_abi prints g++'s default _GLIBCXX_USE_CXX11_ABI, 1 on GCC 5 and
 # later unless the distribution changed it.
@@ -63,14 +78,22 @@ if [ -f "$dest/lib/libc10.so" ] && [ "${FORCE:-0}" != 1 ]; then
   echo "install-libtorch-cuda: keeping the libtorch in $dest (FORCE=1 replaces it)"
   check_abi "$dest/lib/libc10.so"
 else
-  for tool in curl unzip nm; do
+  for tool in curl unzip nm sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || { echo "install-libtorch-cuda: $tool is needed" >&2; exit 1; }
   done
+  zip_name="$(basename "${url//%2B/+}")"
+  sum="${LIBTORCH_SHA256:-$(pinned_sha256 "$zip_name")}"
+  if [ -z "$sum" ]; then
+    echo "install-libtorch-cuda: no SHA-256 is pinned for $zip_name and LIBTORCH_SHA256 is not set:" >&2
+    echo "  PyTorch publishes none; take the digest of a download you trust (sha256sum) and give it" >&2
+    echo "  as LIBTORCH_SHA256 (docker build --build-arg LIBTORCH_SHA256=...), or pin it in $0" >&2
+    exit 1
+  fi
   mkdir -p "$(dirname "$dest")"
   tmp="$(mktemp -d "$(dirname "$dest")/.libtorch-download.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   echo "install-libtorch-cuda: downloading $url"
-  curl -fL --retry 3 -o "$tmp/libtorch.zip" "$url"
+  "$root/scripts/fetch.sh" "$url" "$tmp/libtorch.zip" "$sum"
   unzip -q "$tmp/libtorch.zip" -d "$tmp"
   rm "$tmp/libtorch.zip"
   check_abi "$tmp/libtorch/lib/libc10.so"

@@ -40,6 +40,33 @@ fi
 if [ -f "$LIBTORCH/lib/libtorch_cuda.so" ]; then
   _ft_libs="$_ft_libs -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed"
 fi
+# NCCL: a CUDA libtorch 2.x has ProcessGroupNCCL; torch/distributed
+# compiles it in (USE_C10D_NCCL) when nccl.h and CUDA's headers are found:
+# in CUDA_INCLUDE_DIRS (a colon-separated list; default $CUDA_HOME/include,
+# CUDA_HOME defaulting to /usr/local/cuda), NCCL_INCLUDE_DIR, libtorch's
+# include/ or /usr/include. Without them multi-GPU runs reduce through the
+# host with Gloo, and this says so. NCCL itself is linked into the official
+# libtorch_cuda; a system libnccl.so.2 is linked only if something still
+# needs it (--as-needed), and the Docker image then carries it.
+if [ -f "$LIBTORCH/lib/libtorch_cuda.so" ]; then
+  _ft_inc="" _ft_nccl="" _ft_cudart=""
+  IFS=: read -r -a _ft_dirs <<<"${CUDA_INCLUDE_DIRS:-${CUDA_HOME:-/usr/local/cuda}/include}"
+  for _ft_d in "${_ft_dirs[@]}" ${NCCL_INCLUDE_DIR:-} "$LIBTORCH/include" /usr/include; do
+    [ -d "$_ft_d" ] || continue
+    [ -f "$_ft_d/nccl.h" ] && _ft_nccl=1
+    [ -f "$_ft_d/cuda_runtime_api.h" ] && _ft_cudart=1
+    case "$_ft_d" in "$LIBTORCH/include" | /usr/include) ;; *) _ft_inc="$_ft_inc -I$_ft_d" ;; esac
+  done
+  if [ -n "$_ft_nccl" ] && [ -n "$_ft_cudart" ]; then
+    CGO_CXXFLAGS="$CGO_CXXFLAGS -DUSE_C10D_NCCL$_ft_inc"
+    if [ "$(g++ -print-file-name=libnccl.so.2)" != libnccl.so.2 ]; then
+      _ft_libs="$_ft_libs -Wl,--as-needed -l:libnccl.so.2"
+    fi
+  else
+    echo "libtorch-env: ${_ft_nccl:+cuda_runtime_api.h}${_ft_nccl:-nccl.h} not found (set CUDA_HOME, CUDA_INCLUDE_DIRS or NCCL_INCLUDE_DIR): building without NCCL; multi-GPU runs reduce through the host with Gloo" >&2
+  fi
+  unset _ft_inc _ft_nccl _ft_cudart _ft_dirs _ft_d
+fi
 export CGO_LDFLAGS="$_ft_libs -ltorch -ltorch_cpu -lc10"
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=libtorch_env"
 export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -222,7 +222,7 @@ func measure(ctx context.Context, o options, backbone *models.ResNet, dir string
 	if err != nil {
 		return nil, err
 	}
-	pipe, err := data.EvalPipeline(32, 32)
+	pipe, err := data.EvalPipeline(32, 32, data.ImageNet)
 	if err != nil {
 		return nil, err
 	}

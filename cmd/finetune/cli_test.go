@@ -131,11 +131,14 @@ func TestVersion(t *testing.T) {
 	r := cli(t, t.TempDir(), "version")
 	requireExit(t, r, 0)
 	require.Regexp(t, `^finetune  \d+\.\d+\.\d+\ngo        go1\.\S+ \S+\nlibtorch  \d+\.\d+`, r.stdout)
+	// Debian's libtorch here is a CPU build: Gloo only.
+	require.Contains(t, r.stdout, "\nc10d      gloo\n")
 	r = cli(t, t.TempDir(), "--version", "--format", "json")
 	requireExit(t, r, 0)
 	var v map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &v))
 	require.NotEmpty(t, v["libtorch"])
+	require.Equal(t, []any{"gloo"}, v["process_groups"])
 }
 
 // TestNamesFromFilesEscaped: a name that carries terminal control

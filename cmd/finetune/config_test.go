@@ -52,6 +52,9 @@ func otherValue(k finetune.Key) (arg, doc string) {
 		return "7", "7"
 	case k.Kind == reflect.Float64:
 		return "0.375", "0.375"
+	case k.Kind == reflect.Slice && reflect.TypeOf(k.Default).Elem().Kind() == reflect.Float64:
+		// data.mean and data.std: three channels.
+		return "0.5,0.25,0.125", "[0.5, 0.25, 0.125]"
 	case k.Kind == reflect.Slice:
 		return "3,4", "[3, 4]"
 	case k.Kind == reflect.Array:

@@ -33,10 +33,13 @@
 //	    --data DIR it loads the pretrained weights and measures how far
 //	    DIR's images are from the stored BatchNorm statistics, per stage
 //	    (stem, layer1..layer4), with what train.batchnorm: auto and
-//	    recipe: auto would choose. With --augment N it draws N training
-//	    images as the training pipeline (augment.*) delivers them, each
-//	    image's evaluation view first in its row, into augment.png
-//	    (--augment-png FILE).
+//	    recipe: auto would choose, and a warning when the normalised
+//	    images suggest that data.mean and data.std do not fit. With
+//	    --checkpoint FILE it first reads and checks every tensor of FILE
+//	    and its training state: a damaged file is an error (exit 1). With
+//	    --augment N it draws N training images as the training pipeline
+//	    (augment.*) delivers them, each image's evaluation view first in
+//	    its row, into augment.png (--augment-png FILE).
 //	lr-find [--config FILE | --checkpoint FILE] [--steps N] [--stage N] [--png FILE] [flags]
 //	    Smith's learning-rate range test on the model and data a run
 //	    would train (or on a checkpoint's weights): a step per batch, the
@@ -56,12 +59,15 @@
 //	    folder's name). A damaged image is an error unless
 //	    --data.on_bad_image skip leaves it out and lists it (the run's
 //	    setting is not used).
-//	predict --checkpoint FILE [--format table|csv|json] [--tta] [--explain DIR] PATH...
+//	predict --checkpoint FILE [--format table|csv|json] [--tta] [--explain DIR] [--data.on_bad_image error|skip] PATH...
 //	    Classifies images, or folders of images searched recursively: the
 //	    most probable class and every class's probability. --tta averages
 //	    the softmax of each image and of its horizontal mirror. --explain
 //	    DIR writes each image's Grad-CAM overlay, where the model found the
-//	    evidence for the class it predicts, to DIR/<name>.gradcam.png.
+//	    evidence for the class it predicts, to DIR/<name>.gradcam.png. A
+//	    damaged image is an error naming it, as in PyTorch, unless
+//	    --data.on_bad_image skip leaves it out: one warning line, and the
+//	    list under "skipped_images" with --format json.
 //	version [--format table|json]
 //	    Prints the versions of finetune, Go and libtorch, with libtorch's
 //	    CUDA, cuDNN and visible GPUs, and the malloc in use (tcmalloc,

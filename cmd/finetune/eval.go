@@ -18,7 +18,7 @@ func cmdEval(ctx context.Context, args []string) error {
 	fs := newFlagSet("eval", "finetune eval --checkpoint FILE --data DIR [--format table|json] [--png FILE] [--predictions FILE] [--data.on_bad_image error|skip]", `
 Evaluates a checkpoint on a folder of labelled images (one subfolder per
 class, the checkpoint's classes) with the checkpoint's evaluation
-transforms (resize, center crop, ImageNet normalisation): accuracy, cross
+transforms (resize, center crop, its normalisation): accuracy, cross
 entropy, precision, recall and F1 per class, and the confusion matrix.
 With --predictions every image's result goes to a CSV file, in the
 columns of a run's predictions.csv (split: the folder's name).`)
@@ -59,10 +59,7 @@ columns of a run's predictions.csv (split: the folder's name).`)
 		return err
 	}
 	c := ev.Confusion
-	var skipped []string
-	for _, s := range ev.Skipped {
-		skipped = append(skipped, fmt.Sprintf("%s: %v", s.Path, s.Err))
-	}
+	skipped := skippedList(ev.Skipped)
 	if *png != "" {
 		title := fmt.Sprintf("%s: accuracy %.3f on %d images", *dir, ev.Accuracy, c.Total())
 		err := runfolder.WriteFile(*png, func(w io.Writer) error { return plot.Confusion(w, c, title) })

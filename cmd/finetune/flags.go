@@ -322,14 +322,21 @@ func formatValue(v any) string {
 		}
 		return strings.Join(parts, ",")
 	case []int:
-		if len(x) == 0 {
-			return "[]"
-		}
-		return strings.Trim(strings.ReplaceAll(fmt.Sprint(x), " ", ","), "[]")
+		return listValue(x)
 	case [2]float64:
 		return fmt.Sprintf("%g,%g", x[0], x[1])
+	case []float64:
+		return listValue(x)
 	}
 	return fmt.Sprint(v)
+}
+
+// listValue formats a list as "1,2,3", or "[]" when empty.
+func listValue[T int | float64](x []T) string {
+	if len(x) == 0 {
+		return "[]"
+	}
+	return strings.Trim(strings.ReplaceAll(fmt.Sprint(x), " ", ","), "[]")
 }
 
 // didYouMean returns " (did you mean PREFIX+name?)" for the closest of

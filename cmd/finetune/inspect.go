@@ -38,7 +38,7 @@ With --augment N it draws N training images as the training pipeline
 augment.png (--augment-png): up to four images of data.train, each in a row
 with its share of the N draws.`)
 	file := fs.String("config", "", "configuration `FILE` (YAML, JSON or TOML; default ./finetune.yaml when it exists)")
-	ckpt := fs.String("checkpoint", "", "inspect the model of checkpoint `FILE` (its configuration and classes)")
+	ckpt := fs.String("checkpoint", "", "inspect the model of checkpoint `FILE` (its configuration and classes), after reading and checking every tensor: a damaged file is an error")
 	classes := fs.Int("classes", 0, "number of classes (default: data.train's, the checkpoint's, else 2)")
 	format := fs.String("format", "table", "output: table or json")
 	shiftDir := fs.String("data", "", "measure the BatchNorm shift of the images in `DIR` (one subfolder per class)")
@@ -61,11 +61,15 @@ with its share of the N draws.`)
 	src := configSource{file: *file}
 	classNote := ""
 	numClasses := *classes
+	checked := ""
 	if *ckpt != "" {
-		meta, err := finetune.ReadMeta(*ckpt)
+		// Every tensor is read and checked: a damaged file is reported
+		// here, not when a run or eval meets it.
+		meta, err := finetune.VerifyCheckpoint(*ckpt)
 		if err != nil {
-			return usagef("--checkpoint: %w", err)
+			return fmt.Errorf("--checkpoint: damaged: %w", err)
 		}
+		checked = fmt.Sprintf("%s (%s): every tensor read, its shape and values checked", *ckpt, meta.Form)
 		if *file == "" {
 			src.base, src.what = &meta.Config, *ckpt
 		}
@@ -119,12 +123,18 @@ with its share of the N draws.`)
 		if *augment > 0 {
 			out["augment_png"] = *augmentPNG
 		}
+		if checked != "" {
+			out["checkpoint"] = map[string]any{"path": *ckpt, "verified": true}
+		}
 		return printJSON(false, out)
 	}
 	if *augment > 0 {
 		defer fmt.Printf("\naugmentation: %d training draws beside their evaluation views in %s\n", *augment, *augmentPNG)
 	}
 	printInspection(os.Stdout, cfg, in)
+	if checked != "" {
+		fmt.Printf("\ncheckpoint: %s", checked)
+	}
 	fmt.Printf("\nconfiguration: %s\nclasses: %d (%s)\n", from, numClasses, classNote)
 	printData(os.Stdout, cfg, data, dataNote)
 	for _, w := range in.Warnings {
@@ -139,6 +149,9 @@ with its share of the N draws.`)
 		point, freezeWhy := shift.SuggestFreeze(rep, n)
 		fmt.Printf("\nBatchNorm shift of %s (%s) on %d images of %s:\n%s\n-> %s\n-> train.batchnorm: auto would choose %s: %s\n-> freeze for the fine-tuning stage: %s: %s\n",
 			cfg.Model.Arch, cfg.Model.Weights, rep.Images, *shiftDir, rep.Table(), rep.Implication(), mode, why, point, freezeWhy)
+		if w := rep.Normalization(); w != "" {
+			fmt.Printf("\nwarning: %s\n", w)
+		}
 	}
 	return nil
 }

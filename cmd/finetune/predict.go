@@ -17,7 +17,9 @@ import (
 	"github.com/finetune-go/finetune/finetune/runfolder"
 	"github.com/finetune-go/finetune/finetune/runfolder/plot"
 	"github.com/finetune-go/finetune/internal/finitejson"
+	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/internal/printable"
+	"github.com/finetune-go/finetune/vision/data"
 )
 
 // maxClassColumns is the most classes the table shows a column each;
@@ -25,20 +27,24 @@ import (
 const maxClassColumns = 6
 
 func cmdPredict(ctx context.Context, args []string) error {
-	fs := newFlagSet("predict", "finetune predict --checkpoint FILE [--format table|csv|json] [--tta] [--explain DIR] PATH...", `
+	fs := newFlagSet("predict", "finetune predict --checkpoint FILE [--format table|csv|json] [--tta] [--explain DIR] [--data.on_bad_image error|skip] PATH...", `
 Classifies images with a checkpoint: each PATH is an image, or a folder
 searched recursively for images. Every image gets its most probable class
 and the probability of each class, through the checkpoint's evaluation
 transforms. With --tta an image's probabilities are the mean of those of the
 image and of its mirror image. With --explain DIR each image's Grad-CAM
 overlay (where the model found the evidence for the class it predicts, red
-the strongest) goes to DIR/<image name>.gradcam.png.`)
+the strongest) goes to DIR/<image name>.gradcam.png. A file that cannot be read stops the command
+with an error naming it, as in PyTorch; with --data.on_bad_image skip it is
+left out, warned about in one line (listed under "skipped_images" with
+--format json), and the others are classified.`)
 	ckpt := fs.String("checkpoint", "", "checkpoint `FILE`: a run's best.safetensors, best-delta.safetensors or last.safetensors")
 	format := fs.String("format", "table", "output: table, csv (a header, then path,class,probability and a column per class) or json")
 	tta := fs.Bool("tta", false, "test-time augmentation: average the softmax of each image and of its horizontal flip")
 	device := fs.String("device", "auto", deviceUsage)
 	weights := fs.String("model.weights", "", weightsUsage)
 	explainDir := fs.String("explain", "", "write each image's Grad-CAM overlay into `DIR` (created if needed)")
+	onBad := fs.String("data.on_bad_image", "error", "error (stop, naming the file) or skip (leave it out and list it); the training run's setting is not used")
 	paths, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -49,6 +55,9 @@ the strongest) goes to DIR/<image name>.gradcam.png.`)
 	if err := checkFormat(*format, "table", "csv", "json"); err != nil {
 		return err
 	}
+	if *onBad != "error" && *onBad != "skip" {
+		return usagef("predict: --data.on_bad_image: %q is not one of error, skip", *onBad)
+	}
 	files, err := finetune.ImageFiles(paths)
 	if err != nil {
 		return err
@@ -58,25 +67,47 @@ the strongest) goes to DIR/<image name>.gradcam.png.`)
 		return err
 	}
 	defer m.Close()
-	preds, err := finetune.Predict(ctx, m, meta, files, *tta)
+	res, err := finetune.Predict(ctx, m, meta, files, finetune.PredictOptions{TTA: *tta, OnBadImage: *onBad})
 	if err != nil {
 		return err
 	}
+	skipped := skippedList(res.Skipped)
+	preds := res.Predictions
 	if *explainDir != "" {
-		if err := writeExplanations(ctx, m, meta, files, *explainDir); err != nil {
+		// The images that were read: a skipped one has nothing to explain.
+		read := make([]string, len(preds))
+		for i, p := range preds {
+			read[i] = p.Path
+		}
+		if err := writeExplanations(ctx, m, meta, read, *explainDir); err != nil {
 			return err
 		}
 	}
-	switch *format {
-	case "json":
-		return printPredictionsJSON(meta.Classes, preds, *tta)
-	case "csv":
+	if *format == "json" {
+		return printPredictionsJSON(meta.Classes, preds, skipped, *tta)
+	}
+	if len(skipped) > 0 {
+		// One line, on standard error: the table or CSV stays data.
+		fmt.Fprintf(os.Stderr, "warning: skipped %s that could not be read: %s\n",
+			plural.Count(len(skipped), "image"), printable.Text(strings.Join(skipped, "; ")))
+	}
+	if *format == "csv" {
 		return printPredictionsCSV(meta.Classes, preds)
 	}
 	return printPredictionsTable(meta.Classes, preds)
 }
 
-func printPredictionsJSON(classes []string, preds []finetune.Prediction, tta bool) error {
+// skippedList says each skipped image as "PATH: REASON"; none is an
+// empty list, not JSON's null.
+func skippedList(skipped []data.SkippedImage) []string {
+	out := []string{}
+	for _, s := range skipped {
+		out = append(out, fmt.Sprintf("%s: %v", s.Path, s.Err))
+	}
+	return out
+}
+
+func printPredictionsJSON(classes []string, preds []finetune.Prediction, skipped []string, tta bool) error {
 	type item struct {
 		Path          string             `json:"path"`
 		Class         string             `json:"class"`
@@ -91,7 +122,7 @@ func printPredictionsJSON(classes []string, preds []finetune.Prediction, tta boo
 		}
 		items[i] = item{Path: p.Path, Class: p.Class, Probability: p.Probability(), Probabilities: probs}
 	}
-	return printJSON(true, map[string]any{"classes": classes, "tta": tta, "predictions": items})
+	return printJSON(true, map[string]any{"classes": classes, "tta": tta, "predictions": items, "skipped_images": skipped})
 }
 
 // printJSON writes v to standard output as JSON, indented or on one line,

@@ -49,6 +49,10 @@ func TestRunEvalPredictInspect(t *testing.T) {
 	require.Regexp(t, `(?m)^head 1/1  train loss \d\.\d{4} \(augmented\)  train acc \d\.\d{4} \(eval\)  val loss \d\.\d{4} acc \d\.\d{4}  gap [+-]\d\.\d{4}`, r.stdout)
 	require.Regexp(t, `(?m)^ft 1/1  train loss`, r.stdout)
 	require.Contains(t, r.stdout, "stage head: 1 epoch at most,")
+	// --data.image_size 32 alone: images of 16 to 40 pixels are not
+	// cropped at evaluation.
+	require.Regexp(t, `data\.resize: auto → 32: the training images' median shorter side is \d+ pixels`, r.stdout)
+	require.Contains(t, r.stdout, "data.mean 0.485,0.456,0.406 and data.std 0.229,0.224,0.225: ImageNet's: no pretrained weights")
 	require.NotContains(t, r.stdout, " 1 epochs")
 	require.Contains(t, r.stdout, "best epoch")
 	require.Contains(t, r.stdout, filepath.Join("out", "best.safetensors"))
@@ -116,6 +120,17 @@ func TestRunEvalPredictInspect(t *testing.T) {
 	var fromCheckpoint struct{ Model finetune.Inspection }
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &fromCheckpoint))
 	require.Equal(t, ins, fromCheckpoint.Model)
+	r = cli(t, dir, "inspect", "--checkpoint", "out/best.safetensors")
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "checkpoint: out/best.safetensors (full): every tensor read")
+	// A checkpoint cut in half is damaged, not fine.
+	b, err := os.ReadFile(filepath.Join(out, "best.safetensors"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "half.safetensors"), b[:len(b)/2], 0o644))
+	r = cli(t, dir, "inspect", "--checkpoint", "half.safetensors")
+	requireExit(t, r, 1)
+	require.Contains(t, r.stderr, "--checkpoint: damaged: checkpoint: tensorfile: half.safetensors: tensor ")
+	require.Contains(t, r.stderr, "the file is truncated")
 
 	// eval, as a table and as JSON; a folder of other classes fails.
 	r = cli(t, dir, "eval", "--checkpoint", "out/best.safetensors", "--data", "data")
@@ -424,5 +439,30 @@ func TestRunSkipBadImageOnce(t *testing.T) {
 		require.Equal(t, int64(48), ev.Images)
 		require.Len(t, ev.Skipped, 1)
 		require.Contains(t, ev.Skipped[0], "broken.png")
+
+		// predict: the error names the file by default; under skip the
+		// folder goes on, the file listed in JSON and warned about in
+		// one line beside the table.
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "data")
+		requireExit(t, r, 1)
+		require.Contains(t, r.stderr, "broken.png")
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--data.on_bad_image", "skip", "--format", "json", "data")
+		requireExit(t, r, 0)
+		var pred struct {
+			Predictions []struct{ Path string }
+			Skipped     []string `json:"skipped_images"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &pred))
+		require.Len(t, pred.Predictions, 48)
+		require.Len(t, pred.Skipped, 1)
+		require.Regexp(t, `^data/red/broken\.png: .+`, pred.Skipped[0])
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--data.on_bad_image", "skip", "data")
+		requireExit(t, r, 0)
+		require.Equal(t, 48, strings.Count(r.stdout, "data/"), r.stdout)
+		require.NotContains(t, r.stdout, "broken.png")
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+		require.Contains(t, r.stderr, "warning: skipped 1 image that could not be read: data/red/broken.png: ")
+		r = cli(t, dir, "predict", "--checkpoint", "out/best.safetensors", "--data.on_bad_image", "ignore", "data")
+		requireExit(t, r, 2)
 	}
 }

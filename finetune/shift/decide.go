@@ -2,6 +2,7 @@ package shift
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -63,6 +64,41 @@ func ChooseBN(r *Report) (mode, why string) {
 		return "adapt", fmt.Sprintf("BatchNorm shift %.3g ≥ %.3g (from %s on): the stored statistics do not fit these images", m, Threshold, r.onset())
 	}
 	return "frozen", fmt.Sprintf("BatchNorm shift %.3g < %.3g: the stored statistics fit these images", m, Threshold)
+}
+
+// Normalization returns a warning when the images, as normalised,
+// suggest that the normalisation does not fit: the stem's shift reaches
+// Threshold and a channel's mean is more than one from zero or its
+// standard deviation more than twice or less than half one. Weights see
+// images of zero mean and unit variance per channel when normalised with
+// the statistics they were trained with; the stem's shift alone may also
+// come from what the images show. "" when it fits.
+func (r *Report) Normalization() string {
+	stem := -1.0
+	for _, s := range r.Stages {
+		if s.Name == "stem" && s.Layers > 0 {
+			stem = s.Divergence
+		}
+	}
+	if stem < Threshold {
+		return ""
+	}
+	for c := range r.Input.Mean {
+		if m, sd := r.Input.Mean[c], r.Input.Std[c]; math.Abs(m) > 1 || sd > 2 || sd < 0.5 {
+			return fmt.Sprintf("the normalised images have per-channel mean %s and standard deviation %s, far from 0 and 1, "+
+				"and the stem's BatchNorm shift is %.3g (≥ %.3g): data.mean and data.std may not be those the weights were trained with",
+				list(r.Input.Mean), list(r.Input.Std), stem, Threshold)
+		}
+	}
+	return ""
+}
+
+func list(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // Implication says in one line what the shift implies for fine-tuning.

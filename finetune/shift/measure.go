@@ -56,6 +56,16 @@ type Report struct {
 	Images int          `json:"images"`
 	Layers []Layer      `json:"layers"`
 	Stages []StageShift `json:"stages"`
+	// Input is the statistics of the images as the stem sees them,
+	// normalised: what says whether the normalisation fits.
+	Input Input `json:"input"`
+}
+
+// Input is the per-channel mean and standard deviation of normalised
+// images.
+type Input struct {
+	Mean []float64 `json:"mean"`
+	Std  []float64 `json:"std"`
 }
 
 // SymmetricKL returns 0.5·(KL(p‖q) + KL(q‖p)) for the univariate normals
@@ -137,6 +147,30 @@ func (m *moments) add(n float64, mean, variance []float64) {
 	m.n = total
 }
 
+// record adds the statistics of x (N×C×H×W) over N, H and W.
+func (m *moments) record(x *torch.Tensor) error {
+	dims := []int64{0, 2, 3}
+	mean, err := x.MeanDims(dims, false)
+	if err != nil {
+		return err
+	}
+	variance, err := x.Var(dims, false, false)
+	if err != nil {
+		return err
+	}
+	mv, err := mean.Float64s()
+	if err != nil {
+		return err
+	}
+	vv, err := variance.Float64s()
+	if err != nil {
+		return err
+	}
+	shape := x.Shape()
+	m.add(float64(shape[0]*shape[2]*shape[3]), mv, vv)
+	return nil
+}
+
 // bnLayer is a BatchNorm layer of the backbone with its path and what has
 // been measured at its input.
 type bnLayer struct {
@@ -151,6 +185,7 @@ type walker struct {
 	net    *models.ResNet
 	layers []*bnLayer
 	byBN   map[*nn.BatchNorm]*bnLayer
+	input  moments
 }
 
 func newWalker(net *models.ResNet) (*walker, error) {
@@ -198,6 +233,9 @@ func (w *walker) batch(x *torch.Tensor, dev torch.Device, limit int, limited boo
 
 func (w *walker) forward(x *torch.Tensor) (*torch.Tensor, error) {
 	m := w.net
+	if err := w.input.record(x); err != nil {
+		return nil, err
+	}
 	h, err := m.Conv1.Forward(x)
 	if err != nil {
 		return nil, err
@@ -275,32 +313,19 @@ func (w *walker) sequential(s *nn.Sequential, x *torch.Tensor) (*torch.Tensor, e
 // bn records the statistics of x over N, H and W and normalises it with
 // the layer's stored statistics.
 func (w *walker) bn(bn *nn.BatchNorm, x *torch.Tensor) (*torch.Tensor, error) {
-	l := w.byBN[bn]
-	dims := []int64{0, 2, 3}
-	mean, err := x.MeanDims(dims, false)
-	if err != nil {
+	if err := w.byBN[bn].acc.record(x); err != nil {
 		return nil, err
 	}
-	variance, err := x.Var(dims, false, false)
-	if err != nil {
-		return nil, err
-	}
-	mv, err := mean.Float64s()
-	if err != nil {
-		return nil, err
-	}
-	vv, err := variance.Float64s()
-	if err != nil {
-		return nil, err
-	}
-	shape := x.Shape()
-	l.acc.add(float64(shape[0]*shape[2]*shape[3]), mv, vv)
 	return torch.BatchNorm(x, bn.Parameter("weight"), bn.Parameter("bias"),
 		bn.Buffer("running_mean"), bn.Buffer("running_var"), false, 0, bn.Config.Eps)
 }
 
 func (w *walker) report(images int) (*Report, error) {
 	r := &Report{Images: images}
+	for c, m := range w.input.mean {
+		r.Input.Mean = append(r.Input.Mean, m)
+		r.Input.Std = append(r.Input.Std, math.Sqrt(w.input.m2[c]/w.input.n))
+	}
 	for _, l := range w.layers {
 		runMean, err := l.bn.Buffer("running_mean").Float64s()
 		if err != nil {

@@ -127,6 +127,27 @@ func TestMeasureKnownShift(t *testing.T) {
 		}
 		require.Less(t, stem(1), 1e-8, "zero when the statistics are the stored ones")
 	})
+	t.Run("normalisation", func(t *testing.T) {
+		// Images as the stored statistics expect fit; the same images 4
+		// times too large, as from a normalisation with a quarter of the
+		// weights' std, are warned about.
+		setStats(t, net.BN1, mean, variance)
+		inMean, inVar := channelStats(t, x)
+		for _, a := range []float64{1, 4} {
+			xs := must[*torch.Tensor](t)(x.MulScalar(a))
+			r := must[*Report](t)(Measure(context.Background(), net, batches(xs), 0))
+			for c := range inMean {
+				require.InDelta(t, a*inMean[c], r.Input.Mean[c], 1e-5)
+				require.InDelta(t, a*math.Sqrt(inVar[c]), r.Input.Std[c], 1e-4)
+			}
+			if a == 1 {
+				require.Empty(t, r.Normalization())
+			} else {
+				require.Contains(t, r.Normalization(), "far from 0 and 1")
+				require.Contains(t, r.Normalization(), "data.mean and data.std may not be those the weights were trained with")
+			}
+		}
+	})
 	t.Run("maxImages", func(t *testing.T) {
 		r := must[*Report](t)(Measure(context.Background(), net, batches(x, x), 9))
 		require.Equal(t, 9, r.Images)

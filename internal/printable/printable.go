@@ -50,3 +50,24 @@ func Text(s string) string {
 func unsafe(r rune) bool {
 	return r != '\n' && r != '\t' && (unicode.IsControl(r) || r == unicode.ReplacementChar)
 }
+
+// Error returns err with the control characters of its message escaped
+// as Text does, so that a name from a file it quotes (a class folder, an
+// image, a state-dict key) cannot rewrite the terminal that prints it.
+// errors.Is and errors.As see through it; an error with a safe message
+// (and nil) is returned as it is.
+func Error(err error) error {
+	if err == nil || strings.IndexFunc(err.Error(), unsafe) < 0 {
+		return err
+	}
+	return escaped{err}
+}
+
+// Escape replaces *err with Error(*err), for a function's deferred call
+// on its named error result: defer printable.Escape(&err).
+func Escape(err *error) { *err = Error(*err) }
+
+type escaped struct{ err error }
+
+func (e escaped) Error() string { return Text(e.err.Error()) }
+func (e escaped) Unwrap() error { return e.err }

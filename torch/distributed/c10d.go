@@ -21,6 +21,15 @@ type group struct{ h C.ftd_group }
 // NCCLBuilt reports whether the NCCL backend is compiled in.
 func NCCLBuilt() bool { return C.ftd_nccl_built() != 0 }
 
+// Backends returns the process-group backends compiled in: gloo, and
+// nccl when NCCLBuilt.
+func Backends() []string {
+	if NCCLBuilt() {
+		return []string{"gloo", "nccl"}
+	}
+	return []string{"gloo"}
+}
+
 func newGroup(backend, addr string, port, rank, size int, timeout time.Duration, ifnames string, loopback bool) (*group, error) {
 	cb, ca, ci := C.CString(backend), C.CString(addr), C.CString(ifnames)
 	defer C.free(unsafe.Pointer(cb))

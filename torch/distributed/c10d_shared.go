@@ -20,6 +20,10 @@ type group struct{}
 // shim_shared build.
 func NCCLBuilt() bool { return false }
 
+// Backends returns the process-group backends compiled in: none in a
+// shim_shared build.
+func Backends() []string { return nil }
+
 func newGroup(backend, addr string, port, rank, size int, timeout time.Duration, ifnames string, loopback bool) (*group, error) {
 	return nil, errShared
 }

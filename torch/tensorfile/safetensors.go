@@ -123,7 +123,13 @@ func parseHeader(header []byte, dataLen int64) ([]Tensor, [][2]int64, map[string
 		}
 		begin, end := e.DataOffsets[0], e.DataOffsets[1]
 		if begin < 0 || end < begin || end > dataLen {
-			return nil, nil, nil, fmt.Errorf("tensor %q: data offsets [%d, %d] are outside the %d bytes of data", name, begin, end, dataLen)
+			why := ""
+			if begin >= 0 && end >= begin {
+				// A well-formed entry past the end: the usual cause is a
+				// copy or download cut short.
+				why = "; the file is truncated"
+			}
+			return nil, nil, nil, fmt.Errorf("tensor %q: data offsets [%d, %d] are outside the %d bytes of data%s", name, begin, end, dataLen, why)
 		}
 		if end-begin != size {
 			return nil, nil, nil, fmt.Errorf("tensor %q: data offsets [%d, %d] span %d bytes, but shape %v of %s needs %d", name, begin, end, end-begin, e.Shape, e.DType, size)

@@ -189,7 +189,7 @@ func TestReadSafetensorsInvalid(t *testing.T) {
 		{"negative dimension", safetensorsFile(`{`+entry("a", "U8", "[-1]", 0, 0)+`}`, ""), `tensor "a": shape [-1] has a negative dimension`},
 		{"huge shape", safetensorsFile(`{`+entry("a", "U8", "[4294967296,4294967296]", 0, 0)+`}`, ""), `tensor "a": shape [4294967296 4294967296] is too large`},
 		{"offsets out of bounds", safetensorsFile(`{`+entry("a", "U8", "[4]", 0, 4)+`}`, "12"),
-			`tensor "a": data offsets [0, 4] are outside the 2 bytes of data`},
+			`tensor "a": data offsets [0, 4] are outside the 2 bytes of data; the file is truncated`},
 		{"offsets reversed", safetensorsFile(`{`+entry("a", "U8", "[0]", 2, 1)+`}`, "12"),
 			`tensor "a": data offsets [2, 1] are outside the 2 bytes of data`},
 		{"size mismatch", safetensorsFile(`{`+entry("a", "F32", "[2]", 0, 4)+`}`, "1234"),

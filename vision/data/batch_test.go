@@ -151,7 +151,7 @@ func trainPipeline(t *testing.T, size int) *Pipeline {
 
 func evalPipeline(t *testing.T, resize, crop int) *Pipeline {
 	t.Helper()
-	p, err := EvalPipeline(resize, crop)
+	p, err := EvalPipeline(resize, crop, ImageNet)
 	require.NoError(t, err)
 	return p
 }

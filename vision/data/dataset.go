@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/finetune-go/finetune/internal/printable"
 )
 
 // A Sample is one image file of a dataset and the index of its class.
@@ -57,7 +59,10 @@ func WithExtensions(exts ...string) Option {
 // It fails, naming the path, when root is missing or not a folder, when it
 // has no class folders or only one (classification needs two), and when a
 // class folder holds no image.
-func ImageFolder(root string, opts ...Option) (*Dataset, error) {
+func ImageFolder(root string, opts ...Option) (_ *Dataset, err error) {
+	// Class folders are names from files: escaped, they cannot rewrite
+	// the terminal that prints the error.
+	defer printable.Escape(&err)
 	cfg := folderConfig{exts: slices.Clone(DefaultExtensions)}
 	for _, o := range opts {
 		o(&cfg)

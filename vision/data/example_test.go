@@ -57,7 +57,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	evalPipe, err := data.EvalPipeline(32, 24)
+	evalPipe, err := data.EvalPipeline(32, 24, data.ImageNet)
 	if err != nil {
 		log.Fatal(err)
 	}

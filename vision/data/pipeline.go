@@ -136,14 +136,18 @@ func TrainPipeline(cfg AugmentConfig) (*Pipeline, error) {
 }
 
 // EvalPipeline builds the standard evaluation pipeline: Resize(resize),
-// CenterCrop(crop×crop), ToCHW, ImageNet normalisation; torchvision's
-// ResNet recipe is EvalPipeline(256, 224) (232, 224 for the V2 weights).
-// It takes no augmentation settings, so augmenting validation or test data
-// through it is impossible. crop must not exceed resize: a larger crop
-// would pad the image with black.
-func EvalPipeline(resize, crop int) (*Pipeline, error) {
+// CenterCrop(crop×crop), ToCHW, normalisation norm (zero means
+// ImageNet's); torchvision's ResNet recipe is EvalPipeline(256, 224,
+// ImageNet) (232, 224 for the V2 weights). It takes no augmentation
+// settings, so augmenting validation or test data through it is
+// impossible. crop must not exceed resize: a larger crop would pad the
+// image with black.
+func EvalPipeline(resize, crop int, norm Normalize) (*Pipeline, error) {
 	if crop > resize {
 		return nil, fmt.Errorf("data: eval pipeline: crop %d larger than resize %d", crop, resize)
 	}
-	return NewPipeline(ImageNet, Resize{Size: resize}, CenterCrop{Height: crop, Width: crop})
+	if norm == (Normalize{}) {
+		norm = ImageNet
+	}
+	return NewPipeline(norm, Resize{Size: resize}, CenterCrop{Height: crop, Width: crop})
 }

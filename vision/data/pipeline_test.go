@@ -81,7 +81,7 @@ func TestTrainPipelineValidation(t *testing.T) {
 }
 
 func TestEvalPipeline(t *testing.T) {
-	p, err := EvalPipeline(56, 48)
+	p, err := EvalPipeline(56, 48, ImageNet)
 	require.NoError(t, err)
 	require.False(t, p.Random(), "an eval pipeline never augments")
 	require.Equal(t, []Step{Resize{Size: 56}, CenterCrop{Height: 48, Width: 48}}, p.Steps())
@@ -96,7 +96,7 @@ func TestEvalPipeline(t *testing.T) {
 	require.Equal(t, want, got)
 
 	for _, bad := range [][2]int{{0, 0}, {32, 0}, {32, 64}} {
-		_, err := EvalPipeline(bad[0], bad[1])
+		_, err := EvalPipeline(bad[0], bad[1], ImageNet)
 		require.Error(t, err, "EvalPipeline(%d, %d)", bad[0], bad[1])
 	}
 }
