@@ -63,6 +63,16 @@ type options struct {
 	// names them: the runs of a variant are cached apart.
 	sets    []string
 	variant string
+	// screen are the tasks and screenSeeds the seeds the trials behind
+	// the defaults ran on (-screen); none: no such section.
+	screen      []screenTask
+	screenSeeds []uint64
+}
+
+// screenTask is a task of the screening: a pair and an image variant.
+type screenTask struct {
+	pair    fmtasks.Pair
+	variant fmtasks.Variant
 }
 
 // settingNames are the names -only takes.
@@ -150,13 +160,15 @@ func main() {
 	seeds := flag.String("seeds", "42,7", "seeds, comma separated: accuracies are averaged over them")
 	only := flag.String("only", "", "settings to run, comma separated: "+strings.Join(settingNames, ", ")+"; empty: all")
 	flag.Func("set", "KEY=VALUE: a configuration key of every run, as a config file sets it "+
-		"(model.head.dropout=0, augment.scale=[0.8,1]); repeat for more keys", func(s string) error {
+		"(model.head.dropout=0, augment.scale=[0.8,1], stages=head:5:all,finetune:15:layer3); repeat for more keys", func(s string) error {
 		if _, err := setKey(finetune.Defaults(), s); err != nil {
 			return err
 		}
 		o.sets = append(o.sets, s)
 		return nil
 	})
+	screen := flag.String("screen", "", "tasks of the section on the trials behind the defaults, PAIR:VARIANT comma separated (0-6:original); empty: no such section")
+	screenSeeds := flag.String("screen-seeds", "42", "seeds of the trials, comma separated")
 	flag.Parse()
 	var err error
 	if o.pairs, err = fmtasks.ParsePairs(*pairs); err != nil {
@@ -179,6 +191,14 @@ func main() {
 		}
 	}
 	o.variant = strings.Join(o.sets, " ")
+	if *screen != "" {
+		if o.screen, err = parseScreen(*screen); err != nil {
+			log.Fatalf("-screen: %v", err)
+		}
+		if o.screenSeeds, err = fmtasks.ParseSeeds(*screenSeeds); err != nil {
+			log.Fatalf("-screen-seeds: %v", err)
+		}
+	}
 	fmtasks.Main(func(ctx context.Context) error { return run(ctx, o) })
 }
 
@@ -189,12 +209,14 @@ func setKey(cfg finetune.Config, kv string) (finetune.Config, error) {
 	if !ok || key == "" {
 		return cfg, fmt.Errorf("-set %q: want KEY=VALUE", kv)
 	}
-	parts := strings.Split(key, ".")
-	doc := value
-	for i := len(parts) - 1; i >= 0; i-- {
-		doc = fmt.Sprintf("{%s: %s}", parts[i], doc)
+	// Block style, where a plain value may hold commas (stages'
+	// compact form) and a flow list ([0.8, 1]) is still a list.
+	var doc strings.Builder
+	for i, part := range strings.Split(key, ".") {
+		fmt.Fprintf(&doc, "\n%s%s:", strings.Repeat("  ", i), part)
 	}
-	out, err := finetune.ParseConfig([]byte(doc), cfg)
+	fmt.Fprintf(&doc, " %s\n", value)
+	out, err := finetune.ParseConfig([]byte(doc.String()), cfg)
 	if err != nil {
 		return cfg, fmt.Errorf("-set %q: %w", kv, err)
 	}
@@ -229,6 +251,13 @@ func run(ctx context.Context, o options) error {
 		rows = append(rows, r)
 	}
 	md := markdown(o, rows)
+	if len(o.screen) > 0 {
+		results, err := screenTrials(ctx, o, sets, weights)
+		if err != nil {
+			return err
+		}
+		md += screenMarkdown(o, results)
+	}
 	fmt.Print(md)
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err

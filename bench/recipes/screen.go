@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/finetune-go/finetune/bench/internal/fmtasks"
+	"github.com/finetune-go/finetune/finetune"
+)
+
+// trial is a variant of the defaults tried on the screening tasks: the
+// -set keys that make it from the current defaults, and what it tests.
+type trial struct {
+	name, tests string
+	sets        []string
+}
+
+// trials are the variants behind the current defaults (issue 18), the
+// first the defaults before it, the last the defaults now. Each runs with
+// probe_fallback off, so its own fine-tuned model is measured; what the
+// fallback would have chosen follows from the validation accuracies.
+var trials = []trial{
+	{"the old defaults", "layer4 fine-tuned at 0.1× the learning rate, dropout 0.2 before the probe-initialised head, label smoothing 0.1",
+		[]string{"model.head.dropout=0.2", "train.label_smoothing=0.1", "stages=head:5:all,finetune:15:layer3:0.1"}},
+	{"no dropout, no label smoothing", "the head as the probe left it: nothing that pulls its logits off the probe's optimum",
+		[]string{"stages=head:5:all,finetune:15:layer3:0.1"}},
+	{"the new defaults", "as above, and layer3 with layer4 fine-tuned at 0.3× the learning rate", nil},
+}
+
+// trialResult is a trial's fine-tuned test accuracy minus the probe's on
+// each screening task, averaged over the screening seeds, without and
+// with probe_fallback.
+type trialResult struct {
+	trial
+	diff, withFallback []float64
+}
+
+func parseScreen(s string) ([]screenTask, error) {
+	var out []screenTask
+	for _, f := range strings.Split(s, ",") {
+		pair, variant, ok := strings.Cut(strings.TrimSpace(f), ":")
+		if !ok {
+			return nil, fmt.Errorf("%q: want PAIR:VARIANT", f)
+		}
+		p, err := fmtasks.ParsePairs(pair)
+		if err != nil {
+			return nil, err
+		}
+		v, err := fmtasks.ParseVariants(variant)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, screenTask{p[0], v[0]})
+	}
+	return out, nil
+}
+
+// screenTrials runs every trial on o's screening tasks, or finds the runs
+// cached.
+func screenTrials(ctx context.Context, o options, sets fmtasks.Sets, weights string) ([]trialResult, error) {
+	var tasks []fmtasks.Task
+	for _, st := range o.screen {
+		task, err := fmtasks.Write(o.work, sets, st.pair, st.variant, o.trainPer, o.testPer)
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, task)
+	}
+	plain := o
+	plain.sets, plain.variant = nil, ""
+	var out []trialResult
+	for _, t := range trials {
+		tried := o
+		tried.sets = append([]string{"probe_fallback=false"}, t.sets...)
+		tried.variant = strings.Join(tried.sets, " ")
+		r := trialResult{trial: t}
+		for _, task := range tasks {
+			var diff, withFallback float64
+			for _, seed := range o.screenSeeds {
+				ft, err := runOnce(ctx, tried, task, weights, seed, setting{"default", func(*finetune.Config) {}})
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", t.name, err)
+				}
+				probe, err := runOnce(ctx, plain, task, weights, seed, setting{"linear-probe", func(c *finetune.Config) { c.Recipe = "linear-probe" }})
+				if err != nil {
+					return nil, err
+				}
+				d := ft.TestAccuracy - probe.TestAccuracy
+				diff += d
+				// probe_fallback: the probe's model when its validation
+				// accuracy beats the best epoch's, which the run ends with.
+				if ft.ProbeVal <= ft.ValAccuracy {
+					withFallback += d
+				}
+			}
+			n := float64(len(o.screenSeeds))
+			r.diff = append(r.diff, diff/n)
+			r.withFallback = append(r.withFallback, withFallback/n)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func meanWorst(v []float64) (mean, worst float64) {
+	worst = math.Inf(1)
+	for _, x := range v {
+		mean += x / float64(len(v))
+		worst = math.Min(worst, x)
+	}
+	return mean, worst
+}
+
+func screenMarkdown(o options, results []trialResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Why fine-tuning lost to the probe, and what changed\n\n")
+	fmt.Fprintf(&b, "%s\n\n", whyText)
+	var names []string
+	for _, st := range o.screen {
+		names = append(names, st.pair.Name()+" "+st.variant.Name)
+	}
+	fmt.Fprintf(&b, "The trials, on %s (seeds %v), each with `probe_fallback: false` so that its own fine-tuned model is measured; "+
+		"the test accuracy minus the probe's, in points, and in brackets what `probe_fallback` (the probe's model when its validation accuracy beats the best epoch's) would have ended with:\n\n",
+		strings.Join(names, ", "), o.screenSeeds)
+	fmt.Fprintf(&b, "| trial | what it tests | keys over the new defaults |")
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s |", n)
+	}
+	fmt.Fprintf(&b, " mean | worst |\n|---|---|---|%s---:|---:|\n", strings.Repeat("---:|", len(names)))
+	for _, r := range results {
+		keys := "none"
+		if len(r.sets) > 0 {
+			keys = "`" + strings.Join(r.sets, "`, `") + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |", r.name, r.tests, keys)
+		for i := range r.diff {
+			fmt.Fprintf(&b, " %+.1f (%+.1f) |", 100*r.diff[i], 100*r.withFallback[i])
+		}
+		mean, worst := meanWorst(r.diff)
+		fmean, fworst := meanWorst(r.withFallback)
+		fmt.Fprintf(&b, " %+.1f (%+.1f) | %+.1f (%+.1f) |\n", 100*mean, 100*fmean, 100*worst, 100*fworst)
+	}
+	return b.String()
+}
+
+// whyText is what the trials showed; the table after it is their
+// measurement.
+const whyText = `TODO`
