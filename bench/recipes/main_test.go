@@ -51,3 +51,21 @@ func TestParseScreen(t *testing.T) {
 	_, err = parseScreen("0-6")
 	require.ErrorContains(t, err, "want PAIR:VARIANT")
 }
+
+// TestOldDefaultsTrial: the first trial's keys turn the defaults into
+// those before issue 18, so its cached runs measure what they claim.
+func TestOldDefaultsTrial(t *testing.T) {
+	got := finetune.Defaults()
+	for _, kv := range trials[0].sets {
+		var err error
+		got, err = setKey(got, kv)
+		require.NoError(t, err)
+	}
+	want := finetune.Defaults()
+	want.Model.Head.Dropout, want.Train.LabelSmoothing, want.Train.LR = 0.2, 0.1, 1e-3
+	want.Augment.Scale = [2]float64{0.7, 1}
+	want.Augment.Brightness, want.Augment.Contrast, want.Augment.Saturation = 0.2, 0.2, 0.2
+	want.Stages = []finetune.Stage{{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
+		{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1}}
+	require.Equal(t, want, got)
+}

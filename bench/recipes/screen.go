@@ -12,9 +12,11 @@ import (
 
 // trial is a variant of the defaults tried on the screening tasks: the
 // -set keys that make it from the current defaults, and what it tests.
+// Its runs are cached under key, not under its keys, which change with
+// the defaults while the configuration they make does not.
 type trial struct {
-	name, tests string
-	sets        []string
+	key, name, tests string
+	sets             []string
 }
 
 // trials are the variants behind the current defaults (issue 18), the
@@ -22,12 +24,20 @@ type trial struct {
 // probe_fallback off, so its own fine-tuned model is measured; what the
 // fallback would have chosen follows from the validation accuracies.
 var trials = []trial{
-	{"the old defaults", "layer4 fine-tuned at 0.1× the learning rate, dropout 0.2 before the probe-initialised head, label smoothing 0.1",
-		[]string{"model.head.dropout=0.2", "train.label_smoothing=0.1", "stages=head:5:all,finetune:15:layer3:0.1"}},
-	{"no dropout, no label smoothing", "the head as the probe left it: nothing that pulls its logits off the probe's optimum",
-		[]string{"stages=head:5:all,finetune:15:layer3:0.1"}},
-	{"the new defaults", "as above, and layer3 with layer4 fine-tuned at 0.3× the learning rate", nil},
+	{"old", "the old defaults", "layer4 fine-tuned at 0.1× lr 1e-3, dropout 0.2 and label smoothing 0.1 on the probe-initialised head, crops of 70–100 % of the area, colour jitter 0.2",
+		[]string{"model.head.dropout=0.2", "train.label_smoothing=0.1", "train.lr=0.001", "stages=head:5:all,finetune:15:layer3:0.1", oldScale, oldJitter[0], oldJitter[1], oldJitter[2]}},
+	{"plain-head", "no dropout, no label smoothing", "the head as the probe left it: nothing that pulls its logits off the probe's optimum",
+		[]string{"train.lr=0.001", "stages=head:5:all,finetune:15:layer3:0.1", oldScale, oldJitter[0], oldJitter[1], oldJitter[2]}},
+	{"deeper", "deeper", "as above, with layer3 and layer4 fine-tuned at 0.3× lr 1e-3",
+		[]string{"train.lr=0.001", "stages=head:5:all,finetune:15:layer2:0.3", oldScale, oldJitter[0], oldJitter[1], oldJitter[2]}},
+	{"mild-aug", "the new defaults", "as above, with the head at lr 1e-4 and the backbone at 3e-4, crops of 85–100 % of the area and no colour jitter", nil},
 }
+
+// The old defaults' augmentation, as -set keys over the new defaults.
+var (
+	oldScale  = "augment.scale=[0.7, 1]"
+	oldJitter = []string{"augment.brightness=0.2", "augment.contrast=0.2", "augment.saturation=0.2"}
+)
 
 // trialResult is a trial's fine-tuned test accuracy minus the probe's on
 // each screening task, averaged over the screening seeds, without and
@@ -74,7 +84,7 @@ func screenTrials(ctx context.Context, o options, sets fmtasks.Sets, weights str
 	for _, t := range trials {
 		tried := o
 		tried.sets = append([]string{"probe_fallback=false"}, t.sets...)
-		tried.variant = strings.Join(tried.sets, " ")
+		tried.variant = "trial-" + t.key
 		r := trialResult{trial: t}
 		for _, task := range tasks {
 			var diff, withFallback float64
@@ -148,30 +158,37 @@ func screenMarkdown(o options, results []trialResult) string {
 // whyText is what the trials showed; the table after it is their
 // measurement.
 const whyText = `Under the old defaults every run ended within a point of the probe, and most ended
-with the probe's model (probe_fallback). The trials below, and the runs' epoch by epoch
+with the probe's model (probe_fallback). The trials below, and the runs' epoch-by-epoch
 histories, say why:
 
 - **The fine-tuning stage changed too little to matter.** With layer4 alone at 0.1× the
   learning rate (1e-4), the validation accuracy of the fine-tuning epochs wandered within
-  a few images of the probe's (tshirt/shirt: 0.76 to 0.81 against the probe's 0.78), and
-  the test accuracy ended within a point of the probe's, below it on all three tasks.
+  a few images of the probe's (tshirt/shirt: 0.76 to 0.81 against the probe's 0.78).
 - **Dropout and label smoothing work against a head that starts as the probe.** The probe
   chooses its L2 penalty by accuracy alone; where the backbone's BatchNorm statistics are
   kept on shifted images (pullover/coat inverted, train.batchnorm: auto → frozen) it is
   barely regularised and its logits are large. Label smoothing charges every confident
-  logit, so the head stage's training loss was 28 (3.8 without smoothing), and its
-  gradients, not the task's, moved the head; the fine-tuning stage's first epoch fell to
-  0.60 on validation. Without dropout and label smoothing the head starts where the probe
-  left it, but that alone did not beat the probe: the backbone still hardly moved.
-- **What earns the fine-tuning stage its time is depth.** layer3 and layer4 at 0.3× the
-  learning rate (3e-4) moved the features enough to beat the probe on the test set.
+  logit: the head stage's training loss was 28 (3.8 without smoothing), and the
+  fine-tuning stage's first epoch fell to 0.60 on validation. Without them the head starts
+  where the probe left it, but that alone did not beat the probe.
+- **Depth helps where the source's features miss the task, and hurts where they fit.**
+  layer3 and layer4 at 0.3× lr 1e-3 beat the probe on tshirt/shirt (classes the source
+  model never saw: +1.2 points) and on pullover/coat inverted (+1.8), but lost on
+  pullover/coat as it is and washed out (−1.7 and −2.85 points, seed 42).
+- **The augmentation knocked the head off the probe's optimum.** On pullover/coat the
+  probe scored 0.89 on validation; after one epoch of the head stage on augmented images
+  the head scored 0.78 at lr 1e-3, 0.88 at lr 1e-4 and still 0.83 after five epochs,
+  with a training loss (0.6) well above the validation loss (0.34). At 32 pixels, crops of
+  70 % of the area and colour jitter of 0.2 make features the probe never saw, and the
+  head follows them. With crops of 85–100 % and no colour jitter the head stage kept 0.88
+  and the training loss matched the validation loss (0.34 and 0.33); the head at lr 1e-4
+  keeps the probe's start, the backbone at 3e-4 moves the features.
 - **probe_fallback compares like with like** (the probe's validation accuracy in the plan
   is the one the linear-probe run's own model is evaluated at, on the same images, by the
-  same metric), **but the validation split is small**: 120 images, one image 0.8 points.
-  On pullover/coat inverted the new defaults' fine-tuned model was 1.8 points above the
-  probe on the 2,000 test images and one validation image below it: the fallback, which
-  then decides, threw the gain away (the figures in brackets).
+  same metric), **but the validation split is small**: 120 images, one image 0.8 points,
+  and the fallback decides on a few of them either way.
 
-Not tried for lack of time: weaker augmentation at 32 pixels, early stopping on
-validation accuracy, more epochs or warmup, BatchNorm in batch-statistics mode in the
-unfrozen block, and layer4 alone at a higher multiplier (cheaper than layer3 and layer4).`
+Not tried for lack of time: early stopping on validation accuracy, more epochs or
+warmup, BatchNorm in batch-statistics mode in the unfrozen block, layer4 alone at a
+higher rate (cheaper than layer3 and layer4), and the milder augmentation with the old
+depth.`
