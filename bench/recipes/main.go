@@ -602,6 +602,8 @@ func markdown(o options, rows []row) string {
 				}
 			}
 			fmt.Fprintf(&b, " Seed by seed: above the probe on %d of %d runs (worst: %+.1f points).", seedAbove, runs, 100*seedWorst)
+		} else {
+			fmt.Fprintf(&b, " One seed: each figure is one run against one probe, where %d test images make a point.", 2*o.testPer/100)
 		}
 		fmt.Fprintf(&b, "\n\n")
 	}
