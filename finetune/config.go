@@ -31,7 +31,7 @@ type Config struct {
 	// it needs the head to start as the probe: that state is what the run
 	// falls back to.
 	ProbeFallback bool         `json:"probe_fallback" doc:"with model.head.init: probe, end with the probe's model (the backbone before training, the probe as the head) when its validation accuracy beats the best epoch's"`
-	Stages        []Stage      `json:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer4 at a tenth of the learning rate (fastai's fine_tune)"`
+	Stages        []Stage      `json:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer3 and layer4 at 3× the learning rate, the head, which starts as the linear probe, staying at lr (docs/recipes.md)"`
 	CV            CVConfig     `json:"cv"`
 	Output        OutputConfig `json:"output"`
 	Seed          uint64       `json:"seed" doc:"one seed fixes data order, augmentation and head initialisation"`
@@ -94,7 +94,7 @@ type TrainConfig struct {
 	BatchNorm      string  `json:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
 	BNAffine       string  `json:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
 	Optimizer      string  `json:"optimizer" doc:"adamw, adam or sgd"`
-	LR             float64 `json:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult)"`
+	LR             float64 `json:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult); the default suits a head that starts as the probe, a random one wants about 1e-3"`
 	WeightDecay    float64 `json:"weight_decay" doc:"weight decay; never applied to BatchNorm parameters or biases"`
 	Momentum       float64 `json:"momentum" doc:"SGD momentum"`
 	Nesterov       bool    `json:"nesterov" doc:"SGD Nesterov momentum"`
@@ -155,17 +155,16 @@ func Defaults() Config {
 		Data: DataConfig{ValSplit: 0.2, ImageSize: 224, BatchSize: 32, Mean: []float64{}, Std: []float64{},
 			OnBadImage: "error", CacheMB: 2048},
 		Model: ModelConfig{Arch: "resnet50", Weights: "imagenet",
-			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Dropout: 0.2, Init: "probe"}},
-		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3},
-			HFlip: 0.5, Brightness: 0.2, Contrast: 0.2, Saturation: 0.2},
-		Recipe: "default", Search: "quick", Probe: true, ProbeFallback: true,
-		Train: TrainConfig{BatchNorm: "auto", BNAffine: "follow", Optimizer: "adamw", LR: 1e-3,
+			Head: HeadConfig{Pooling: "avg", Hidden: []int{}, Init: "probe"}},
+		Augment: AugmentConfig{Enabled: true, Scale: [2]float64{0.85, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3}, HFlip: 0.5},
+		Recipe:  "default", Search: "quick", Probe: true, ProbeFallback: true,
+		Train: TrainConfig{BatchNorm: "auto", BNAffine: "follow", Optimizer: "adamw", LR: 1e-4,
 			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
-			LabelSmoothing: 0.1, ClassWeights: "none", CacheFeatures: "auto", CacheActivations: "auto", Precision: "auto", ChannelsLast: "auto",
+			ClassWeights: "none", CacheFeatures: "auto", CacheActivations: "auto", Precision: "auto", ChannelsLast: "auto",
 			ProbePatience: 3, EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
 		Stages: []Stage{
 			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
-			{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1},
+			{Name: "finetune", Epochs: 15, Freeze: "layer2", BackboneLRMult: 3},
 		},
 		Output: OutputConfig{Checkpoint: "both"},
 		Seed:   42,

@@ -94,7 +94,7 @@ func TestDefaultConfigYAML(t *testing.T) {
 	got, err := ParseConfig([]byte(doc), Config{})
 	require.NoError(t, err)
 	require.Equal(t, Defaults(), got)
-	require.Contains(t, doc, "  # learning rate of the head (the backbone's is lr times the stage's\n  # backbone_lr_mult)\n  lr: 0.001\n")
+	require.Contains(t, doc, "  # learning rate of the head (the backbone's is lr times the stage's\n  # backbone_lr_mult); the default suits a head that starts as the probe, a\n  # random one wants about 1e-3\n  lr: 0.0001\n")
 }
 
 func TestParseConfigOverBase(t *testing.T) {
@@ -186,6 +186,9 @@ func TestCheckpointFormat1Metadata(t *testing.T) {
 	want.Model.Arch = "resnet18"
 	want.Model.Head.Hidden = []int{64}
 	want.Augment.Scale = [2]float64{0.5, 1}
+	// The defaults of 0.1.0, written in the file.
+	want.Model.Head.Dropout, want.Train.LabelSmoothing = 0.2, 0.1
+	want.Augment.Brightness, want.Augment.Contrast, want.Augment.Saturation = 0.2, 0.2, 0.2
 	want.Train.LR = 0.05
 	want.Train.EarlyStopping.MinDelta = 1e-5
 	want.Stages = []Stage{{"head", 2, "all", 0.1}, {"body", 3, "layer2", 0.01}}

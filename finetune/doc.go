@@ -3,7 +3,8 @@
 // run from overfitting or being undone by BatchNorm: a small head on
 // global average pooling, BatchNorm statistics kept or re-estimated on the
 // new images from a measured shift (train.batchnorm: auto), a head stage
-// on the frozen backbone then layer4 at a tenth of the learning rate,
+// on the frozen backbone then layer3 and layer4 at 3× the head's learning
+// rate,
 // steps per epoch = one pass, early stopping with the best weights kept,
 // augmentation on training images only, and a linear probe as the
 // baseline the result must beat.

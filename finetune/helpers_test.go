@@ -61,6 +61,9 @@ func tinyConfig(t testing.TB, train string) Config {
 	c.Model.Arch = "resnet18"
 	c.Model.Weights = "none"
 	c.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all", BackboneLRMult: 0.1}}
+	// A head trained from scratch, not started as the probe: the
+	// default's rate, fit for a probe's head, would hardly move it.
+	c.Train.LR = 1e-3
 	c.Output.Dir = filepath.Join(t.TempDir(), "run")
 	c.Device = "cpu"
 	// From scratch, auto would mean train; the tests pin each choice.

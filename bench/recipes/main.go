@@ -19,6 +19,16 @@
 // cores best, and a last run with -seeds 42,7 writes the table. Every
 // run's outcome is cached in the work folder, so that last run only
 // reads them.
+//
+// Experiments on the defaults run a part of the table: -only names the
+// settings (default,probe), -pairs, -variants and -seeds the tasks, and
+// -set KEY=VALUE changes a configuration key of every run, parsed as a
+// config file parses it, so a variant of the default is
+//
+//	go run ./bench/recipes -only default,probe -seeds 42 -set model.head.dropout=0
+//
+// A variant's runs are cached apart from the default's, under the
+// variant's -set keys.
 package main
 
 import (
@@ -29,6 +39,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +59,29 @@ type options struct {
 	pairs             []fmtasks.Pair
 	variants          []fmtasks.Variant
 	seeds             []uint64
+	// only names the settings to run (all when empty).
+	only map[string]bool
+	// sets are the KEY=VALUE edits of every run (-set), and variant
+	// names them: the runs of a variant are cached apart.
+	sets    []string
+	variant string
+	// screen are the tasks and screenSeeds the seeds the trials behind
+	// the defaults ran on (-screen); none: no such section.
+	screen      []screenTask
+	screenSeeds []uint64
 }
+
+// screenTask is a task of the screening: a pair and an image variant.
+type screenTask struct {
+	pair    fmtasks.Pair
+	variant fmtasks.Variant
+}
+
+// settingNames are the names -only takes.
+var settingNames = []string{"default", "recipe-auto", "frozen", "adapt", "train", "legacy", "probe", "grid"}
+
+// runs reports whether the setting called name is to run.
+func (o options) runs(name string) bool { return len(o.only) == 0 || o.only[name] }
 
 // modes are the fixed BatchNorm modes compared with auto.
 var modes = []string{"frozen", "adapt", "train", "legacy"}
@@ -65,6 +98,21 @@ type outcome struct {
 	// BatchNorm is the mode the run used (auto resolved).
 	BatchNorm string
 	Seconds   float64
+	// EndedWithProbe says probe_fallback ended the run with the probe's
+	// model; ProbeVal is the probe's validation accuracy, when it ran.
+	EndedWithProbe bool
+	ProbeVal       float64
+	// History is every epoch's stage, validation accuracy and loss.
+	History []epoch
+}
+
+// epoch is an epoch of a run's history, for reading why a run ended
+// where it did.
+type epoch struct {
+	Stage                      string
+	Epoch                      int
+	TrainLoss, ValLoss, ValAcc float64
+	Best                       bool
 }
 
 // setting is one configuration of a task's runs.
@@ -85,15 +133,23 @@ func gridPoint(mode string, lr float64) setting {
 type row struct {
 	task fmtasks.Task
 	// auto is the mode train.batchnorm: auto chose, per seed.
-	auto              []string
-	def, recipeAuto   float64
-	probe             float64
-	fixed             map[string]float64
+	auto []string
+	// acc is the test accuracy of each setting that ran, by its -only
+	// name (a fixed BatchNorm mode by the mode).
+	acc map[string]float64
+	// fellBack counts the default's runs where the probe beat the best
+	// epoch on validation: those that ended with the probe's model, or
+	// would have under probe_fallback.
+	fellBack int
+	// withFallback is the default's test accuracy with probe_fallback,
+	// whether or not the runs had it: the probe's where it beat the best
+	// epoch on validation.
+	withFallback      float64
 	gridPick          []string // per seed
 	gridTest, gridMax float64
 	// seedGaps is the default's test accuracy minus the grid pick's, per
-	// seed.
-	seedGaps []float64
+	// seed; probeGaps minus the probe's.
+	seedGaps, probeGaps []float64
 	// seconds is the training time of the task's runs.
 	seconds float64
 }
@@ -110,6 +166,17 @@ func main() {
 	pairs := flag.String("pairs", "0-6,2-4,5-7", "class pairs, comma separated")
 	variants := flag.String("variants", "original,washed-out,inverted", "image variants, comma separated: "+fmtasks.VariantNames())
 	seeds := flag.String("seeds", "42,7", "seeds, comma separated: accuracies are averaged over them")
+	only := flag.String("only", "", "settings to run, comma separated: "+strings.Join(settingNames, ", ")+"; empty: all")
+	flag.Func("set", "KEY=VALUE: a configuration key of every run, as a config file sets it "+
+		"(model.head.dropout=0, augment.scale=[0.8,1], stages=head:5:all,finetune:15:layer3); repeat for more keys", func(s string) error {
+		if _, err := setKey(finetune.Defaults(), s); err != nil {
+			return err
+		}
+		o.sets = append(o.sets, s)
+		return nil
+	})
+	screen := flag.String("screen", "", "tasks of the section on the trials behind the defaults, PAIR:VARIANT comma separated (0-6:original); empty: no such section")
+	screenSeeds := flag.String("screen-seeds", "42", "seeds of the trials, comma separated")
 	flag.Parse()
 	var err error
 	if o.pairs, err = fmtasks.ParsePairs(*pairs); err != nil {
@@ -121,7 +188,47 @@ func main() {
 	if o.seeds, err = fmtasks.ParseSeeds(*seeds); err != nil {
 		log.Fatalf("-seeds: %v", err)
 	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, name := range strings.Split(*only, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(settingNames, name) {
+				log.Fatalf("-only: %q is not one of %s", name, strings.Join(settingNames, ", "))
+			}
+			o.only[name] = true
+		}
+	}
+	o.variant = strings.Join(o.sets, " ")
+	if *screen != "" {
+		if o.screen, err = parseScreen(*screen); err != nil {
+			log.Fatalf("-screen: %v", err)
+		}
+		if o.screenSeeds, err = fmtasks.ParseSeeds(*screenSeeds); err != nil {
+			log.Fatalf("-screen-seeds: %v", err)
+		}
+	}
 	fmtasks.Main(func(ctx context.Context) error { return run(ctx, o) })
+}
+
+// setKey sets one key of cfg from "KEY=VALUE", through the parser of
+// configuration files, so that a key means here what it means everywhere.
+func setKey(cfg finetune.Config, kv string) (finetune.Config, error) {
+	key, value, ok := strings.Cut(kv, "=")
+	if !ok || key == "" {
+		return cfg, fmt.Errorf("-set %q: want KEY=VALUE", kv)
+	}
+	// Block style, where a plain value may hold commas (stages'
+	// compact form) and a flow list ([0.8, 1]) is still a list.
+	var doc strings.Builder
+	for i, part := range strings.Split(key, ".") {
+		fmt.Fprintf(&doc, "\n%s%s:", strings.Repeat("  ", i), part)
+	}
+	fmt.Fprintf(&doc, " %s\n", value)
+	out, err := finetune.ParseConfig([]byte(doc.String()), cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("-set %q: %w", kv, err)
+	}
+	return out, nil
 }
 
 func run(ctx context.Context, o options) error {
@@ -148,10 +255,17 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("%s %s: %w", task.Pair.Name(), task.Variant.Name, err)
 		}
 		log.Printf("%-16s %-10s default %.4f (%s) probe %.4f grid %.4f (%s) (%.0f s)", task.Pair.Name(), task.Variant.Name,
-			r.def, strings.Join(r.auto, ","), r.probe, r.gridTest, strings.Join(r.gridPick, ","), r.seconds)
+			r.acc["default"], strings.Join(r.auto, ","), r.acc["probe"], r.gridTest, strings.Join(r.gridPick, ","), r.seconds)
 		rows = append(rows, r)
 	}
 	md := markdown(o, rows)
+	if len(o.screen) > 0 {
+		results, err := screenTrials(ctx, o, sets, weights)
+		if err != nil {
+			return err
+		}
+		md += screenMarkdown(o, results)
+	}
 	fmt.Print(md)
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
@@ -159,9 +273,9 @@ func run(ctx context.Context, o options) error {
 	return os.WriteFile(o.out, []byte(md), 0o644)
 }
 
-// compare runs every setting on task for each seed.
+// compare runs every setting o asks for on task for each seed.
 func compare(ctx context.Context, o options, task fmtasks.Task, weights string) (row, error) {
-	r := row{task: task, fixed: map[string]float64{}}
+	r := row{task: task, acc: map[string]float64{}}
 	n := float64(len(o.seeds))
 	for _, seed := range o.seeds {
 		seen := map[string]bool{}
@@ -173,36 +287,64 @@ func compare(ctx context.Context, o options, task fmtasks.Task, weights string) 
 			}
 			return out, err
 		}
-		def, err := get(setting{"default", func(*finetune.Config) {}})
-		if err != nil {
-			return r, err
-		}
-		r.def += def.TestAccuracy / n
-		r.auto = append(r.auto, def.BatchNorm)
-		// recipe: auto differs from the default only where it moves the
-		// fine-tuning stage's freeze point.
-		point, err := suggestedFreeze(ctx, config(o, task, weights, seed, "default"))
-		if err != nil {
-			return r, err
-		}
-		auto := def
-		if point != finetune.Defaults().Stages[1].Freeze {
-			if auto, err = get(setting{"recipe-auto", func(c *finetune.Config) { c.Recipe = "auto" }}); err != nil {
+		var def outcome
+		if o.runs("default") || o.runs("recipe-auto") || o.runs("grid") {
+			var err error
+			if def, err = get(setting{"default", func(*finetune.Config) {}}); err != nil {
 				return r, err
 			}
+			r.acc["default"] += def.TestAccuracy / n
+			r.auto = append(r.auto, def.BatchNorm)
+			if def.EndedWithProbe || def.ProbeVal > def.ValAccuracy {
+				r.fellBack++
+			}
 		}
-		r.recipeAuto += auto.TestAccuracy / n
-		probe, err := get(setting{"linear-probe", func(c *finetune.Config) { c.Recipe = "linear-probe" }})
-		if err != nil {
-			return r, err
+		if o.runs("recipe-auto") {
+			// recipe: auto differs from the default only where it moves
+			// the fine-tuning stage's freeze point.
+			cfg, err := config(o, task, weights, seed, "default")
+			if err != nil {
+				return r, err
+			}
+			point, err := suggestedFreeze(ctx, cfg)
+			if err != nil {
+				return r, err
+			}
+			auto := def
+			if point != cfg.Stages[1].Freeze {
+				if auto, err = get(setting{"recipe-auto", func(c *finetune.Config) { c.Recipe = "auto" }}); err != nil {
+					return r, err
+				}
+			}
+			r.acc["recipe-auto"] += auto.TestAccuracy / n
 		}
-		r.probe += probe.TestAccuracy / n
+		if o.runs("probe") {
+			probe, err := get(setting{"linear-probe", func(c *finetune.Config) { c.Recipe = "linear-probe" }})
+			if err != nil {
+				return r, err
+			}
+			r.acc["probe"] += probe.TestAccuracy / n
+			if o.runs("default") {
+				r.probeGaps = append(r.probeGaps, def.TestAccuracy-probe.TestAccuracy)
+				fb := def.TestAccuracy
+				if def.ProbeVal > def.ValAccuracy {
+					fb = probe.TestAccuracy
+				}
+				r.withFallback += fb / n
+			}
+		}
 		for _, m := range modes {
+			if !o.runs(m) {
+				continue
+			}
 			out, err := get(withMode(m))
 			if err != nil {
 				return r, err
 			}
-			r.fixed[m] += out.TestAccuracy / n
+			r.acc[m] += out.TestAccuracy / n
+		}
+		if !o.runs("grid") {
+			continue
 		}
 		// The grid search picks by validation accuracy, then loss, as a
 		// user without the test set would.
@@ -234,8 +376,8 @@ func compare(ctx context.Context, o options, task fmtasks.Task, weights string) 
 }
 
 // config is the default configuration with what the task forces
-// changed, writing to a run folder named key.
-func config(o options, task fmtasks.Task, weights string, seed uint64, key string) finetune.Config {
+// changed and o's -set keys applied, writing to a run folder named key.
+func config(o options, task fmtasks.Task, weights string, seed uint64, key string) (finetune.Config, error) {
 	cfg := finetune.Defaults()
 	cfg.Data.Train, cfg.Data.Test = task.Train(), task.Test()
 	cfg.Data.ImageSize, cfg.Data.Resize = fmtasks.ImageSize, fmtasks.ImageSize
@@ -245,7 +387,13 @@ func config(o options, task fmtasks.Task, weights string, seed uint64, key strin
 	cfg.Device = "cpu"
 	cfg.Train.Precision = o.precision
 	cfg.Seed = seed
-	return cfg
+	for _, kv := range o.sets {
+		var err error
+		if cfg, err = setKey(cfg, kv); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
 }
 
 // suggestedFreeze is the freeze point recipe: auto would give cfg's
@@ -261,16 +409,24 @@ func suggestedFreeze(ctx context.Context, cfg finetune.Config) (string, error) {
 }
 
 // runOnce runs the default configuration edited by s, or finds its
-// outcome cached.
+// outcome cached; a -set variant's outcomes are cached in a folder of
+// their own.
 func runOnce(ctx context.Context, o options, task fmtasks.Task, weights string, seed uint64, s setting) (outcome, error) {
 	var out outcome
 	key := strings.ReplaceAll(s.name, " ", "-")
 	if o.precision != "auto" {
 		key += "-" + o.precision
 	}
-	path := filepath.Join(task.Root, "recipes", fmt.Sprintf("%s-seed%d.json", key, seed))
+	dir := filepath.Join(task.Root, "recipes")
+	if o.variant != "" {
+		dir = filepath.Join(dir, strings.NewReplacer("/", "_", " ", "+").Replace(o.variant))
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-seed%d.json", key, seed))
 	err := fmtasks.Cached(path, &out, func() error {
-		cfg := config(o, task, weights, seed, key)
+		cfg, err := config(o, task, weights, seed, key)
+		if err != nil {
+			return err
+		}
 		s.edit(&cfg)
 		res, err := finetune.Train(ctx, cfg, finetune.Options{})
 		if err != nil {
@@ -278,9 +434,16 @@ func runOnce(ctx context.Context, o options, task fmtasks.Task, weights string, 
 		}
 		res.Model.Close()
 		out = outcome{ValAccuracy: res.Val.Accuracy, ValLoss: res.Val.Loss, TestAccuracy: res.Test.Accuracy,
-			BatchNorm: res.BatchNorm, Seconds: res.Seconds}
-		log.Printf("  %s %s seed %d: val %.4f test %.4f (%.0f s)", filepath.Base(task.Root), s.name, seed,
-			out.ValAccuracy, out.TestAccuracy, out.Seconds)
+			BatchNorm: res.BatchNorm, Seconds: res.Seconds, EndedWithProbe: res.EndedWithProbe}
+		if res.ProbeAccuracy != nil {
+			out.ProbeVal = *res.ProbeAccuracy
+		}
+		for _, e := range res.History {
+			out.History = append(out.History, epoch{Stage: e.Stage, Epoch: e.Epoch, TrainLoss: e.TrainLoss,
+				ValLoss: e.ValLoss, ValAcc: e.ValAccuracy, Best: e.Best})
+		}
+		log.Printf("  %s %s seed %d: val %.4f test %.4f probe val %.4f ended with probe %v (%.0f s)", filepath.Base(task.Root), s.name, seed,
+			out.ValAccuracy, out.TestAccuracy, out.ProbeVal, out.EndedWithProbe, out.Seconds)
 		return os.RemoveAll(cfg.Output.Dir)
 	})
 	return out, err
@@ -289,10 +452,27 @@ func runOnce(ctx context.Context, o options, task fmtasks.Task, weights string, 
 // tolerance is how far below the grid's pick the default may land.
 const tolerance = 0.01
 
+// column is a setting's column of the table: its heading and the -only
+// name of the setting whose test accuracy it shows.
+type column struct{ head, name string }
+
+// command is the command line that ran, to be copied.
+func command() string {
+	args := []string{"go", "run", "./bench/recipes"}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " []{}*?$'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " ")
+}
+
 func markdown(o options, rows []row) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Recipes without tuning: the default against fixed BatchNorm modes, the linear probe and a grid search\n\n")
-	fmt.Fprintf(&b, "Written by `go run ./bench/recipes` (%s, seeds %v; the runs' training times add up to %.0f minutes on CPU).\n\n", time.Now().Format("2006-01-02"), o.seeds, totalMinutes(rows))
+	fmt.Fprintf(&b, "Written by `%s` (%s, seeds %v; the runs' training times add up to %.0f minutes on CPU).\n\n",
+		command(), time.Now().Format("2006-01-02"), o.seeds, totalMinutes(rows))
 	fmt.Fprintf(&b, "**Source model**: resnet18 trained on Fashion-MNIST classes %v (%d images each, 32 pixels), standing in for ImageNet weights on an offline machine. ", demo.SourceClasses, o.source)
 	fmt.Fprintf(&b, "**Tasks**: two classes, %d training images per class (a fifth held out for validation) and %d test images per class from the test split, as they are or shifted (", o.trainPer, o.testPer)
 	var about []string
@@ -302,54 +482,143 @@ func markdown(o options, rows []row) string {
 	fmt.Fprintf(&b, "%s). ", strings.Join(about, "; "))
 	d := finetune.Defaults()
 	fmt.Fprintf(&b, "**Runs**: finetune's default configuration with only what the data forces changed (image size 32, resnet18, the source weights): ")
-	fmt.Fprintf(&b, "stages %s:%d:%s then %s:%d:%s at %g× the learning rate, AdamW lr %g, weight decay %g, label smoothing %g, dropout %g, augmentation, early stopping on %s.\n\n",
+	fmt.Fprintf(&b, "stages %s:%d:%s then %s:%d:%s at %g× the learning rate, AdamW lr %g, weight decay %g, label smoothing %g, dropout %g, augmentation (crop scale %v), early stopping on %s.",
 		d.Stages[0].Name, d.Stages[0].Epochs, d.Stages[0].Freeze, d.Stages[1].Name, d.Stages[1].Epochs, d.Stages[1].Freeze, d.Stages[1].BackboneLRMult,
-		d.Train.LR, d.Train.WeightDecay, d.Train.LabelSmoothing, d.Model.Head.Dropout, d.Train.EarlyStopping.Metric)
-	fmt.Fprintf(&b, "- **default**: the configuration as it is: `train.batchnorm: auto` (its choice in brackets), `model.head.init: probe` (the head starts as the linear probe), `probe_fallback` (the run ends with the probe's model when the probe beats the best epoch on validation).\n")
-	fmt.Fprintf(&b, "- **recipe: auto**: the default with `recipe: auto`, the fine-tuning stage's freeze point chosen from the shift and the data size (shift.SuggestFreeze).\n")
-	fmt.Fprintf(&b, "- **frozen, adapt, train, legacy**: the default with `train.batchnorm` fixed.\n")
-	fmt.Fprintf(&b, "- **probe**: `recipe: linear-probe`, the logistic regression on the frozen backbone's features alone.\n")
-	var lrs []string
-	for _, lr := range gridLRs {
-		lrs = append(lrs, fmt.Sprintf("%g", lr))
+		d.Train.LR, d.Train.WeightDecay, d.Train.LabelSmoothing, d.Model.Head.Dropout, d.Augment.Scale, d.Train.EarlyStopping.Metric)
+	if len(o.sets) > 0 {
+		fmt.Fprintf(&b, " Every run with `%s` set.", strings.Join(o.sets, "`, `"))
 	}
-	fmt.Fprintf(&b, "- **grid**: the default with `train.batchnorm` ∈ {%s} × `train.lr` ∈ {%s}, %d runs; the pick is the run with the best validation accuracy (then loss), as a grid search without the test set picks; its test accuracy is shown, and the best test accuracy of any grid run (which no search could know) beside it.\n\n",
-		strings.Join(gridModes, ", "), strings.Join(lrs, ", "), len(gridModes)*len(gridLRs))
-	fmt.Fprintf(&b, "Test accuracy:\n\n")
-	fmt.Fprintf(&b, "| task | images | default | recipe: auto | frozen | adapt | train | legacy | probe | grid pick | grid pick's test | best grid test | default − pick |\n")
-	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "\n\n")
+	var cols []column
+	if o.runs("default") {
+		cols = append(cols, column{"default", "default"})
+		fmt.Fprintf(&b, "- **default**: the configuration as it is: `train.batchnorm: auto` (its choice in brackets), `model.head.init: probe` (the head starts as the linear probe), `probe_fallback` (the run ends with the probe's model when the probe beats the best epoch on validation; a star counts the seeds where the probe did, whether or not the runs had probe_fallback).\n")
+	}
+	if o.runs("recipe-auto") {
+		cols = append(cols, column{"recipe: auto", "recipe-auto"})
+		fmt.Fprintf(&b, "- **recipe: auto**: the default with `recipe: auto`, the fine-tuning stage's freeze point chosen from the shift and the data size (shift.SuggestFreeze).\n")
+	}
+	var fixed []string
+	for _, m := range modes {
+		if o.runs(m) {
+			cols = append(cols, column{m, m})
+			fixed = append(fixed, m)
+		}
+	}
+	if len(fixed) > 0 {
+		fmt.Fprintf(&b, "- **%s**: the default with `train.batchnorm` fixed.\n", strings.Join(fixed, ", "))
+	}
+	if o.runs("probe") {
+		cols = append(cols, column{"probe", "probe"})
+		fmt.Fprintf(&b, "- **probe**: `recipe: linear-probe`, the logistic regression on the frozen backbone's features alone.\n")
+	}
+	grid := o.runs("grid")
+	if grid {
+		var lrs []string
+		for _, lr := range gridLRs {
+			lrs = append(lrs, fmt.Sprintf("%g", lr))
+		}
+		fmt.Fprintf(&b, "- **grid**: the default with `train.batchnorm` ∈ {%s} × `train.lr` ∈ {%s}, %d runs; the pick is the run with the best validation accuracy (then loss), as a grid search without the test set picks; its test accuracy is shown, and the best test accuracy of any grid run (which no search could know) beside it.\n",
+			strings.Join(gridModes, ", "), strings.Join(lrs, ", "), len(gridModes)*len(gridLRs))
+	}
+	vsProbe := o.runs("default") && o.runs("probe")
+	fmt.Fprintf(&b, "\nTest accuracy:\n\n| task | images |")
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %s |", c.head)
+	}
+	if vsProbe {
+		fmt.Fprintf(&b, " default − probe |")
+	}
+	if grid {
+		fmt.Fprintf(&b, " grid pick | grid pick's test | best grid test | default − pick |")
+	}
+	fmt.Fprintf(&b, "\n|---|---|%s", strings.Repeat("---:|", len(cols)))
+	if vsProbe {
+		fmt.Fprintf(&b, "---:|")
+	}
+	if grid {
+		fmt.Fprintf(&b, "---|---:|---:|---:|")
+	}
+	fmt.Fprintf(&b, "\n")
 	worst, worstMax, within := math.Inf(1), math.Inf(1), 0
-	var sumDef, sumAuto, sumProbe, sumPick, sumMax float64
+	worstProbe, above := math.Inf(1), 0
+	var sumPick, sumMax float64
+	sums := map[string]float64{}
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %.4f (%s) | %.4f |", r.task.Pair.Name(), r.task.Variant.Name, r.def, strings.Join(r.auto, ", "), r.recipeAuto)
-		for _, m := range modes {
-			fmt.Fprintf(&b, " %.4f |", r.fixed[m])
+		fmt.Fprintf(&b, "| %s | %s |", r.task.Pair.Name(), r.task.Variant.Name)
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %.4f", r.acc[c.name])
+			if c.name == "default" {
+				fmt.Fprintf(&b, " (%s)%s", strings.Join(r.auto, ", "), strings.Repeat("*", r.fellBack))
+			}
+			fmt.Fprintf(&b, " |")
+			sums[c.name] += r.acc[c.name]
 		}
-		diff := r.def - r.gridTest
-		fmt.Fprintf(&b, " %.4f | %s | %.4f | %.4f | %+.4f |\n", r.probe, strings.Join(r.gridPick, "; "), r.gridTest, r.gridMax, diff)
-		worst = math.Min(worst, diff)
-		worstMax = math.Min(worstMax, r.def-r.gridMax)
-		if diff >= -tolerance {
-			within++
+		if vsProbe {
+			diff := r.acc["default"] - r.acc["probe"]
+			fmt.Fprintf(&b, " %+.4f |", diff)
+			worstProbe = math.Min(worstProbe, diff)
+			if diff > 0 {
+				above++
+			}
 		}
-		sumDef += r.def
-		sumAuto += r.recipeAuto
-		sumProbe += r.probe
-		sumPick += r.gridTest
-		sumMax += r.gridMax
+		if grid {
+			diff := r.acc["default"] - r.gridTest
+			fmt.Fprintf(&b, " %s | %.4f | %.4f | %+.4f |", strings.Join(r.gridPick, "; "), r.gridTest, r.gridMax, diff)
+			worst = math.Min(worst, diff)
+			worstMax = math.Min(worstMax, r.acc["default"]-r.gridMax)
+			if diff >= -tolerance {
+				within++
+			}
+			sumPick += r.gridTest
+			sumMax += r.gridMax
+		}
+		fmt.Fprintf(&b, "\n")
 	}
 	n := float64(len(rows))
-	fmt.Fprintf(&b, "| mean | | %.4f | %.4f |", sumDef/n, sumAuto/n)
-	for _, m := range modes {
-		sum := 0.0
-		for _, r := range rows {
-			sum += r.fixed[m]
-		}
-		fmt.Fprintf(&b, " %.4f |", sum/n)
+	fmt.Fprintf(&b, "| mean | |")
+	for _, c := range cols {
+		fmt.Fprintf(&b, " %.4f |", sums[c.name]/n)
 	}
-	fmt.Fprintf(&b, " %.4f | | %.4f | %.4f | %+.4f |\n\n", sumProbe/n, sumPick/n, sumMax/n, (sumDef-sumPick)/n)
+	if vsProbe {
+		fmt.Fprintf(&b, " %+.4f |", (sums["default"]-sums["probe"])/n)
+	}
+	if grid {
+		fmt.Fprintf(&b, " | %.4f | %.4f | %+.4f |", sumPick/n, sumMax/n, (sums["default"]-sumPick)/n)
+	}
+	fmt.Fprintf(&b, "\n\n")
+	if vsProbe {
+		fmt.Fprintf(&b, "The default beats the linear probe by %+.1f points on average and on %d of %d tasks (worst: %+.1f points).",
+			100*(sums["default"]-sums["probe"])/n, above, len(rows), 100*worstProbe)
+		fbSum, fbWorst := 0.0, math.Inf(1)
+		for _, r := range rows {
+			fbSum += r.withFallback - r.acc["probe"]
+			fbWorst = math.Min(fbWorst, r.withFallback-r.acc["probe"])
+		}
+		fmt.Fprintf(&b, " Ending with the probe's model where it beat the best epoch on validation (probe_fallback): %+.1f points on average (worst: %+.1f).",
+			100*fbSum/n, 100*fbWorst)
+		if len(o.seeds) > 1 {
+			seedWorst, runs, seedAbove := math.Inf(1), 0, 0
+			for _, r := range rows {
+				for _, gap := range r.probeGaps {
+					runs++
+					seedWorst = math.Min(seedWorst, gap)
+					if gap > 0 {
+						seedAbove++
+					}
+				}
+			}
+			fmt.Fprintf(&b, " Seed by seed: above the probe on %d of %d runs (worst: %+.1f points).", seedAbove, runs, 100*seedWorst)
+		} else {
+			fmt.Fprintf(&b, " One seed: each figure is one run against one probe, where %d test images make a point.", 2*o.testPer/100)
+		}
+		fmt.Fprintf(&b, "\n\n")
+	}
+	if !grid {
+		return b.String()
+	}
 	fmt.Fprintf(&b, "The default is within %.0f point of the grid search's pick on %d of %d tasks (worst: %+.1f points); mean %+.1f points against the pick. Against the best grid run in hindsight, which no search could know: mean %+.1f, worst %+.1f points.\n",
-		100*tolerance, within, len(rows), 100*worst, 100*(sumDef-sumPick)/n, 100*(sumDef-sumMax)/n, 100*worstMax)
+		100*tolerance, within, len(rows), 100*worst, 100*(sums["default"]-sumPick)/n, 100*(sums["default"]-sumMax)/n, 100*worstMax)
 	if len(o.seeds) > 1 {
 		seedWorst, seedWorstAt, seedWithin, runs := math.Inf(1), "", 0, 0
 		for _, r := range rows {

@@ -22,9 +22,9 @@ func TestHelp(t *testing.T) {
 		r = cli(t, dir, args...)
 		requireExit(t, r, 0)
 		require.Contains(t, r.stdout, "Usage: finetune run")
-		require.Contains(t, r.stdout, "--train.lr number (FINETUNE_TRAIN_LR; default 0.001)")
+		require.Contains(t, r.stdout, "--train.lr number (FINETUNE_TRAIN_LR; default 0.0001)")
 		require.Contains(t, r.stdout, "--resume PATH")
-		require.Contains(t, r.stdout, "--stages NAME:EPOCHS:FREEZE[:MULT],... (FINETUNE_STAGES; default head:5:all:0.1,finetune:15:layer3:0.1)")
+		require.Contains(t, r.stdout, "--stages NAME:EPOCHS:FREEZE[:MULT],... (FINETUNE_STAGES; default head:5:all:0.1,finetune:15:layer2:3)")
 		require.Empty(t, r.stderr)
 	}
 	for _, cmd := range []string{"init", "config", "inspect", "eval", "predict", "version"} {

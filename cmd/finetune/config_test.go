@@ -124,7 +124,7 @@ func TestConfigSourcePrecedence(t *testing.T) {
 		batch int
 		from  string
 	}{
-		{"defaults", "", nil, nil, 1e-3, 32, "defaults"},
+		{"defaults", "", nil, nil, 1e-4, 32, "defaults"},
 		{"file", file, nil, nil, 0.5, 8, file},
 		{"environment over file", file, []string{"FINETUNE_TRAIN_LR=0.25"}, nil, 0.25, 8, file + " < environment (FINETUNE_TRAIN_LR)"},
 		{"flag over environment", file, []string{"FINETUNE_TRAIN_LR=0.25", "FINETUNE_DATA_BATCH_SIZE=16"}, []string{"--data.batch_size", "64"},
