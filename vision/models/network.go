@@ -2,7 +2,8 @@ package models
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
@@ -41,14 +42,7 @@ func init() {
 }
 
 // Networks returns the names of the architectures Build makes, sorted.
-func Networks() []string {
-	names := make([]string, 0, len(builders))
-	for n := range builders {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Networks() []string { return slices.Sorted(maps.Keys(builders)) }
 
 // Build makes the architecture called name with a classifier of
 // numClasses outputs (none for 0), initialised as torchvision initialises

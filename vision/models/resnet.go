@@ -2,7 +2,8 @@ package models
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
@@ -28,14 +29,7 @@ var archs = map[string]Arch{
 }
 
 // Archs returns the names of the architectures New builds, sorted.
-func Archs() []string {
-	names := make([]string, 0, len(archs))
-	for n := range archs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Archs() []string { return slices.Sorted(maps.Keys(archs)) }
 
 // LookupArch returns the architecture called name.
 func LookupArch(name string) (Arch, error) {
