@@ -181,6 +181,7 @@ func (lp *loop) meta(form, path string, metrics map[string]float64) (Meta, error
 // best weights so far, the optimizer's state and the loop's, enough to
 // continue exactly where the run is.
 func (lp *loop) writeResume() error {
+	lp.state.Elapsed = lp.before + lp.since()
 	return lp.ev.record(Event{Kind: EventCheckpoint, Checkpoint: &CheckpointWrite{Name: CheckpointLast, Write: func(path string) error {
 		if err := lp.writeResumeTo(path); err != nil {
 			return err
@@ -389,6 +390,7 @@ func VerifyCheckpoint(path string) (_ Meta, err error) {
 func (lp *loop) restore(pt *resumePoint) error {
 	path := pt.path
 	lp.state = pt.state
+	lp.before = pt.state.Elapsed
 	if err := lp.m.SetBNMode(lp.plan.BatchNorm); err != nil {
 		return err
 	}

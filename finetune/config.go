@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	textsuggest "github.com/finetune-go/finetune/internal/suggest"
 	"github.com/finetune-go/finetune/vision/models"
@@ -30,7 +31,7 @@ type Config struct {
 	// ProbeFallback is a field of its own, not a value of Probe, because
 	// it needs the head to start as the probe: that state is what the run
 	// falls back to.
-	ProbeFallback bool         `json:"probe_fallback" doc:"with model.head.init: probe, end with the probe's model (the backbone before training, the probe as the head) when its validation accuracy beats the best epoch's"`
+	ProbeFallback bool         `json:"probe_fallback" doc:"with model.head.init: probe, the probe's model (the backbone before training, the probe as the head) is epoch 0, validated as every epoch is and the first candidate for the best by train.early_stopping.metric: the run ends with it when no epoch beats it"`
 	Stages        []Stage      `json:"stages" doc:"the recipe: stages run in order, each NAME:EPOCHS:FREEZE[:BACKBONE_LR_MULT]; the default trains the head on a frozen backbone, then unfreezes layer3 and layer4 at 3× the learning rate, the head, which starts as the linear probe, staying at lr (docs/recipes.md)"`
 	CV            CVConfig     `json:"cv"`
 	Output        OutputConfig `json:"output"`
@@ -115,8 +116,12 @@ type TrainConfig struct {
 	Precision         string `json:"precision" doc:"auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, else fp32), bf16 (the frozen backbone in bfloat16; the layers that train under bfloat16 autocast on CUDA, in float32 on the CPU), fp16 (autocast with loss scaling, CUDA) or fp32"`
 	ChannelsLast      string `json:"channels_last" doc:"auto (on CUDA), on or off: the memory layout of images and convolution weights"`
 	// ProbePatience is not a field of EarlyStopping: it compares with the
-	// probe, not with the stage's own best epoch.
-	ProbePatience int           `json:"probe_patience" doc:"with probe_fallback, a stage after the first stops when none of its first probe_patience epochs beat the linear probe's validation accuracy: the run would end with the probe's model anyway; 0: never"`
+	// run's best so far, the probe's model included, not with the
+	// stage's own best epoch.
+	ProbePatience int `json:"probe_patience" doc:"with probe_fallback, a stage after the first stops when none of its first probe_patience epochs beats the best so far by train.early_stopping.metric, the probe's model (epoch 0) included: the run would end with that earlier model anyway; 0: never"`
+	// MaxTime is a string, not a time.Duration: it has a value, auto, no
+	// duration stands for, and it reads the same in every source.
+	MaxTime       string        `json:"max_time" doc:"the run's time budget, a duration (90s, 20m, 1h30m) or 0 for none: the plan keeps of each stage, in order, the epochs its estimate fits in what is left after the time spent and the final evaluations, and a stage stops when its next epoch would pass the budget; auto: none on CUDA, on the CPU the larger of 2m and the estimated time of one epoch of a plain float32 loop on a frozen backbone"`
 	EarlyStopping EarlyStopping `json:"early_stopping"`
 }
 
@@ -161,7 +166,7 @@ func Defaults() Config {
 		Train: TrainConfig{BatchNorm: "auto", BNAffine: "follow", Optimizer: "adamw", LR: 1e-4,
 			WeightDecay: 0.01, Momentum: 0.9, Schedule: "cosine", WarmupEpochs: 1, StepEvery: 10, StepGamma: 0.1,
 			ClassWeights: "none", CacheFeatures: "auto", CacheActivations: "auto", Precision: "auto", ChannelsLast: "auto",
-			ProbePatience: 3, EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
+			ProbePatience: 3, MaxTime: "auto", EarlyStopping: EarlyStopping{Metric: "val_loss", Patience: 5, MinDelta: 1e-4}},
 		Stages: []Stage{
 			{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
 			{Name: "finetune", Epochs: 15, Freeze: "layer2", BackboneLRMult: 3},
@@ -364,6 +369,9 @@ func (c Config) Validate() error {
 	if t.ProbePatience < 0 {
 		errs = append(errs, fmt.Sprintf("train.probe_patience: must be 0 or more, got %d", t.ProbePatience))
 	}
+	if _, err := parseMaxTime(t.MaxTime); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if t.EarlyStopping.Patience < 0 {
 		errs = append(errs, fmt.Sprintf("train.early_stopping.patience: must be 0 or more, got %d", t.EarlyStopping.Patience))
 	}
@@ -406,6 +414,19 @@ func (e *ConfigError) Error() string {
 		return "config: " + e.Problems[0]
 	}
 	return "config: " + strings.Join(e.Problems, "; ")
+}
+
+// parseMaxTime parses train.max_time: a duration, 0 for none; auto
+// returns -1.
+func parseMaxTime(s string) (time.Duration, error) {
+	if s == "auto" {
+		return -1, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("train.max_time: %q is not auto, 0 (none) or a duration such as 90s, 20m or 1h30m", s)
+	}
+	return d, nil
 }
 
 // EvalResize is data.resize, or 8/7 of data.image_size when it is 0

@@ -2,6 +2,7 @@ package finetune
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -23,9 +24,6 @@ const estimateBatch = 8
 // activations), each after a warm-up call. Decoding the images is not
 // counted: the loaders overlap it with the computation.
 func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
-	cfg := r.cfg
-	b := min(cfg.Data.BatchSize, estimateBatch)
-	scale := float64(cfg.Data.BatchSize) / float64(b)
 	wasTraining := r.m.Training()
 	defer r.m.Train(wasTraining)
 	defer r.m.StopFused()
@@ -37,45 +35,11 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 	}
 	s := torch.NewScope()
 	defer s.Close()
-	side := int64(cfg.Data.ImageSize)
-	x, err := torch.Full([]int64{int64(b), 3, side, side}, 0.5)
-	if err == nil {
-		x, err = r.at.input(x)
-	}
+	tb, err := r.timingBatch()
 	if err != nil {
 		return err
 	}
-	timed := func(f func() (*torch.Tensor, error)) (float64, *torch.Tensor, error) {
-		var out *torch.Tensor
-		var secs float64
-		for range 2 {
-			start := time.Now()
-			err := r.at.compute(func() error {
-				var err error
-				out, err = f()
-				return err
-			})
-			if err != nil {
-				return 0, nil, err
-			}
-			// Reading a value waits for a device that computes
-			// asynchronously (CUDA).
-			if err := readOne(out); err != nil {
-				return 0, nil, err
-			}
-			secs = time.Since(start).Seconds() * scale
-		}
-		return secs, out, nil
-	}
-	noGrad := func(f func(*torch.Tensor) (*torch.Tensor, error), in *torch.Tensor) func() (*torch.Tensor, error) {
-		return func() (out *torch.Tensor, err error) {
-			err = torch.NoGrad(func() error {
-				out, err = f(in)
-				return err
-			})
-			return out, err
-		}
-	}
+	x, timed := tb.x, tb.timed
 	// A step: the forward from in, the head, a loss and its backward.
 	step := func(forward func(*torch.Tensor) (*torch.Tensor, error), in *torch.Tensor) func() (*torch.Tensor, error) {
 		return func() (*torch.Tensor, error) {
@@ -156,8 +120,8 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 		}
 		epochSecs = float64(evalBatches) * evalSecs
 	}
-	ps.EstimatedSeconds = float64(ps.Epochs) * (float64(ps.StepsPerEpoch)*stepSecs + epochSecs)
-	ps.EstimatedSeconds += onceSecs
+	ps.EpochSeconds, ps.OnceSeconds = float64(ps.StepsPerEpoch)*stepSecs+epochSecs, onceSecs
+	ps.EstimatedSeconds = float64(ps.Epochs)*ps.EpochSeconds + ps.OnceSeconds
 	parts := []string{fmt.Sprintf("%s × (%s × %.3gs", plural.Count(ps.Epochs, "epoch"), plural.Count(ps.StepsPerEpoch, "step"), stepSecs)}
 	if epochSecs > 0 {
 		parts = append(parts, fmt.Sprintf(" + %.3gs of validation and train accuracy", epochSecs))
@@ -166,11 +130,72 @@ func (r *run) estimateStage(plan *Plan, i int, ps *PlanStage) error {
 	if once != "" {
 		parts = append(parts, fmt.Sprintf(" + %.3gs of %s", onceSecs, once))
 	}
-	reason := strings.Join(parts, "") + fmt.Sprintf("; timed on a batch of %d constant images, decoding not counted", b)
+	reason := strings.Join(parts, "") + fmt.Sprintf("; timed on a batch of %d constant images, decoding not counted", tb.n)
 	value := time.Duration(ps.EstimatedSeconds * float64(time.Second)).Round(time.Second).String()
 	r.decide(plan, fmt.Sprintf("stages[%d].estimate", i), value, reason,
 		fmt.Sprintf("stage %s: about %s: %s", ps.Name, value, reason))
 	return nil
+}
+
+// timingBatch is a batch of constant images, on the device in the run's
+// layout, that estimates time computations on, scaled to
+// data.batch_size.
+type timingBatch struct {
+	x     *torch.Tensor
+	n     int
+	scale float64
+	at    placement
+}
+
+// timingBatch makes a timingBatch in the current scope.
+func (r *run) timingBatch() (*timingBatch, error) {
+	b := min(r.cfg.Data.BatchSize, estimateBatch)
+	side := int64(r.cfg.Data.ImageSize)
+	x, err := torch.Full([]int64{int64(b), 3, side, side}, 0.5)
+	if err == nil {
+		x, err = r.at.input(x)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &timingBatch{x: x, n: b, scale: float64(r.cfg.Data.BatchSize) / float64(b), at: r.at}, nil
+}
+
+// timed runs f twice, the first a warm-up, under the run's autocast,
+// and returns the seconds of the second scaled to a whole batch, and
+// its output.
+func (tb *timingBatch) timed(f func() (*torch.Tensor, error)) (float64, *torch.Tensor, error) {
+	var out *torch.Tensor
+	var secs float64
+	for range 2 {
+		start := time.Now()
+		err := tb.at.compute(func() error {
+			var err error
+			out, err = f()
+			return err
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		// Reading a value waits for a device that computes
+		// asynchronously (CUDA).
+		if err := readOne(out); err != nil {
+			return 0, nil, err
+		}
+		secs = time.Since(start).Seconds() * tb.scale
+	}
+	return secs, out, nil
+}
+
+// noGrad is f of in without autograd, as a computation to time.
+func noGrad(f func(*torch.Tensor) (*torch.Tensor, error), in *torch.Tensor) func() (*torch.Tensor, error) {
+	return func() (out *torch.Tensor, err error) {
+		err = torch.NoGrad(func() error {
+			out, err = f(in)
+			return err
+		})
+		return out, err
+	}
 }
 
 // batches counts batches.
@@ -198,4 +223,142 @@ func runEstimate(plan *Plan, i int) float64 {
 		s += st.EstimatedSeconds
 	}
 	return s
+}
+
+// autoMaxTimeFloor is the least budget train.max_time: auto gives a
+// CPU run.
+const autoMaxTimeFloor = 2 * time.Minute
+
+// resolveMaxTime decides plan.MaxTime (train.max_time) and, under a
+// budget, estimates the seconds of the passes after the last stage
+// (validation, the train sample, the test set), which the stages must
+// leave time for. The model is as resolveStages leaves it, unfused.
+func (r *run) resolveMaxTime(plan *Plan) (final float64, err error) {
+	cfg := r.cfg
+	budget, _ := parseMaxTime(cfg.Train.MaxTime) // Validate checked it
+	if budget == 0 || cfg.Recipe == "linear-probe" {
+		return 0, nil
+	}
+	if budget < 0 && r.at.device.Type != torch.DeviceCPU {
+		r.decide(plan, "train.max_time", "0", fmt.Sprintf("no budget on %v: the stages train their configured epochs", r.at.device), "")
+		return 0, nil
+	}
+	wasTraining := r.m.Training()
+	defer r.m.Train(wasTraining)
+	r.m.Train(false)
+	s := torch.NewScope()
+	defer s.Close()
+	tb, err := r.timingBatch()
+	if err != nil {
+		return 0, err
+	}
+	batchSize := cfg.Data.BatchSize
+	if budget < 0 {
+		// The loop one writes by hand: the whole model's float32 forward,
+		// unfused, the backbone frozen (no autograd through it); the
+		// head's step is a small part of it.
+		plain := *tb
+		plain.at.autocast = 0
+		secs, _, err := plain.timed(noGrad(r.m.Forward, tb.x))
+		if err != nil {
+			return 0, err
+		}
+		n := (len(r.d.Train) + batchSize - 1) / batchSize
+		epoch := float64(n) * secs
+		budget = max(autoMaxTimeFloor, time.Duration(epoch*float64(time.Second)).Round(time.Second))
+		r.decide(plan, "train.max_time", budget.String(), fmt.Sprintf("on the CPU, the larger of %v and one epoch of a plain loop "+
+			"(the whole model's float32 forward, unfused, the backbone frozen): %s × %.3gs = %s; timed on a batch of %d constant images",
+			autoMaxTimeFloor, batches(n), secs, seconds(epoch), tb.n), "")
+	}
+	plan.MaxTime = budget.Seconds()
+	restore, err := r.m.useFusedForEval(torch.ChannelsLast, r.at.frozenType())
+	if err != nil {
+		return 0, err
+	}
+	defer restore()
+	evalSecs, _, err := tb.timed(noGrad(func(x *torch.Tensor) (*torch.Tensor, error) {
+		f, err := r.m.FrozenFeatures(x)
+		if err != nil {
+			return nil, err
+		}
+		return r.m.Head.Forward(f)
+	}, tb.x))
+	if err != nil {
+		return 0, err
+	}
+	n := r.valLoader.Len() + r.trainEvalLoader.Len()
+	if r.d.TestSet != nil {
+		n += (len(r.d.TestSet.Samples) + batchSize - 1) / batchSize
+	}
+	return float64(n) * evalSecs, nil
+}
+
+// fitStages keeps of plan's stages, in order, the epochs that fit in the
+// budget (plan.MaxTime) left after the time spent so far and final, the
+// passes after the last stage; a stage no epoch of which fits is
+// dropped, unless it is the first and the head starts random: one epoch
+// of it trains the head. res's features, the first stage's, are freed
+// when it is dropped.
+func (r *run) fitStages(plan *Plan, final float64, res *resolution) error {
+	if plan.MaxTime == 0 || len(plan.Stages) == 0 {
+		return nil
+	}
+	left := plan.MaxTime - r.since() - final
+	vals := []*float64{&left}
+	for i := range plan.Stages {
+		vals = append(vals, &plan.Stages[i].EpochSeconds, &plan.Stages[i].OnceSeconds)
+	}
+	// Every rank trains the epochs rank 0 fits.
+	if err := r.dp.agree(vals...); err != nil {
+		return err
+	}
+	need := plan.MaxTime - left
+	for _, ps := range plan.Stages {
+		need += ps.EstimatedSeconds
+	}
+	more := fmt.Sprintf("--train.max_time %v gives the whole recipe its estimated time", time.Duration(math.Ceil(need/60))*time.Minute)
+	budget := seconds(plan.MaxTime)
+	var kept []PlanStage
+	for i, ps := range plan.Stages {
+		once := ps.OnceSeconds
+		if i == 0 {
+			// Computed while the plan was made: already spent.
+			once = 0
+		}
+		fit := ps.Epochs
+		if f := math.Floor(max(0, left-once) / ps.EpochSeconds); f < float64(fit) {
+			fit = int(f)
+		}
+		key := fmt.Sprintf("stages[%d].epochs", i)
+		epoch := fmt.Sprintf("an epoch takes about %s", seconds(ps.EpochSeconds))
+		if once > 0 {
+			epoch += fmt.Sprintf(", after %s computed once", seconds(once))
+		}
+		switch {
+		case fit == 0 && i == 0 && plan.HeadStart != "probe":
+			fit = 1
+			r.decide(plan, key, "1", fmt.Sprintf("%s left of train.max_time %s, %s: over the budget, but the head starts random and "+
+				"one epoch trains it; %s", seconds(max(0, left)), budget, epoch, more), "")
+		case fit == 0:
+			r.decide(plan, fmt.Sprintf("stages[%d]", i), "dropped", fmt.Sprintf("%s left of train.max_time %s, %s; %s",
+				seconds(max(0, left)), budget, epoch, more), "")
+			if i == 0 && res.feats != nil {
+				res.feats.free(r.m)
+				res.feats = nil
+			}
+			continue
+		case fit < ps.Epochs:
+			r.decide(plan, key, fmt.Sprint(fit), fmt.Sprintf("of %d: %s left of train.max_time %s, %s; %s",
+				ps.Epochs, seconds(left), budget, epoch, more), "")
+		}
+		ps.Epochs = fit
+		ps.EstimatedSeconds = float64(fit)*ps.EpochSeconds + ps.OnceSeconds
+		left -= float64(fit)*ps.EpochSeconds + once
+		kept = append(kept, ps)
+	}
+	plan.Stages = kept
+	if len(kept) == 0 {
+		r.decide(plan, "stages", "none", fmt.Sprintf("no stage fits in train.max_time %s: the probe is the model", budget), "")
+	}
+	return nil
 }

@@ -88,9 +88,11 @@ type EpochMetrics struct {
 }
 
 // StageStop is a stage that stopped before its last epoch: after which
-// epoch of the stage, and why: "early_stopping" (its validation metric
-// stopped improving) or "probe" (it did not beat the linear probe; see
-// TrainConfig.ProbePatience).
+// epoch of the stage (0: it was skipped), and why: "early_stopping" (its
+// validation metric stopped improving), "probe" (it did not beat the
+// run's best before it, the probe's model included; see
+// TrainConfig.ProbePatience) or "max_time" (its next epoch would have
+// ended past the budget, Plan.MaxTime).
 type StageStop struct {
 	Stage   string `json:"stage"`
 	Epoch   int    `json:"epoch"`

@@ -71,6 +71,9 @@ func tinyConfig(t testing.TB, train string) Config {
 	// auto would mean bf16 on a CPU with AMX or AVX512-BF16: the tests
 	// compute the same on every machine unless they ask for bf16.
 	c.Train.Precision = "fp32"
+	// A loaded machine may take longer than auto's budget: the tests
+	// that want one set it.
+	c.Train.MaxTime = "0"
 	c.Probe, c.Search = false, "off"
 	c.Model.Head.Init = "random"
 	return c

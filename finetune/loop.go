@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/finetune-go/finetune/internal/plural"
 	"github.com/finetune-go/finetune/torch"
@@ -38,27 +40,42 @@ type loop struct {
 	// lastPath is where the Recorder wrote the last resume checkpoint, ""
 	// while none did.
 	lastPath string
+	// before is the wall time, in seconds, that the processes before
+	// this one spent on the run: a resumed run's budget counts it.
+	before float64
 }
 
 // trainState is what a resumed run needs besides the plan, the weights
 // and the optimizer.
 type trainState struct {
-	Stage       int             `json:"stage"`
-	Epoch       int             `json:"epoch"`         // epochs finished in the stage
-	StepInEpoch int             `json:"step_in_epoch"` // steps finished in the epoch in progress
-	Step        int             `json:"step"`          // steps finished in the stage
-	BestValue   float64         `json:"best_value"`
-	HaveBest    bool            `json:"have_best"`
-	SinceBest   int             `json:"since_best"`
-	StageBest   float64         `json:"stage_best"`
-	StageHave   bool            `json:"stage_have"`
-	Best        EpochMetrics    `json:"best_epoch"`
-	History     []EpochMetrics  `json:"history"`
-	Trained     map[string]bool `json:"trained"`
-	Partial     partialEpoch    `json:"partial"`
-	// BeatProbe says an epoch of the stage in progress beat the probe's
-	// validation accuracy (TrainConfig.ProbePatience).
-	BeatProbe bool `json:"beat_probe"`
+	Stage       int `json:"stage"`
+	Epoch       int `json:"epoch"`         // epochs finished in the stage
+	StepInEpoch int `json:"step_in_epoch"` // steps finished in the epoch in progress
+	Step        int `json:"step"`          // steps finished in the stage
+	// BestValue is the early-stopping metric of the run's best so far,
+	// whose weights the loop keeps: an epoch, or the probe's model
+	// (Probe).
+	BestValue float64 `json:"best_value"`
+	HaveBest  bool    `json:"have_best"`
+	SinceBest int     `json:"since_best"`
+	StageBest float64 `json:"stage_best"`
+	StageHave bool    `json:"stage_have"`
+	// Best is the best epoch by the early-stopping metric, whether or
+	// not it beat the probe's model.
+	Best    EpochMetrics    `json:"best_epoch"`
+	History []EpochMetrics  `json:"history"`
+	Trained map[string]bool `json:"trained"`
+	Partial partialEpoch    `json:"partial"`
+	// Probe is the probe's model validated as an epoch is, before the
+	// first step: epoch 0, the first candidate for the best
+	// (probe_fallback); nil without one.
+	Probe *EpochMetrics `json:"probe,omitempty"`
+	// BeatBest says an epoch of the stage in progress beat the run's best
+	// before it (TrainConfig.ProbePatience).
+	BeatBest bool `json:"beat_best"`
+	// Elapsed is the run's wall time in seconds when the state was
+	// written: a resumed run's budget (Plan.MaxTime) counts it.
+	Elapsed float64 `json:"elapsed"`
 	// Stops lists the stages that stopped early.
 	Stops []StageStop `json:"stops"`
 	// FellBack says the run ended with the probe's model
@@ -100,7 +117,16 @@ func (lp *loop) close() {
 func (lp *loop) train(ctx context.Context) error {
 	for lp.state.Stage < len(lp.plan.Stages) {
 		p := stagePlan{PlanStage: lp.plan.Stages[lp.state.Stage], index: lp.state.Stage}
-		if err := lp.runStage(ctx, p); err != nil {
+		skip, err := lp.skipStage(p)
+		if err != nil {
+			return err
+		}
+		if skip == nil {
+			err = lp.runStage(ctx, p)
+		} else {
+			lp.stop(p, skip)
+		}
+		if err != nil {
 			// Cancellation may surface anywhere (a loader, a validation
 			// pass); the state still describes the last finished step.
 			if ctx.Err() != nil && !errors.Is(err, ErrInterrupted) && !errors.Is(err, errRecord) {
@@ -110,29 +136,114 @@ func (lp *loop) train(ctx context.Context) error {
 		}
 		lp.state.Stage++
 		lp.state.Epoch, lp.state.Step, lp.state.StepInEpoch = 0, 0, 0
-		lp.state.StageHave, lp.state.SinceBest, lp.state.BeatProbe = false, 0, false
+		lp.state.StageHave, lp.state.SinceBest, lp.state.BeatBest = false, 0, false
 	}
 	return lp.fallBackToProbe()
 }
 
-// fallBackToProbe ends the run with the probe's model when the probe
-// did better on validation than the best epoch (probe_fallback).
-// Accuracy decides, not the early-stopping metric: the probe's L2
-// penalty, chosen for accuracy, leaves its probabilities less confident
-// than a trained head's, so its loss says little about how often it is
-// right.
+// now is the loop's clock: the tests move it.
+var now = time.Now
+
+// elapsed is the run's wall time so far in seconds, resumed runs' time
+// included, as rank 0 measured it: every rank stops where it does.
+func (lp *loop) elapsed() (float64, error) {
+	secs := lp.before + lp.since()
+	err := lp.dp.agree(&secs)
+	return secs, err
+}
+
+// outOfTime says whether the next epoch of stage p, and next seconds
+// before it, would end past the plan's budget, and the time spent.
+func (lp *loop) outOfTime(p stagePlan, next float64) (over bool, spent float64, err error) {
+	if lp.plan.MaxTime == 0 {
+		return false, 0, nil
+	}
+	if spent, err = lp.elapsed(); err != nil {
+		return false, 0, err
+	}
+	return spent+next+p.EpochSeconds > lp.plan.MaxTime, spent, nil
+}
+
+// skipStage says whether stage p, about to start, is skipped because
+// its first epoch would end past the plan's budget: a run has
+// something to end with by then (the probe's model or an epoch), so
+// the stage's time is not spent.
+func (lp *loop) skipStage(p stagePlan) (*StageStop, error) {
+	if !lp.state.HaveBest || lp.state.Epoch > 0 || lp.state.StepInEpoch > 0 {
+		return nil, nil
+	}
+	over, spent, err := lp.outOfTime(p, p.OnceSeconds)
+	if err != nil || !over {
+		return nil, err
+	}
+	return &StageStop{Stage: p.Name, Reason: "max_time", Message: fmt.Sprintf(
+		"stage %s: skipped: %s of train.max_time %s spent, and its first epoch takes about %s", p.Name,
+		seconds(spent), seconds(lp.plan.MaxTime), seconds(p.OnceSeconds+p.EpochSeconds))}, nil
+}
+
+// seconds writes a duration in seconds as time.Duration does, to the
+// second.
+func seconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+// stop records that stage p stopped early.
+func (lp *loop) stop(p stagePlan, stop *StageStop) {
+	lp.state.Stops = append(lp.state.Stops, *stop)
+	lp.ev.emit(Event{Kind: EventStageStop, Stage: p.Name, Epoch: stop.Epoch, Message: stop.Message, Stop: stop})
+}
+
+// fallBackToProbe ends the run with the probe's model when no epoch beat
+// it (probe_fallback). The probe's model is epoch 0 (probeEpoch): it
+// competes for the best by the metric that picks the best epoch,
+// measured by the same evaluation. With a metric of its own (the
+// probe's accuracy from its logistic regression against the epochs'
+// loss) a run could keep an epoch by one measure and then drop it for
+// the probe by another: the demo kept a head epoch by validation loss,
+// never a fine-tuning epoch more accurate than the probe, and then
+// ended with the probe, more accurate than the head epoch.
 func (lp *loop) fallBackToProbe() error {
-	probe := lp.plan.ProbeAccuracy
-	if lp.probeStart == nil || probe == nil || !lp.state.HaveBest || *probe <= lp.state.Best.ValAccuracy {
+	pr := lp.state.Probe
+	if pr == nil || slices.ContainsFunc(lp.state.History, func(e EpochMetrics) bool { return e.Best }) {
 		return nil
 	}
 	if _, err := nn.LoadStateDict(lp.m, lp.probeStart, nn.LoadOptions{}); err != nil {
 		return fmt.Errorf("probe_fallback: %w", err)
 	}
 	lp.state.FellBack = true
-	lp.info("probe_fallback: the linear probe's validation accuracy %.4f beats the best epoch's %.4f: the run ends with the probe's model",
-		*probe, lp.state.Best.ValAccuracy)
+	metric := lp.cfg.Train.EarlyStopping.Metric
+	v, _ := lp.metricValue(*pr)
+	msg := fmt.Sprintf("probe_fallback: no epoch beat the probe's model (epoch 0) on %s (%.4f)", metric, v)
+	if len(lp.state.History) > 0 {
+		b, _ := lp.metricValue(lp.state.Best)
+		msg += fmt.Sprintf("; the best epoch's: %.4f", b)
+	}
+	lp.info("%s: the run ends with the probe's model", msg)
 	return nil
+}
+
+// probeEpoch validates the probe's model as epoch 0 before the first
+// step of a run that can end with it (probe_fallback): the first
+// candidate for the best. feats are the first stage's, whose cached
+// validation features make it one pass of the head.
+func (lp *loop) probeEpoch(ctx context.Context, p stagePlan, feats *stageFeatures) error {
+	if lp.probeStart == nil || lp.state.Probe != nil || lp.state.Stage > 0 || lp.state.Step > 0 {
+		return nil
+	}
+	val, err := lp.evaluate(ctx, lp.valLoader, feats.val, nil)
+	if err != nil {
+		return fmt.Errorf("validating the probe's model: %w", err)
+	}
+	if err := lp.dp.agree(&val.Loss, &val.Accuracy); err != nil {
+		return err
+	}
+	em := EpochMetrics{Fold: lp.ev.fold, Stage: p.Name, ValLoss: val.Loss, ValAccuracy: val.Accuracy}
+	lp.state.Probe = &em
+	lp.state.BestValue, _ = lp.metricValue(em)
+	lp.state.HaveBest = true
+	lp.info("the probe's model, epoch 0: val_loss %.4f, val_accuracy %.4f: the best so far, which an epoch must beat on %s",
+		em.ValLoss, em.ValAccuracy, lp.cfg.Train.EarlyStopping.Metric)
+	return lp.keepBest()
 }
 
 // prepareStage freezes the backbone as stage p says and builds the
@@ -184,6 +295,9 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 		}
 	}
 	defer feats.free(lp.m)
+	if err := lp.probeEpoch(ctx, p, feats); err != nil {
+		return err
+	}
 	total := p.Epochs * p.StepsPerEpoch
 	for lp.state.Epoch < p.Epochs {
 		if err := lp.dp.interrupted(ctx); err != nil {
@@ -218,8 +332,7 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 			return err
 		}
 		if stop != nil {
-			lp.state.Stops = append(lp.state.Stops, *stop)
-			lp.ev.emit(Event{Kind: EventStageStop, Stage: p.Name, Epoch: em.Epoch, Message: stop.Message, Stop: stop})
+			lp.stop(p, stop)
 			break
 		}
 	}
@@ -227,29 +340,50 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 }
 
 // stageStop says whether stage p stops after epoch em, and why: early
-// stopping's patience ran out, or, in a stage after the first of a run
-// that can end with the probe's model, its first
-// train.probe_patience epochs did not beat the probe on validation.
-func (lp *loop) stageStop(p stagePlan, em *EpochMetrics) *StageStop {
-	probe := lp.plan.ProbeAccuracy
-	if probe != nil && em.ValAccuracy > *probe {
-		lp.state.BeatProbe = true
-	}
-	if pat := lp.cfg.Train.ProbePatience; pat > 0 && p.index > 0 && probe != nil && lp.probeStart != nil &&
-		!lp.state.BeatProbe && lp.state.Epoch >= pat && lp.state.Epoch < p.Epochs {
+// stopping's patience ran out; or, in a stage after the first of a run
+// that can end with the probe's model, none of its first
+// train.probe_patience epochs beat the run's best before it, the
+// probe's model included; or its next epoch would end past the plan's
+// budget.
+func (lp *loop) stageStop(p stagePlan, em *EpochMetrics) (*StageStop, error) {
+	last := lp.state.Epoch >= p.Epochs
+	metric := lp.cfg.Train.EarlyStopping.Metric
+	if pat := lp.cfg.Train.ProbePatience; pat > 0 && p.index > 0 && lp.state.Probe != nil &&
+		!lp.state.BeatBest && lp.state.Epoch >= pat && !last {
 		return &StageStop{Stage: p.Name, Epoch: em.Epoch, Reason: "probe", Message: fmt.Sprintf(
-			"stage %s: stopped after epoch %d: none of its %s reached a validation accuracy above the linear probe's %.4f "+
-				"(train.probe_patience: %d), and the run ends with the probe's model unless an epoch beats it",
-			p.Name, em.Epoch, plural.Count(lp.state.Epoch, "epoch"), *probe, pat)}
+			"stage %s: stopped after epoch %d: none of its %s beat the best so far on %s (%.4f, %s; train.probe_patience: %d), "+
+				"and the run ends with that model unless an epoch beats it",
+			p.Name, em.Epoch, plural.Count(lp.state.Epoch, "epoch"), metric, lp.state.BestValue, lp.bestName(), pat)}, nil
 	}
-	if pat := lp.cfg.Train.EarlyStopping.Patience; pat > 0 && lp.state.SinceBest >= pat && lp.state.Epoch < p.Epochs {
+	if pat := lp.cfg.Train.EarlyStopping.Patience; pat > 0 && lp.state.SinceBest >= pat && !last {
 		return &StageStop{Stage: p.Name, Epoch: em.Epoch, Reason: "early_stopping", Message: fmt.Sprintf(
 			"stage %s: early stop after epoch %d: %s has not improved for %s",
-			p.Name, em.Epoch, lp.cfg.Train.EarlyStopping.Metric, plural.Count(lp.state.SinceBest, "epoch"))}
+			p.Name, em.Epoch, metric, plural.Count(lp.state.SinceBest, "epoch"))}, nil
 	}
-	return nil
+	if last {
+		return nil, nil
+	}
+	over, spent, err := lp.outOfTime(p, 0)
+	if err != nil || !over {
+		return nil, err
+	}
+	return &StageStop{Stage: p.Name, Epoch: em.Epoch, Reason: "max_time", Message: fmt.Sprintf(
+		"stage %s: stopped after epoch %d: %s of train.max_time %s spent, and another epoch takes about %s",
+		p.Name, em.Epoch, seconds(spent), seconds(lp.plan.MaxTime), seconds(p.EpochSeconds))}, nil
 }
 
+// bestName names the run's best so far: an epoch, or the probe's model.
+func (lp *loop) bestName() string {
+	for _, e := range slices.Backward(lp.state.History) {
+		if e.Best {
+			return fmt.Sprintf("epoch %d of stage %s", e.Epoch, e.Stage)
+		}
+	}
+	return "the probe's model"
+}
+
+// metricValue is em's early-stopping metric, and whether higher is
+// better.
 func (lp *loop) metricValue(em EpochMetrics) (v float64, higherIsBetter bool) {
 	if lp.cfg.Train.EarlyStopping.Metric == "val_accuracy" {
 		return em.ValAccuracy, true
@@ -268,8 +402,8 @@ func (lp *loop) improves(v, best float64, higher bool) bool {
 // endEpoch records the epoch, keeps the best weights so far and records
 // the resume checkpoint; it reports whether the stage should stop early,
 // and why (stageStop). Patience counts within the stage; the weights kept
-// are the best of the whole run, so a later stage that does worse ends
-// with the earlier best.
+// are the best of the whole run, the probe's model (epoch 0) included,
+// so a later stage that does worse ends with the earlier best.
 func (lp *loop) endEpoch(p stagePlan, em *EpochMetrics) (*StageStop, error) {
 	v, higher := lp.metricValue(*em)
 	if !lp.state.StageHave || lp.improves(v, lp.state.StageBest, higher) {
@@ -280,14 +414,19 @@ func (lp *loop) endEpoch(p stagePlan, em *EpochMetrics) (*StageStop, error) {
 	em.Fold = lp.ev.fold
 	em.GlobalEpoch = len(lp.state.History) + 1
 	if !lp.state.HaveBest || lp.improves(v, lp.state.BestValue, higher) {
-		lp.state.BestValue, lp.state.HaveBest = v, true
+		lp.state.BestValue, lp.state.HaveBest, lp.state.BeatBest = v, true, true
 		em.Best = true
-		lp.state.Best = *em
 		if err := lp.keepBest(); err != nil {
 			return nil, err
 		}
 	}
-	stop := lp.stageStop(p, em)
+	if b, _ := lp.metricValue(lp.state.Best); len(lp.state.History) == 0 || lp.improves(v, b, higher) {
+		lp.state.Best = *em
+	}
+	stop, err := lp.stageStop(p, em)
+	if err != nil {
+		return nil, err
+	}
 	lp.state.History = append(lp.state.History, *em)
 	if err := lp.ev.record(Event{Kind: EventEpoch, Stage: p.Name, Epoch: em.Epoch, Metrics: em}); err != nil {
 		return nil, err

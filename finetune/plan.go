@@ -28,8 +28,12 @@ type Plan struct {
 	// BatchNorm is the mode used: frozen, train, adapt or legacy (auto
 	// resolved).
 	BatchNorm string `json:"batchnorm"`
-	// Stages are the stages to train, with what auto settings stood for.
+	// Stages are the stages to train, with what auto settings stood for
+	// and as many epochs as fit in MaxTime.
 	Stages []PlanStage `json:"stages"`
+	// MaxTime is the run's time budget in seconds (train.max_time, or
+	// what its auto stood for); 0: none.
+	MaxTime float64 `json:"max_time,omitempty"`
 	// ProbeAccuracy is the linear probe's validation accuracy, when it
 	// ran.
 	ProbeAccuracy *float64 `json:"probe_accuracy,omitempty"`
@@ -76,8 +80,15 @@ type PlanStage struct {
 	// view k mod ActivationViews; 0 when the prefix runs every step.
 	ActivationViews int `json:"activation_views,omitempty"`
 	// EstimatedSeconds is how long the stage is expected to take, all its
-	// epochs, from a step timed when the plan was made (estimateStage).
+	// epochs, from a step timed when the plan was made (estimateStage):
+	// Epochs × EpochSeconds + OnceSeconds.
 	EstimatedSeconds float64 `json:"estimated_seconds"`
+	// EpochSeconds is the estimated time of one epoch, validation and
+	// the train accuracy included, and OnceSeconds that of what the
+	// stage computes once before its first (cached features and
+	// activations).
+	EpochSeconds float64 `json:"epoch_seconds"`
+	OnceSeconds  float64 `json:"once_seconds,omitempty"`
 }
 
 // Decision is one automatic choice of a Plan: the configuration key it

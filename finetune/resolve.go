@@ -80,7 +80,8 @@ func (r *run) resolve(ctx context.Context, plan *Plan) (*resolution, error) {
 	if err := r.m.SetBNMode(plan.BatchNorm); err != nil {
 		return nil, err
 	}
-	if err := r.resolveStages(plan, freeze); err != nil {
+	final, err := r.resolveStages(plan, freeze)
+	if err != nil {
 		return nil, err
 	}
 	first := stagePlan{PlanStage: plan.Stages[0]}
@@ -103,6 +104,9 @@ func (r *run) resolve(ctx context.Context, plan *Plan) (*resolution, error) {
 		return nil, err
 	}
 	if err := r.baselines(ctx, plan, first, res); err != nil {
+		return nil, err
+	}
+	if err := r.fitStages(plan, final, res); err != nil {
 		return nil, err
 	}
 	if cfg.Recipe == "linear-probe" {
@@ -210,8 +214,11 @@ func onDevice(ctx context.Context, at placement, loader *data.BatchLoader) func(
 
 // resolveStages sets plan's stages: the configured ones, with the
 // freeze point recipe: auto chose (freeze, when not ""), the steps per
-// epoch and which features each caches.
-func (r *run) resolveStages(plan *Plan, freeze string) error {
+// epoch, which features each caches and its estimated time; and the
+// run's budget (resolveMaxTime), returning the estimated seconds of the
+// passes after the last stage, which fitStages fits the stages around
+// once the plan is made.
+func (r *run) resolveStages(plan *Plan, freeze string) (final float64, err error) {
 	cfg := r.cfg
 	steps := r.trainLoader.Len()
 	if cfg.Train.StepsPerEpoch > 0 {
@@ -227,12 +234,12 @@ func (r *run) resolveStages(plan *Plan, freeze string) error {
 			ps.Freeze = freeze
 		}
 		if err := r.m.Freeze(ps.Freeze, cfg.Train.BNAffine); err != nil {
-			return fmt.Errorf("stages[%d].freeze: %w", i, err)
+			return 0, fmt.Errorf("stages[%d].freeze: %w", i, err)
 		}
 		valid := r.cacheValid()
 		switch mode := cfg.Train.CacheFeatures; {
 		case mode == "on" && !valid:
-			return fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
+			return 0, fmt.Errorf("train.cache_features: on, but stage %s trains the backbone or its BatchNorm statistics "+
 				"(freeze: %s, train.batchnorm: %s, train.bn_affine: %s): its features change every step",
 				ps.Name, ps.Freeze, plan.BatchNorm, cfg.Train.BNAffine)
 		case mode == "off" || !valid:
@@ -250,12 +257,12 @@ func (r *run) resolveStages(plan *Plan, freeze string) error {
 		r.decideActivations(plan, i, &ps)
 		if cfg.Recipe != "linear-probe" { // no stage trains
 			if err := r.estimateStage(plan, i, &ps); err != nil {
-				return fmt.Errorf("stages[%d]: estimating its time: %w", i, err)
+				return 0, fmt.Errorf("stages[%d]: estimating its time: %w", i, err)
 			}
 		}
 		plan.Stages = append(plan.Stages, ps)
 	}
-	return nil
+	return r.resolveMaxTime(plan)
 }
 
 // backbonePath says how the training steps of a stage frozen as the

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/finetune-go/finetune/torch/nn"
@@ -40,11 +41,12 @@ func writeSolid(t *testing.T, root string, n int) {
 }
 
 // TestStageStopsWhenItCannotBeatTheProbe: where the linear probe is
-// perfect on validation, a later stage cannot beat it: it stops after
-// train.probe_patience epochs, says so (an event, the Result and
-// result.json), and the run ends with the probe's model; with
-// probe_patience 0 it runs all its epochs. Every stage's plan holds its
-// estimated time, which the stage events carry.
+// perfect on validation and the metric is val_accuracy, a later stage
+// cannot beat the probe's model: it stops after train.probe_patience
+// epochs, says so (an event, the Result and result.json), and the run
+// ends with the probe's model; with probe_patience 0 it runs all its
+// epochs. Every stage's plan holds its estimated time, which the stage
+// events carry.
 func TestStageStopsWhenItCannotBeatTheProbe(t *testing.T) {
 	root := t.TempDir()
 	writeSolid(t, root, 10)
@@ -52,7 +54,7 @@ func TestStageStopsWhenItCannotBeatTheProbe(t *testing.T) {
 		cfg := tinyConfig(t, root)
 		cfg.Probe, cfg.ProbeFallback, cfg.Model.Head.Init = true, true, "probe"
 		cfg.Train.ProbePatience = patience
-		cfg.Train.EarlyStopping.Patience = 0
+		cfg.Train.EarlyStopping.Patience, cfg.Train.EarlyStopping.Metric = 0, "val_accuracy"
 		cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}, {Name: "ft", Epochs: 3, Freeze: "layer3", BackboneLRMult: 0.1}}
 		var stops, stages []Event
 		opts, _ := recorded(cfg)
@@ -89,8 +91,8 @@ func TestStageStopsWhenItCannotBeatTheProbe(t *testing.T) {
 		require.Len(t, res.History, 1+patience, "ft stopped after %d epochs", patience)
 		require.Len(t, stops, 1)
 		want := StageStop{Stage: "ft", Epoch: patience, Reason: "probe", Message: "stage ft: stopped after epoch 2: " +
-			"none of its 2 epochs reached a validation accuracy above the linear probe's 1.0000 (train.probe_patience: 2), " +
-			"and the run ends with the probe's model unless an epoch beats it"}
+			"none of its 2 epochs beat the best so far on val_accuracy (1.0000, the probe's model; train.probe_patience: 2), " +
+			"and the run ends with that model unless an epoch beats it"}
 		require.Equal(t, &want, stops[0].Stop)
 		require.Equal(t, want.Message, stops[0].Message)
 		require.Equal(t, []StageStop{want}, res.Stops)
@@ -104,4 +106,54 @@ func decisionKeys(p *Plan) []string {
 		keys = append(keys, d.Key)
 	}
 	return keys
+}
+
+// TestBestAndProbeByOneMetric: the probe's model is epoch 0 of the
+// comparison by train.early_stopping.metric. On the same run, where the
+// probe is perfect on validation, an epoch that lowers the validation
+// loss beats it by val_loss and the run ends with that epoch, while by
+// val_accuracy none can: the run ends with the probe's model, and the
+// later stage stops by the same comparison (probe_patience).
+func TestBestAndProbeByOneMetric(t *testing.T) {
+	root := t.TempDir()
+	writeSolid(t, root, 10)
+	for _, metric := range []string{"val_loss", "val_accuracy"} {
+		t.Run(metric, func(t *testing.T) {
+			cfg := tinyConfig(t, root)
+			cfg.Probe, cfg.ProbeFallback, cfg.Model.Head.Init = true, true, "probe"
+			cfg.Train.ProbePatience = 1
+			cfg.Train.EarlyStopping.Patience, cfg.Train.EarlyStopping.Metric = 0, metric
+			cfg.Stages = []Stage{{Name: "head", Epochs: 2, Freeze: "all"}, {Name: "ft", Epochs: 2, Freeze: "layer3", BackboneLRMult: 0.1}}
+			var probe string
+			opts := Options{Observer: func(e Event) {
+				if strings.HasPrefix(e.Message, "the probe's model, epoch 0") {
+					probe = e.Message
+				}
+			}}
+			res, err := Train(context.Background(), cfg, opts)
+			require.NoError(t, err)
+			defer nn.Free(res.Model)
+			require.Equal(t, 1.0, *res.ProbeAccuracy, "the probe is perfect: the test needs it")
+			require.Contains(t, probe, "val_accuracy 1.0000: the best so far, which an epoch must beat on "+metric)
+			var kept []string
+			for _, e := range res.History {
+				if e.Best {
+					kept = append(kept, fmt.Sprintf("%s %d", e.Stage, e.Epoch))
+				}
+			}
+			if metric == "val_accuracy" {
+				require.Empty(t, kept)
+				require.True(t, res.EndedWithProbe)
+				require.Equal(t, 1.0, res.Val.Accuracy)
+				require.Len(t, res.Stops, 1)
+				require.Equal(t, "probe", res.Stops[0].Reason)
+				return
+			}
+			require.Equal(t, []string{"head 1", "head 2", "ft 1", "ft 2"}, kept, "each epoch lowers the loss")
+			require.False(t, res.EndedWithProbe)
+			require.Empty(t, res.Stops, "ft beat the best before it at once")
+			require.Equal(t, EpochMetrics{Stage: "ft", Epoch: 2}, EpochMetrics{Stage: res.Best.Stage, Epoch: res.Best.Epoch})
+			require.InDelta(t, res.Best.ValLoss, res.Val.Loss, 1e-5, "the model is the best epoch's")
+		})
+	}
 }

@@ -62,7 +62,8 @@ type Evaluation struct {
 type Result struct {
 	Classes []string
 	History []EpochMetrics
-	// Best is the epoch whose weights the model ends with.
+	// Best is the best epoch by train.early_stopping.metric: the model
+	// ends with its weights, unless EndedWithProbe.
 	Best EpochMetrics
 	Val  *Evaluation
 	Test *Evaluation
@@ -90,8 +91,9 @@ type Result struct {
 	// ProbeAccuracy is the linear-probe baseline's validation accuracy,
 	// when it ran.
 	ProbeAccuracy *float64
-	// EndedWithProbe says the model is the probe's, which beat the best
-	// epoch on validation (probe_fallback); Best is still that epoch.
+	// EndedWithProbe says the model is the probe's, which no epoch beat
+	// on train.early_stopping.metric (probe_fallback); Best is still the
+	// best epoch.
 	EndedWithProbe bool
 	// BatchNorm is the BatchNorm mode the run used (auto resolved).
 	BatchNorm string
@@ -127,8 +129,7 @@ func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (
 	// training loop that hops OS threads makes new teams and runs slowly.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	start := time.Now()
-	r := &run{cfg: cfg, opts: opts, d: d, ev: newEmitter(opts, fold)}
+	r := &run{cfg: cfg, opts: opts, d: d, ev: newEmitter(opts, fold), start: now()}
 	defer r.close()
 	var point *resumePoint
 	plan := &Plan{}
@@ -182,7 +183,7 @@ func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (
 	if err != nil {
 		return nil, err
 	}
-	res.Seconds = time.Since(start).Seconds()
+	res.Seconds = r.since()
 	if err := r.ev.record(Event{Kind: EventRunEnd, Result: res}); err != nil {
 		res.Model.Close()
 		return nil, err
@@ -196,10 +197,12 @@ type run struct {
 	cfg  Config
 	opts Options
 	d    *Data
-	at   placement
-	m    *Model
-	gen  *torch.Generator
-	ev   *emitter
+	// start is when this process began the run.
+	start time.Time
+	at    placement
+	m     *Model
+	gen   *torch.Generator
+	ev    *emitter
 	// dp is the data-parallel group (nil when training alone); only the
 	// primary process records the run and reports progress.
 	dp *dataParallel
@@ -218,6 +221,9 @@ type run struct {
 	logMu   sync.Mutex
 	logged  map[string]bool
 }
+
+// since is the wall time in seconds since this process began the run.
+func (r *run) since() float64 { return now().Sub(r.start).Seconds() }
 
 func (r *run) info(format string, args ...any) {
 	r.ev.emit(Event{Kind: EventInfo, Message: fmt.Sprintf(format, args...)})
