@@ -316,7 +316,7 @@ func (r *run) fitStages(plan *Plan, final float64, res *resolution) error {
 	for _, ps := range plan.Stages {
 		need += ps.EstimatedSeconds
 	}
-	more := fmt.Sprintf("--train.max_time %v gives the whole recipe its estimated time", time.Duration(math.Ceil(need/60))*time.Minute)
+	more := fmt.Sprintf("--train.max_time %dm gives the whole recipe its estimated time", int(math.Ceil(need/60)))
 	budget := seconds(plan.MaxTime)
 	var kept []PlanStage
 	for i, ps := range plan.Stages {
@@ -334,22 +334,25 @@ func (r *run) fitStages(plan *Plan, final float64, res *resolution) error {
 		if once > 0 {
 			epoch += fmt.Sprintf(", after %s computed once", seconds(once))
 		}
+		decide := func(key, value, what, reason string) {
+			r.decide(plan, key, value, reason, fmt.Sprintf("stage %s: %s: %s", ps.Name, what, reason))
+		}
 		switch {
 		case fit == 0 && i == 0 && plan.HeadStart != "probe":
 			fit = 1
-			r.decide(plan, key, "1", fmt.Sprintf("%s left of train.max_time %s, %s: over the budget, but the head starts random and "+
-				"one epoch trains it; %s", seconds(max(0, left)), budget, epoch, more), "")
+			decide(key, "1", "1 epoch", fmt.Sprintf("%s left of train.max_time %s, %s: over the budget, but the head starts random "+
+				"and one epoch trains it; %s", seconds(max(0, left)), budget, epoch, more))
 		case fit == 0:
-			r.decide(plan, fmt.Sprintf("stages[%d]", i), "dropped", fmt.Sprintf("%s left of train.max_time %s, %s; %s",
-				seconds(max(0, left)), budget, epoch, more), "")
+			decide(fmt.Sprintf("stages[%d]", i), "dropped", "dropped", fmt.Sprintf("%s left of train.max_time %s, %s; %s",
+				seconds(max(0, left)), budget, epoch, more))
 			if i == 0 && res.feats != nil {
 				res.feats.free(r.m)
 				res.feats = nil
 			}
 			continue
 		case fit < ps.Epochs:
-			r.decide(plan, key, fmt.Sprint(fit), fmt.Sprintf("of %d: %s left of train.max_time %s, %s; %s",
-				ps.Epochs, seconds(left), budget, epoch, more), "")
+			decide(key, fmt.Sprint(fit), plural.Count(fit, "epoch"), fmt.Sprintf("of %d: %s left of train.max_time %s, %s; %s",
+				ps.Epochs, seconds(left), budget, epoch, more))
 		}
 		ps.Epochs = fit
 		ps.EstimatedSeconds = float64(fit)*ps.EpochSeconds + ps.OnceSeconds
@@ -358,7 +361,8 @@ func (r *run) fitStages(plan *Plan, final float64, res *resolution) error {
 	}
 	plan.Stages = kept
 	if len(kept) == 0 {
-		r.decide(plan, "stages", "none", fmt.Sprintf("no stage fits in train.max_time %s: the probe is the model", budget), "")
+		why := fmt.Sprintf("no stage fits in train.max_time %s: the probe is the model", budget)
+		r.decide(plan, "stages", "none", why, why)
 	}
 	return nil
 }

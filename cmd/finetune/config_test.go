@@ -45,6 +45,8 @@ func otherValue(k finetune.Key) (arg, doc string) {
 	switch {
 	case k.Name == "stages":
 		return "a:1:all:0.5", "[{name: a, epochs: 1, freeze: all, backbone_lr_mult: 0.5}]"
+	case k.Name == "train.max_time":
+		return "1h30m", "1h30m"
 	case k.Kind == reflect.Bool:
 		s := strconv.FormatBool(!k.Default.(bool))
 		return s, s

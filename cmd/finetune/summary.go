@@ -152,7 +152,7 @@ func (d *display) runSummary(w *tabwriter.Writer, cfg finetune.Config, res *fine
 			verdict = "above the trained model's: the frozen features alone did better here (recipe: linear-probe keeps that model)"
 		}
 		if res.EndedWithProbe {
-			verdict = fmt.Sprintf("above the best epoch's %.4f: the model is the probe's (probe_fallback)", b.ValAccuracy)
+			verdict = fmt.Sprintf("no epoch beat the probe's model on %s: the model is the probe's (probe_fallback)", cfg.Train.EarlyStopping.Metric)
 		}
 		fmt.Fprintf(w, "  linear probe\tval accuracy %.4f: %s\n", *p, verdict)
 	}

@@ -93,7 +93,7 @@ func writeReport(w io.Writer, r *run, res *finetune.Result, curves []byte, confu
 		row := &probeRow{Probe: *p, Model: res.Val.Accuracy, Verdict: "the final model does better than the frozen features alone"}
 		switch {
 		case res.EndedWithProbe:
-			row.Verdict = "the probe did better: the model is the probe's (probe_fallback)"
+			row.Verdict = "no epoch beat the probe's model on validation: the model is the probe's (probe_fallback)"
 		case *p > res.Val.Accuracy:
 			row.Verdict = "the frozen features alone did better (recipe: linear-probe keeps that model)"
 		}
