@@ -304,11 +304,12 @@ func (r *run) fitStages(plan *Plan, final float64, res *resolution) error {
 		return nil
 	}
 	left := plan.MaxTime - r.since() - final
-	vals := []*float64{&left}
+	vals := []*float64{&plan.MaxTime, &left}
 	for i := range plan.Stages {
 		vals = append(vals, &plan.Stages[i].EpochSeconds, &plan.Stages[i].OnceSeconds)
 	}
-	// Every rank trains the epochs rank 0 fits.
+	// Every rank trains the epochs rank 0 fits, and stops where it does:
+	// auto's budget is timed on each.
 	if err := r.dp.agree(vals...); err != nil {
 		return err
 	}
