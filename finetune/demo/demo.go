@@ -222,6 +222,8 @@ func classic(sc scale) func(finetune.Config) finetune.Config {
 		c.Train.EarlyStopping.Metric = "val_accuracy"
 		c.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{1, 1}, Ratio: [2]float64{1, 1}, HFlip: 0.5}
 		c.Stages = []finetune.Stage{{Name: "fit", Epochs: sc.classicEpochs, Freeze: "all"}}
+		// All of its epochs, whatever they take: the recipe as asked.
+		c.Train.MaxTime = "0"
 		c.Output.Checkpoint = "full"
 		return c
 	}
@@ -295,6 +297,8 @@ func SourceConfig(dir, out, arch string, imageSize, epochs int, device string) f
 	cfg.Train.EarlyStopping.Patience = 0
 	cfg.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{0.9, 1.1}, HFlip: 0.5}
 	cfg.Stages = []finetune.Stage{{Name: "source", Epochs: epochs, Freeze: "none", BackboneLRMult: 1}}
+	// Every epoch: the cached model is known by its epochs.
+	cfg.Train.MaxTime = "0"
 	cfg.Output.Dir = out
 	cfg.Output.Checkpoint = "full"
 	cfg.Device = device
