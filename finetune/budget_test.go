@@ -98,6 +98,35 @@ func TestFitStages(t *testing.T) {
 		"an epoch takes about 30s; --train.max_time 3m gives the whole recipe its estimated time"}, plan.Decisions[0])
 }
 
+// TestOnceSecondsShrinksViews: a stage that keeps fewer epochs caches
+// fewer augmented views of its activations, a view per pass over the
+// images, and computes less once.
+func TestOnceSecondsShrinksViews(t *testing.T) {
+	// 10 views of 50 batches and 20 batches of evaluation images at 0.1 s
+	// a batch.
+	ps := PlanStage{Epochs: 10, StepsPerEpoch: 50, ActivationViews: 10, OnceSeconds: 52}
+	half := ps
+	half.StepsPerEpoch = 25
+	for _, tc := range []struct {
+		name      string
+		ps        PlanStage
+		epochs    int
+		augmented bool
+		once      float64
+		views     int
+	}{
+		{"all epochs", ps, 10, true, 52, 10},
+		{"2 epochs", ps, 2, true, 12, 2},
+		{"3 epochs of half a pass", half, 3, true, 12, 2},
+		{"no activations", PlanStage{Epochs: 10, OnceSeconds: 5}, 2, true, 5, 0},
+		{"one view without augmentation", PlanStage{Epochs: 10, StepsPerEpoch: 50, ActivationViews: 1, OnceSeconds: 7}, 2, false, 7, 1},
+	} {
+		once, views := onceSeconds(tc.ps, tc.epochs, 50, 20, tc.augmented)
+		require.InDelta(t, tc.once, once, 1e-9, tc.name)
+		require.Equal(t, tc.views, views, tc.name)
+	}
+}
+
 // fakeClock moves the loop's clock (now) by what the test adds to its
 // offset, until the test ends.
 func fakeClock(t *testing.T) *atomic.Int64 {
@@ -108,7 +137,7 @@ func fakeClock(t *testing.T) *atomic.Int64 {
 	return &offset
 }
 
-// TestMaxTime: a budget too small for any stage, with a head that
+// TestMaxTimePlan: a budget too small for any stage, with a head that
 // starts as the probe, leaves the probe as the model, as recipe:
 // linear-probe does; auto on the CPU is at least 2 minutes.
 func TestMaxTimePlan(t *testing.T) {

@@ -3,6 +3,7 @@ package finetune
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -293,9 +294,24 @@ func (r *run) resolveMaxTime(plan *Plan) (final float64, err error) {
 	return float64(n) * evalSecs, nil
 }
 
+// onceSeconds is what stage ps computes once, before its first epoch,
+// when it trains epochs epochs, and the activation views it caches then:
+// a view per pass over the images (of perPass batches) at most, as
+// decideActivations chose them, each costing what ps's estimate says,
+// with eval batches of evaluation images besides.
+func onceSeconds(ps PlanStage, epochs, perPass, eval int, augmented bool) (float64, int) {
+	if ps.ActivationViews == 0 || !augmented {
+		return ps.OnceSeconds, ps.ActivationViews
+	}
+	views := min(ps.ActivationViews, (epochs*ps.StepsPerEpoch+perPass-1)/perPass)
+	perBatch := ps.OnceSeconds / float64(ps.ActivationViews*perPass+eval)
+	return perBatch * float64(views*perPass+eval), views
+}
+
 // fitStages keeps of plan's stages, in order, the epochs that fit in the
 // budget (plan.MaxTime) left after the time spent so far and final, the
-// passes after the last stage; a stage no epoch of which fits is
+// passes after the last stage, caching as many activation views as the
+// epochs kept pass over the images; a stage no epoch of which fits is
 // dropped, unless it is the first and the head starts random: one epoch
 // of it trains the head. res's features, the first stage's, are freed
 // when it is dropped.
@@ -319,21 +335,34 @@ func (r *run) fitStages(plan *Plan, final float64, res *resolution) error {
 	}
 	more := fmt.Sprintf("--train.max_time %dm gives the whole recipe its estimated time", int(math.Ceil(need/60)))
 	budget := seconds(plan.MaxTime)
+	var perPass, eval int
+	if slices.ContainsFunc(plan.Stages, func(ps PlanStage) bool { return ps.ActivationViews > 0 }) {
+		perPass, eval = r.trainLoader.Len(), r.valLoader.Len()+r.trainEvalLoader.Len()
+	}
 	var kept []PlanStage
 	for i, ps := range plan.Stages {
-		once := ps.OnceSeconds
-		if i == 0 {
-			// Computed while the plan was made: already spent.
-			once = 0
+		onceFor := func(k int) (float64, int) {
+			if i == 0 {
+				// Computed while the plan was made: already spent.
+				return 0, ps.ActivationViews
+			}
+			return onceSeconds(ps, k, perPass, eval, r.cfg.Augment.Enabled)
 		}
-		fit := ps.Epochs
-		if f := math.Floor(max(0, left-once) / ps.EpochSeconds); f < float64(fit) {
-			fit = int(f)
+		fit := 0
+		for k := ps.Epochs; k > 0; k-- {
+			if o, _ := onceFor(k); o+float64(k)*ps.EpochSeconds <= left {
+				fit = k
+				break
+			}
 		}
+		once, views := onceFor(max(fit, 1))
 		key := fmt.Sprintf("stages[%d].epochs", i)
 		epoch := fmt.Sprintf("an epoch takes about %s", seconds(ps.EpochSeconds))
 		if once > 0 {
 			epoch += fmt.Sprintf(", after %s computed once", seconds(once))
+		}
+		if views < ps.ActivationViews {
+			epoch += fmt.Sprintf(" (%s of activations)", plural.Count(views, "view"))
 		}
 		decide := func(key, value, what, reason string) {
 			r.decide(plan, key, value, reason, fmt.Sprintf("stage %s: %s: %s", ps.Name, what, reason))
@@ -356,6 +385,9 @@ func (r *run) fitStages(plan *Plan, final float64, res *resolution) error {
 				ps.Epochs, seconds(left), budget, epoch, more))
 		}
 		ps.Epochs = fit
+		if i > 0 {
+			ps.OnceSeconds, ps.ActivationViews = once, views
+		}
 		ps.EstimatedSeconds = float64(fit)*ps.EpochSeconds + ps.OnceSeconds
 		left -= float64(fit)*ps.EpochSeconds + once
 		kept = append(kept, ps)
