@@ -38,7 +38,16 @@ type loop struct {
 	// lastPath is where the Recorder wrote the last resume checkpoint, ""
 	// while none did.
 	lastPath string
+	// probeEvals and bestEvals are the validation and train-sample
+	// evaluations of the probe's model and of the best epoch's weights,
+	// when made as the end of the run would make them (see knownEvals);
+	// nil otherwise.
+	probeEvals, bestEvals *evaluations
 }
+
+// evaluations are the validation and train-sample evaluations of the
+// model in one state.
+type evaluations struct{ val, train *Evaluation }
 
 // trainState is what a resumed run needs besides the plan, the weights
 // and the optimizer.
@@ -217,6 +226,16 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 		if err != nil {
 			return err
 		}
+		if em.Best {
+			// From cached activations the layers after the prefix ran
+			// unfused in float32, where the end of the run evaluates the
+			// whole backbone fused in the frozen type: only evaluations
+			// it would repeat exactly are kept.
+			lp.bestEvals = nil
+			if feats.acts == nil {
+				lp.bestEvals = &evaluations{val, train}
+			}
+		}
 		if stop != nil {
 			lp.state.Stops = append(lp.state.Stops, *stop)
 			lp.ev.emit(Event{Kind: EventStageStop, Stage: p.Name, Epoch: em.Epoch, Message: stop.Message, Stop: stop})
@@ -365,6 +384,18 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// knownEvals returns the evaluations already made of the model the run
+// ends with, the same images through the same fused backbone and head as
+// a fresh evaluation: the probe's model's (probe_fallback, or no epoch
+// trained after the probe made the head), or the best epoch's; nil when
+// they were not made this way, or before a resume.
+func (lp *loop) knownEvals() *evaluations {
+	if lp.state.FellBack || !lp.state.HaveBest {
+		return lp.probeEvals
+	}
+	return lp.bestEvals
+}
+
 // finish evaluates the model the run ends with and records the final
 // checkpoints; the Result's Model is the caller's.
 func (lp *loop) finish(ctx context.Context) (*Result, error) {
@@ -372,11 +403,15 @@ func (lp *loop) finish(ctx context.Context) (*Result, error) {
 		BatchNorm: lp.plan.BatchNorm, ProbeAccuracy: lp.plan.ProbeAccuracy, EndedWithProbe: lp.state.FellBack, Plan: lp.plan}
 	res.HeadParams, _ = nn.CountParameters(lp.m.Head)
 	var err error
-	if res.Val, err = lp.evaluate(ctx, lp.valLoader, nil, lp.d.ValSet); err != nil {
-		return nil, fmt.Errorf("final validation: %w", err)
-	}
-	if res.TrainEval, err = lp.evaluate(ctx, lp.trainEvalLoader, nil, lp.d.TrainSet); err != nil {
-		return nil, fmt.Errorf("final train accuracy: %w", err)
+	if known := lp.knownEvals(); known != nil {
+		res.Val, res.TrainEval = known.val, known.train
+	} else {
+		if res.Val, err = lp.evaluate(ctx, lp.valLoader, nil, lp.d.ValSet); err != nil {
+			return nil, fmt.Errorf("final validation: %w", err)
+		}
+		if res.TrainEval, err = lp.evaluate(ctx, lp.trainEvalLoader, nil, lp.d.TrainSet); err != nil {
+			return nil, fmt.Errorf("final train accuracy: %w", err)
+		}
 	}
 	if lp.d.TestSet != nil {
 		test, err := lp.loader(lp.d.TestSet, nil, keepAllLoader)
