@@ -92,7 +92,7 @@ type AugmentConfig struct {
 
 // TrainConfig holds the optimisation settings shared by every stage.
 type TrainConfig struct {
-	BatchNorm      string  `json:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on the training images, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
+	BatchNorm      string  `json:"batchnorm" doc:"auto (measure how far the training images are from the stored BatchNorm statistics: adapt when the shift passes finetune/shift.Threshold, else frozen; train without pretrained weights), frozen (stored statistics, never updated), train (batch statistics, running ones updated), adapt (re-estimate the running statistics on up to 256 training images chosen by the seed, then frozen: AdaBN) or legacy (batch statistics in training, stored ones at inference: Keras before 2.1.3, kept to show the failure)"`
 	BNAffine       string  `json:"bn_affine" doc:"follow (BatchNorm scale and shift frozen with their layer), train (always trained) or freeze (never)"`
 	Optimizer      string  `json:"optimizer" doc:"adamw, adam or sgd"`
 	LR             float64 `json:"lr" doc:"learning rate of the head (the backbone's is lr times the stage's backbone_lr_mult); the default suits a head that starts as the probe, a random one wants about 1e-3"`

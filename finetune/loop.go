@@ -43,7 +43,16 @@ type loop struct {
 	// before is the wall time, in seconds, that the processes before
 	// this one spent on the run: a resumed run's budget counts it.
 	before float64
+	// probeEvals and bestEvals are the validation and train-sample
+	// evaluations of the probe's model and of the best epoch's weights,
+	// when made as the end of the run would make them (see knownEvals);
+	// nil otherwise.
+	probeEvals, bestEvals *evaluations
 }
+
+// evaluations are the validation and train-sample evaluations of the
+// model in one state.
+type evaluations struct{ val, train *Evaluation }
 
 // trainState is what a resumed run needs besides the plan, the weights
 // and the optimizer.
@@ -230,9 +239,16 @@ func (lp *loop) probeEpoch(ctx context.Context, p stagePlan, feats *stageFeature
 	if lp.probeStart == nil || lp.state.Probe != nil || lp.state.Stage > 0 || lp.state.Step > 0 {
 		return nil
 	}
-	val, err := lp.evaluate(ctx, lp.valLoader, feats.val, nil)
-	if err != nil {
-		return fmt.Errorf("validating the probe's model: %w", err)
+	// Resolving the plan evaluated the probe's model already, on the
+	// same cached features, unless this run resumed.
+	var val *Evaluation
+	if lp.probeEvals != nil {
+		val = lp.probeEvals.val
+	} else {
+		var err error
+		if val, err = lp.evaluate(ctx, lp.valLoader, feats.val, nil); err != nil {
+			return fmt.Errorf("validating the probe's model: %w", err)
+		}
 	}
 	if err := lp.dp.agree(&val.Loss, &val.Accuracy); err != nil {
 		return err
@@ -330,6 +346,16 @@ func (lp *loop) runStage(ctx context.Context, p stagePlan) error {
 		stop, err := lp.endEpoch(p, &em)
 		if err != nil {
 			return err
+		}
+		if em.Best {
+			// From cached activations the layers after the prefix ran
+			// unfused in float32, where the end of the run evaluates the
+			// whole backbone fused in the frozen type: only evaluations
+			// it would repeat exactly are kept.
+			lp.bestEvals = nil
+			if feats.acts == nil {
+				lp.bestEvals = &evaluations{val, train}
+			}
 		}
 		if stop != nil {
 			lp.stop(p, stop)
@@ -504,6 +530,18 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// knownEvals returns the evaluations already made of the model the run
+// ends with, the same images through the same fused backbone and head as
+// a fresh evaluation: the probe's model's (probe_fallback, or no epoch
+// trained after the probe made the head), or the best epoch's; nil when
+// they were not made this way, or before a resume.
+func (lp *loop) knownEvals() *evaluations {
+	if lp.state.FellBack || !lp.state.HaveBest {
+		return lp.probeEvals
+	}
+	return lp.bestEvals
+}
+
 // finish evaluates the model the run ends with and records the final
 // checkpoints; the Result's Model is the caller's.
 func (lp *loop) finish(ctx context.Context) (*Result, error) {
@@ -511,11 +549,15 @@ func (lp *loop) finish(ctx context.Context) (*Result, error) {
 		BatchNorm: lp.plan.BatchNorm, ProbeAccuracy: lp.plan.ProbeAccuracy, EndedWithProbe: lp.state.FellBack, Plan: lp.plan}
 	res.HeadParams, _ = nn.CountParameters(lp.m.Head)
 	var err error
-	if res.Val, err = lp.evaluate(ctx, lp.valLoader, nil, lp.d.ValSet); err != nil {
-		return nil, fmt.Errorf("final validation: %w", err)
-	}
-	if res.TrainEval, err = lp.evaluate(ctx, lp.trainEvalLoader, nil, lp.d.TrainSet); err != nil {
-		return nil, fmt.Errorf("final train accuracy: %w", err)
+	if known := lp.knownEvals(); known != nil {
+		res.Val, res.TrainEval = known.val, known.train
+	} else {
+		if res.Val, err = lp.evaluate(ctx, lp.valLoader, nil, lp.d.ValSet); err != nil {
+			return nil, fmt.Errorf("final validation: %w", err)
+		}
+		if res.TrainEval, err = lp.evaluate(ctx, lp.trainEvalLoader, nil, lp.d.TrainSet); err != nil {
+			return nil, fmt.Errorf("final train accuracy: %w", err)
+		}
 	}
 	if lp.d.TestSet != nil {
 		test, err := lp.loader(lp.d.TestSet, nil, keepAllLoader)

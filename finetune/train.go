@@ -159,6 +159,7 @@ func trainOn(ctx context.Context, cfg Config, opts Options, d *Data, fold int) (
 			return nil, err
 		}
 		lp.first, lp.probeStart, lp.cached, artifacts = res.feats, res.probeStart, res.cached, res.artifacts
+		lp.probeEvals = res.probeEvals
 	}
 	if err := r.m.SetBNMode(plan.BatchNorm); err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ func (r Reduction) code() int64 {
 var (
 	opConv2d            = newOp("aten::conv2d", "")
 	opBatchNorm         = newOp("aten::batch_norm", "")
+	opBatchNormStats    = newOp("aten::batch_norm_update_stats", "")
 	opRelu              = newOp("aten::relu", "")
 	opReluInplace       = newOp("aten::relu_", "")
 	opMaxPool2d         = newOp("aten::max_pool2d", "")
@@ -74,6 +75,17 @@ func Conv2d(x, weight, bias *Tensor, o Conv2dOptions) (*Tensor, error) {
 func BatchNorm(x, weight, bias, runningMean, runningVar *Tensor, training bool, momentum, eps float64) (*Tensor, error) {
 	return opBatchNorm.tensor(newArgs().T(x).OptT(weight).OptT(bias).OptT(runningMean).OptT(runningVar).
 		Bool(training).Double(momentum).Double(eps).Bool(true))
+}
+
+// BatchNormStats returns the per-channel mean and biased variance of x
+// (N, C, ...) over every dimension but the channel one (1), as
+// BatchNorm's training mode computes them: libtorch's
+// batch_norm_update_stats without running statistics. On the CPU it is
+// one kernel that accumulates in float64, many times faster than Var over
+// the same dimensions on a channels-last x (about 13 times for ResNet50's
+// layer1 activations).
+func BatchNormStats(x *Tensor) (mean, variance *Tensor, err error) {
+	return pair(opBatchNormStats.tensors(newArgs().T(x).None().None().Double(0)))
 }
 
 // Relu returns max(x, 0).

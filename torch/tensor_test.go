@@ -156,3 +156,42 @@ func TestShapeHelpers(t *testing.T) {
 	require.Len(t, many, 20, "more results than the call's fixed result slots")
 	require.Equal(t, 19.0, Must(many[19].Item()))
 }
+
+// TestBatchNormStats compares BatchNormStats with the mean and biased
+// variance over N, H and W computed in float64, in both layouts, with a
+// constant channel.
+func TestBatchNormStats(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	ManualSeed(5)
+	x := Must(Must(Randn([]int64{3, 4, 5, 6})).MulScalar(3))
+	x = Must(x.AddScalar(2))
+	require.NoError(t, Must(x.Narrow(1, 3, 1)).Fill_(7))
+	v := Must(x.Float64s())
+	const n, c, hw = 3, 4, 30
+	for _, format := range []MemoryFormat{ContiguousFormat, ChannelsLast} {
+		mean, variance, err := BatchNormStats(Must(x.ContiguousAs(format)))
+		require.NoError(t, err)
+		gotMean, gotVar := Must(mean.Float64s()), Must(variance.Float64s())
+		for ch := range c {
+			sum, sq := 0.0, 0.0
+			for i := range n {
+				for _, e := range v[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+					sum += e
+				}
+			}
+			m := sum / (n * hw)
+			for i := range n {
+				for _, e := range v[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+					sq += (e - m) * (e - m)
+				}
+			}
+			require.InDelta(t, m, gotMean[ch], 1e-5, "format %v, channel %d", format, ch)
+			if ch == 3 {
+				require.Zero(t, gotVar[ch], "a constant channel")
+				continue
+			}
+			require.InEpsilon(t, sq/(n*hw), gotVar[ch], 1e-6, "format %v, channel %d", format, ch)
+		}
+	}
+}

@@ -82,19 +82,28 @@ func SymmetricKL(mean1, var1, mean2, var2 float64) float64 {
 	return 0.25 * (var1/var2 + var2/var1 - 2 + d*d*(1/var1+1/var2))
 }
 
-// Measure runs backbone over images (batches of normalised images, N×3×H×W,
-// as its training saw them) without autograd, up to maxImages images (all
-// when maxImages <= 0), and measures each BatchNorm layer's shift. Every
-// layer normalises with its stored statistics while measuring, as a frozen
-// backbone does, so a layer's shift includes what earlier layers pass on.
-// Nothing in backbone changes. Each variance has the layer's eps added, as
-// BatchNorm adds it before normalising.
-func Measure(ctx context.Context, backbone *models.ResNet, images func(yield func(*torch.Tensor, error) bool), maxImages int) (*Report, error) {
-	w, err := newWalker(backbone)
+// Measure runs net over images (batches of normalised images, N×C×H×W,
+// as its training saw them) in evaluation mode without autograd, up to
+// maxImages images (all when maxImages <= 0), and measures the shift of
+// each BatchNorm layer it finds among net's modules, whatever the
+// network's family: every layer normalises with its stored statistics
+// while measuring, as a frozen backbone does, so a layer's shift includes
+// what earlier layers pass on. net's modules are left in their modes and
+// nothing else in net changes; net must not run elsewhere meanwhile.
+// Each variance has the layer's eps added, as BatchNorm adds it before
+// normalising.
+func Measure(ctx context.Context, net models.Network, images func(yield func(*torch.Tensor, error) bool), maxImages int) (*Report, error) {
+	w, err := newWalker(net)
 	if err != nil {
 		return nil, err
 	}
-	dev := backbone.Conv1.Parameter("weight").Device()
+	defer w.detach()
+	params := nn.NamedParameters(net)
+	if len(params) == 0 {
+		return nil, errors.New("shift: the network has no parameters")
+	}
+	dev := params[0].Value.Device()
+	stages := net.StageNames()
 	seen := 0
 	err = torch.NoGrad(func() error {
 		for x, err := range images {
@@ -104,7 +113,10 @@ func Measure(ctx context.Context, backbone *models.ResNet, images func(yield fun
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			n, err := w.batch(x, dev, maxImages-seen, maxImages > 0)
+			n, err := w.batch(x, dev, maxImages-seen, maxImages > 0, func(x *torch.Tensor) error {
+				_, err := net.Features(x, stages[len(stages)-1])
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -147,14 +159,13 @@ func (m *moments) add(n float64, mean, variance []float64) {
 	m.n = total
 }
 
-// record adds the statistics of x (N×C×H×W) over N, H and W.
+// record adds the statistics of x (N×C×H×W) over N, H and W, computed by
+// BatchNorm's own kernel: Var over those dimensions of a channels-last
+// map took most of a measurement's time.
 func (m *moments) record(x *torch.Tensor) error {
-	dims := []int64{0, 2, 3}
-	mean, err := x.MeanDims(dims, false)
-	if err != nil {
-		return err
-	}
-	variance, err := x.Var(dims, false, false)
+	s := torch.NewScope()
+	defer s.Close()
+	mean, variance, err := torch.BatchNormStats(x)
 	if err != nil {
 		return err
 	}
@@ -171,7 +182,7 @@ func (m *moments) record(x *torch.Tensor) error {
 	return nil
 }
 
-// bnLayer is a BatchNorm layer of the backbone with its path and what has
+// bnLayer is a BatchNorm layer of the network with its path and what has
 // been measured at its input.
 type bnLayer struct {
 	path string
@@ -179,18 +190,23 @@ type bnLayer struct {
 	acc  moments
 }
 
-// walker runs a ResNet's forward pass layer by layer, as models.ResNet
-// and models.Block do, recording each BatchNorm's input.
+// walker measures the input of every BatchNorm layer of a network as the
+// network's own forward pass runs them (nn.BatchNorm.Observe), with the
+// network in evaluation mode.
 type walker struct {
-	net    *models.ResNet
 	layers []*bnLayer
-	byBN   map[*nn.BatchNorm]*bnLayer
 	input  moments
+	// modules and was are the network's modules and their modes before
+	// the measurement.
+	modules []*nn.ModuleBase
+	was     []bool
 }
 
-func newWalker(net *models.ResNet) (*walker, error) {
-	w := &walker{net: net, byBN: map[*nn.BatchNorm]*bnLayer{}}
+func newWalker(net nn.Module) (*walker, error) {
+	w := &walker{}
 	err := nn.Walk(net, func(path string, m nn.Module) error {
+		w.modules = append(w.modules, m.Base())
+		w.was = append(w.was, m.Base().Training())
 		bn, ok := m.(*nn.BatchNorm)
 		if !ok {
 			return nil
@@ -198,17 +214,32 @@ func newWalker(net *models.ResNet) (*walker, error) {
 		if bn.Buffer("running_mean") == nil || bn.Buffer("running_var") == nil {
 			return fmt.Errorf("shift: BatchNorm %s stores no running statistics", path)
 		}
-		l := &bnLayer{path: path, bn: bn}
-		w.layers = append(w.layers, l)
-		w.byBN[bn] = l
+		w.layers = append(w.layers, &bnLayer{path: path, bn: bn})
 		return nil
 	})
-	return w, err
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range w.layers {
+		l.bn.Observe = l.acc.record
+	}
+	nn.Train(net, false)
+	return w, nil
 }
 
-// batch measures x, or its first limit images when limited, and returns
-// the number of images used.
-func (w *walker) batch(x *torch.Tensor, dev torch.Device, limit int, limited bool) (int, error) {
+// detach stops observing and puts the modules' modes back.
+func (w *walker) detach() {
+	for _, l := range w.layers {
+		l.bn.Observe = nil
+	}
+	for i, m := range w.modules {
+		m.SetTraining(w.was[i])
+	}
+}
+
+// batch measures x, or its first limit images when limited, through
+// forward, and returns the number of images used.
+func (w *walker) batch(x *torch.Tensor, dev torch.Device, limit int, limited bool, forward func(*torch.Tensor) error) (int, error) {
 	s := torch.NewScope()
 	defer s.Close()
 	if x.Dim() != 4 {
@@ -225,99 +256,10 @@ func (w *walker) batch(x *torch.Tensor, dev torch.Device, limit int, limited boo
 	if x, err = x.ToDevice(dev); err != nil {
 		return 0, err
 	}
-	if _, err := w.forward(x); err != nil {
+	if err := w.input.record(x); err != nil {
 		return 0, err
 	}
-	return int(n), nil
-}
-
-func (w *walker) forward(x *torch.Tensor) (*torch.Tensor, error) {
-	m := w.net
-	if err := w.input.record(x); err != nil {
-		return nil, err
-	}
-	h, err := m.Conv1.Forward(x)
-	if err != nil {
-		return nil, err
-	}
-	if h, err = w.bn(m.BN1, h); err != nil {
-		return nil, err
-	}
-	if err := h.Relu_(); err != nil {
-		return nil, err
-	}
-	if h, err = m.MaxPool.Forward(h); err != nil {
-		return nil, err
-	}
-	for i, layer := range m.Layer {
-		for _, c := range layer.Children() {
-			blk, ok := c.Value.(*models.Block)
-			if !ok {
-				return nil, fmt.Errorf("layer%d.%s: not a residual block", i+1, c.Name)
-			}
-			if h, err = w.block(blk, h); err != nil {
-				return nil, fmt.Errorf("layer%d.%s: %w", i+1, c.Name, err)
-			}
-		}
-	}
-	return h, nil
-}
-
-// block is models.Block's forward pass with measured BatchNorms.
-func (w *walker) block(b *models.Block, x *torch.Tensor) (*torch.Tensor, error) {
-	out := x
-	var err error
-	for i, c := range b.Convs {
-		if out, err = c.Forward(out); err != nil {
-			return nil, err
-		}
-		if out, err = w.bn(b.BNs[i], out); err != nil {
-			return nil, err
-		}
-		if i < len(b.Convs)-1 {
-			if err := out.Relu_(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	identity := x
-	if b.Down != nil {
-		if identity, err = w.sequential(b.Down, x); err != nil {
-			return nil, err
-		}
-	}
-	if err := out.Add_(identity, 1); err != nil {
-		return nil, err
-	}
-	return out, out.Relu_()
-}
-
-func (w *walker) sequential(s *nn.Sequential, x *torch.Tensor) (*torch.Tensor, error) {
-	for _, c := range s.Children() {
-		var err error
-		switch m := c.Value.(type) {
-		case *nn.BatchNorm:
-			x, err = w.bn(m, x)
-		case nn.Layer:
-			x, err = m.Forward(x)
-		default:
-			err = fmt.Errorf("%s: no forward pass", c.Name)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return x, nil
-}
-
-// bn records the statistics of x over N, H and W and normalises it with
-// the layer's stored statistics.
-func (w *walker) bn(bn *nn.BatchNorm, x *torch.Tensor) (*torch.Tensor, error) {
-	if err := w.byBN[bn].acc.record(x); err != nil {
-		return nil, err
-	}
-	return torch.BatchNorm(x, bn.Parameter("weight"), bn.Parameter("bias"),
-		bn.Buffer("running_mean"), bn.Buffer("running_var"), false, 0, bn.Config.Eps)
+	return int(n), forward(x)
 }
 
 func (w *walker) report(images int) (*Report, error) {

@@ -285,3 +285,35 @@ func TestMeasureRefusesNonFinite(t *testing.T) {
 	_, err = Measure(context.Background(), net, batches(huge), 0)
 	require.ErrorContains(t, err, "shift: bn1: the divergence from the stored statistics is")
 }
+
+// TestMeasureAnyFamily: Measure finds the BatchNorm layers by walking the
+// modules and sees them through the network's own forward pass, so it
+// measures a MobileNetV3 as a ResNet. It measures in evaluation mode,
+// whatever the network's mode, which it leaves as it was, and it leaves
+// no observer behind.
+func TestMeasureAnyFamily(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	torch.ManualSeed(4)
+	net := must[models.Network](t)(models.Build("mobilenet_v3_small", 0))
+	defer nn.Free(net)
+	var bns []*nn.BatchNorm
+	require.NoError(t, nn.Walk(net, func(_ string, m nn.Module) error {
+		if bn, ok := m.(*nn.BatchNorm); ok {
+			bns = append(bns, bn)
+		}
+		return nil
+	}))
+	x := must[*torch.Tensor](t)(torch.Randn([]int64{4, 3, 32, 32}))
+	nn.Train(net, false)
+	want := must[*Report](t)(Measure(context.Background(), net, batches(x), 0))
+	require.Len(t, want.Layers, len(bns))
+	require.Positive(t, want.Layers[0].Divergence)
+	nn.Train(net, true)
+	got := must[*Report](t)(Measure(context.Background(), net, batches(x), 0))
+	require.Equal(t, want, got, "measured in evaluation mode: the stored statistics unchanged")
+	for _, bn := range bns {
+		require.True(t, bn.Training(), "the mode is put back")
+		require.Nil(t, bn.Observe, "no observer left behind")
+	}
+}

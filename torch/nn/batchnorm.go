@@ -32,7 +32,13 @@ func DefaultBatchNorm(n int64) BatchNormConfig {
 // TrainWhere), independent of whether its parameters require grad.
 type BatchNorm struct {
 	ModuleBase
-	Config  BatchNormConfig
+	Config BatchNormConfig
+	// Observe, when set, is called with every input before it is
+	// normalised, in either mode: how a measurement sees what the layer
+	// receives inside a network's own forward pass (finetune/shift's
+	// BatchNorm shift), whatever the network. It must not change x or
+	// keep it past the call; an error ends the forward pass.
+	Observe func(x *torch.Tensor) error
 	inputND []int
 	kind    string
 }
@@ -101,6 +107,11 @@ func (m *BatchNorm) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 	}
 	if !ok {
 		return nil, fmt.Errorf("nn: %s: expected %v-d input, got %d-d", m.kind, m.inputND, nd)
+	}
+	if m.Observe != nil {
+		if err := m.Observe(x); err != nil {
+			return nil, err
+		}
 	}
 	factor := 0.0
 	if m.Config.Momentum != nil {
