@@ -534,6 +534,9 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 		return nil, 0, err
 	}
 	defer m.Close()
+	if m.resnet == nil {
+		return nil, 0, fmt.Errorf("model.arch: %s: the BatchNorm shift is measured on ResNets only (shift.Measure follows a ResNet's blocks)", cfg.Model.Arch)
+	}
 	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples))}
 	if d.Normalize, _, err = normalization(cfg); err != nil {
 		return nil, 0, err
