@@ -30,6 +30,7 @@ import (
 	"github.com/finetune-go/finetune/internal/fashionmnist"
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/models"
 )
 
 // Target classes (Fashion-MNIST labels) and the source classes.
@@ -292,6 +293,9 @@ func SourceConfig(dir, out, arch string, imageSize, epochs int, device string) f
 	cfg.Model.Arch, cfg.Model.Weights = arch, "none"
 	cfg.Model.Head = finetune.HeadConfig{Pooling: "avg", Hidden: []int{}, Init: "random"}
 	cfg.Train.BatchNorm, cfg.Train.LR, cfg.Train.LabelSmoothing = "train", 2e-3, 0
+	if !models.HasBatchNorm(arch) {
+		cfg.Train.BatchNorm = "auto" // the only value a network without BatchNorm takes
+	}
 	cfg.Train.EarlyStopping.Patience = 0
 	cfg.Augment = finetune.AugmentConfig{Enabled: true, Scale: [2]float64{0.7, 1}, Ratio: [2]float64{0.9, 1.1}, HFlip: 0.5}
 	cfg.Stages = []finetune.Stage{{Name: "source", Epochs: epochs, Freeze: "none", BackboneLRMult: 1}}
