@@ -130,7 +130,7 @@ func TestFreezeAndBNModeAreIndependent(t *testing.T) {
 	require.True(t, m.ResNet().BN1.Parameter("weight").RequiresGrad(), "bn_affine: train")
 	require.False(t, m.ResNet().Conv1.Parameter("weight").RequiresGrad())
 	require.True(t, m.ResNet().BN1.Training(), "freezing changed a mode")
-	require.ErrorContains(t, m.Freeze("layer7", "follow"), `"layer7" is not one of`)
+	require.ErrorContains(t, m.Freeze("layer7", "follow"), `"layer7" is not a freeze point of resnet18: one of none, stem, layer1`)
 }
 
 // TestAdaptBNMatchesPyTorch compares AdaBN with torch.optim.swa_utils.

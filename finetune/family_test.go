@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/stretchr/testify/require"
 )
@@ -56,6 +57,32 @@ func TestFreezeGroupsPerFamily(t *testing.T) {
 		`none, stem, stage1, stage2, stage3, stage4, stage5, stage6, stage7, lastconv, all`)
 	_, err := NewModel("convnext_tiny", HeadConfig{Pooling: "max"}, 2, 32)
 	require.ErrorContains(t, err, "model.head.pooling: max pools a ResNet's layer4; convnext_tiny pools its features")
+	x := must[*torch.Tensor](t)(torch.Zeros([]int64{1, 3, 32, 32}))
+	defer x.Free()
+	_, err = m.GradCAM(x, []int{0})
+	require.EqualError(t, err, "grad-cam: the maps are layer4's, a ResNet's; efficientnet_b0 has none")
+}
+
+// TestAdaBNBeyondResNets: train.batchnorm: adapt re-estimates the
+// statistics of a BatchNorm network of another family, which the
+// stages then keep.
+func TestAdaBNBeyondResNets(t *testing.T) {
+	dir := t.TempDir()
+	writeShapes(t, filepath.Join(dir, "train"), 4, 32, 1)
+	cfg := tinyConfig(t, filepath.Join(dir, "train"))
+	cfg.Model.Arch = "mobilenet_v3_small"
+	cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all", BackboneLRMult: 0.1}}
+	cfg.Train.BatchNorm = "adapt"
+	res, err := Train(context.Background(), cfg, Options{})
+	require.NoError(t, err)
+	defer res.Model.Close()
+	require.Equal(t, "adapt", res.BatchNorm)
+	for _, e := range nn.NamedBuffers(res.Model.Backbone) {
+		if strings.HasSuffix(e.Name, "running_var") {
+			v := must[[]float32](t)(e.Value.Float32s())
+			require.NotEqual(t, float32(1), v[0], "%s kept its initial statistics", e.Name)
+		}
+	}
 }
 
 // TestLayerNormBatchNorm: a network without BatchNorm takes

@@ -142,6 +142,7 @@ func Inspect(cfg Config, numClasses int) (*Inspection, error) {
 	in.HeadInputs = pooledWidth(m.Pooling, m.FeatureShape[0], m.FeatureShape[1], m.FeatureShape[2])
 	trained := map[string]bool{}
 	for i, st := range cfg.Stages {
+		st.Freeze = m.familyPoint(st.Freeze) // as the plan records it
 		if err := m.Freeze(st.Freeze, cfg.Train.BNAffine); err != nil {
 			return nil, fmt.Errorf("stages[%d].freeze: %w", i, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/finetune-go/finetune/finetune"
 )
 
 // TestRunEveryFamily trains one network of every family of the zoo from
@@ -38,9 +40,10 @@ func TestRunEveryFamily(t *testing.T) {
 		t.Run(c.arch, func(t *testing.T) {
 			dir := t.TempDir()
 			writeImages(t, filepath.Join(dir, "data"), 4)
-			r := cli(t, dir, "run", "--data.train", "data", "--model.arch", c.arch, "--model.weights", "none",
+			flags := []string{"--data.train", "data", "--model.arch", c.arch, "--model.weights", "none",
 				"--data.image_size", c.size, "--data.batch_size", "4", "--data.workers", "1", "--device", "cpu",
-				"--output.dir", "out", "--stages", c.stages, "--probe=false", "--search", "off", "--model.head.init", "random", "--augment.enabled=false")
+				"--output.dir", "out", "--stages", c.stages, "--probe=false", "--search", "off", "--model.head.init", "random", "--augment.enabled=false"}
+			r := cli(t, dir, append([]string{"run"}, flags...)...)
 			requireExit(t, r, 0)
 			var res struct {
 				BatchNorm string `json:"batchnorm"`
@@ -56,6 +59,9 @@ func TestRunEveryFamily(t *testing.T) {
 				return
 			}
 			require.Contains(t, r.stdout, "freeze: "+c.freeze+": the default's layer2 leaves a ResNet's last two stages training")
+			if c.arch == "convnext_tiny" {
+				requireFamilyInspection(t, dir, flags)
+			}
 			if c.arch != "mobilenet_v3_small" {
 				return
 			}
@@ -97,6 +103,30 @@ func TestFamilyUsageErrors(t *testing.T) {
 	}
 	r := cli(t, dir, "run", "--help")
 	require.Contains(t, r.stdout, "convnext_tiny")
+}
+
+// requireFamilyInspection checks inspect's sizes of convnext_tiny: the
+// groups are its stages, the head sees its 768 pooled features, the
+// last stage freezes at the default's mapped point, and the text says
+// the network has no BatchNorm.
+func requireFamilyInspection(t *testing.T, dir string, flags []string) {
+	r := cli(t, dir, append([]string{"inspect", "--format", "json"}, flags...)...)
+	requireExit(t, r, 0)
+	var got struct{ Model finetune.Inspection }
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
+	in := got.Model
+	var shapes []string
+	for _, g := range in.Groups {
+		shapes = append(shapes, g.Name+":"+dims(g.Shape))
+	}
+	require.Equal(t, []string{"stem:96x8x8", "stage1:96x8x8", "stage2:192x4x4", "stage3:384x2x2", "stage4:768x1x1", "pool:768", "head:2"}, shapes)
+	require.Equal(t, int64(768), in.HeadInputs)
+	require.Equal(t, int64(768*2+2), in.HeadParams)
+	require.Equal(t, "stage2", in.Stages[1].Freeze)
+	require.Equal(t, in.Groups[3].Params+in.Groups[4].Params+in.Groups[5].Params+in.HeadParams, in.Stages[1].Trainable)
+	r = cli(t, dir, append([]string{"inspect"}, flags...)...)
+	requireExit(t, r, 0)
+	require.Contains(t, r.stdout, "no BatchNorm layers: convnext_tiny normalises with LayerNorm")
 }
 
 func readJSON(t *testing.T, path string, v any) {
