@@ -324,8 +324,10 @@ func (r *run) backbonePath() (path, why string) {
 			fmt.Sprintf("%s frozen with stored BatchNorm statistics, %s trains", span(0, n-1), groups[n].Name)
 	case r.m.resnet == nil && r.m.BackboneFrozen():
 		return "unfused, without autograd", "frozen; only a ResNet runs fused"
-	case r.m.resnet == nil:
+	case r.m.resnet == nil && !r.m.backboneParams()[r.m.groups[0].Value[0]].RequiresGrad():
 		return "unfused, the frozen stages without autograd", "only a ResNet runs fused"
+	case r.m.resnet == nil:
+		return "unfused with autograd", "nothing in it is frozen"
 	case r.m.BackboneFrozen():
 		return "unfused, without autograd", fmt.Sprintf("frozen, but BatchNorm uses batch statistics (train.batchnorm: %s)", r.m.BNMode())
 	case r.m.BNMode() == "train" || r.m.BNMode() == "legacy":
