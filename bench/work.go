@@ -297,8 +297,12 @@ func (f *Frozen) UseMkldnn() error {
 	if f.Mkldnn != nil {
 		return nil
 	}
+	rn, ok := f.M.Backbone.(*models.ResNet)
+	if !ok {
+		return fmt.Errorf("bench: oneDNN folding takes a ResNet, not %s", f.M.Backbone.ArchName())
+	}
 	var err error
-	f.Mkldnn, err = FoldMkldnn(f.M.Backbone)
+	f.Mkldnn, err = FoldMkldnn(rn)
 	return err
 }
 

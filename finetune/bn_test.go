@@ -85,7 +85,7 @@ func TestBatchNormModes(t *testing.T) {
 			defer nn.Free(m)
 			before := bnStats(t, m)
 			m.Train(true)
-			require.Equal(t, c.bnTrainingNow, m.Backbone.BN1.Training(), "BN mode while the model trains")
+			require.Equal(t, c.bnTrainingNow, m.ResNet().BN1.Training(), "BN mode while the model trains")
 			require.True(t, m.Head.Training(), "the head trains whatever the BN mode")
 			require.InDeltaSlice(t, toF64(c.trainingOut), toF64(features(m)), 1e-5, "normalisation in training")
 			after := bnStats(t, m)
@@ -95,7 +95,7 @@ func TestBatchNormModes(t *testing.T) {
 				require.Equal(t, before, after, "running statistics changed")
 			}
 			m.Train(false)
-			require.False(t, m.Backbone.BN1.Training())
+			require.False(t, m.ResNet().BN1.Training())
 			if !c.statsMove {
 				require.InDeltaSlice(t, toF64(evalOut), toF64(features(m)), 1e-5, "inference uses the stored statistics")
 			}
@@ -119,18 +119,18 @@ func TestFreezeAndBNModeAreIndependent(t *testing.T) {
 	require.NoError(t, m.SetBNMode("frozen"))
 	m.Train(true)
 	require.NoError(t, m.Freeze("layer3", "follow"))
-	require.False(t, m.Backbone.Layer[3].Base().Child("0").Base().Child("bn1").Base().Training())
-	require.True(t, m.Backbone.Layer[3].Base().Child("0").Base().Child("conv1").Base().Training())
-	require.True(t, m.Backbone.Layer[3].Base().Child("0").(*models.Block).Convs[0].Parameter("weight").RequiresGrad())
-	require.False(t, m.Backbone.Layer[2].Base().Child("0").(*models.Block).Convs[0].Parameter("weight").RequiresGrad())
+	require.False(t, m.ResNet().Layer[3].Base().Child("0").Base().Child("bn1").Base().Training())
+	require.True(t, m.ResNet().Layer[3].Base().Child("0").Base().Child("conv1").Base().Training())
+	require.True(t, m.ResNet().Layer[3].Base().Child("0").(*models.Block).Convs[0].Parameter("weight").RequiresGrad())
+	require.False(t, m.ResNet().Layer[2].Base().Child("0").(*models.Block).Convs[0].Parameter("weight").RequiresGrad())
 	require.NoError(t, m.SetBNMode("train"))
-	require.True(t, m.Backbone.BN1.Training())
-	require.False(t, m.Backbone.BN1.Parameter("weight").RequiresGrad(), "a BN mode unfroze a parameter")
+	require.True(t, m.ResNet().BN1.Training())
+	require.False(t, m.ResNet().BN1.Parameter("weight").RequiresGrad(), "a BN mode unfroze a parameter")
 	require.NoError(t, m.Freeze("all", "train"))
-	require.True(t, m.Backbone.BN1.Parameter("weight").RequiresGrad(), "bn_affine: train")
-	require.False(t, m.Backbone.Conv1.Parameter("weight").RequiresGrad())
-	require.True(t, m.Backbone.BN1.Training(), "freezing changed a mode")
-	require.ErrorContains(t, m.Freeze("layer7", "follow"), `"layer7" is not one of`)
+	require.True(t, m.ResNet().BN1.Parameter("weight").RequiresGrad(), "bn_affine: train")
+	require.False(t, m.ResNet().Conv1.Parameter("weight").RequiresGrad())
+	require.True(t, m.ResNet().BN1.Training(), "freezing changed a mode")
+	require.ErrorContains(t, m.Freeze("layer7", "follow"), `"layer7" is not a freeze point of resnet18: one of none, stem, layer1`)
 }
 
 // TestAdaptBNMatchesPyTorch compares AdaBN with torch.optim.swa_utils.
@@ -159,7 +159,7 @@ func TestAdaptBNMatchesPyTorch(t *testing.T) {
 			}
 		}
 		require.NoError(t, AdaptBN(context.Background(), m, images))
-		require.False(t, m.Backbone.BN1.Training(), "adapted statistics are then frozen")
+		require.False(t, m.ResNet().BN1.Training(), "adapted statistics are then frozen")
 		n := 0
 		worst := 0.0
 		for _, e := range nn.NamedBuffers(m.Backbone) {
@@ -178,7 +178,7 @@ func TestAdaptBNMatchesPyTorch(t *testing.T) {
 		}
 		t.Logf("%v: worst difference %.2g of a layer's largest statistic", tc.at, worst)
 		require.Equal(t, 60, n, "20 BatchNorm layers × 3 buffers")
-		require.Equal(t, 0.1, *m.Backbone.BN1.Config.Momentum, "momentum restored after the pass")
+		require.Equal(t, 0.1, *m.ResNet().BN1.Config.Momentum, "momentum restored after the pass")
 		nn.Free(m)
 	}
 }

@@ -59,7 +59,7 @@ type DataConfig struct {
 
 // ModelConfig chooses the backbone, its weights and the head.
 type ModelConfig struct {
-	Arch    string     `json:"arch" doc:"resnet18, resnet34, resnet50, resnet101, resnet152, wide_resnet50_2 or resnext50_32x4d"`
+	Arch    string     `json:"arch" doc:"the network, one of NETWORKS"`
 	Weights string     `json:"weights" doc:"imagenet (the best published), IMAGENET1K_V1, IMAGENET1K_V2, a .pth/.safetensors path, or none"`
 	Head    HeadConfig `json:"head"`
 }
@@ -204,7 +204,7 @@ func walkKeys(v reflect.Value, prefix string, fn func(Key)) {
 			walkKeys(fv, name, fn)
 			continue
 		}
-		fn(Key{Name: name, Kind: f.Type.Kind(), Doc: f.Tag.Get("doc"), Default: fv.Interface()})
+		fn(Key{Name: name, Kind: f.Type.Kind(), Doc: strings.ReplaceAll(f.Tag.Get("doc"), "NETWORKS", strings.Join(models.Networks(), ", ")), Default: fv.Interface()})
 	}
 }
 
@@ -240,8 +240,9 @@ func ParseStages(s string) ([]Stage, error) {
 	return out, nil
 }
 
-// FreezePoints are the values of a stage's freeze, from nothing frozen to
-// the whole backbone: "layer3" freezes the stem and layer1..layer3.
+// FreezePoints are the values of a ResNet stage's freeze, from nothing
+// frozen to the whole backbone: "layer3" freezes the stem and
+// layer1..layer3. Other families name their own (Model.FreezePoints).
 var FreezePoints = []string{"none", "stem", "layer1", "layer2", "layer3", "layer4", "all"}
 
 func oneOf(key, value string, allowed ...string) error {
@@ -269,7 +270,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("%s: must be in [0, 1%s, got %v", key, map[bool]string{true: ")", false: "]"}[open], v))
 		}
 	}
-	check(oneOf("model.arch", c.Model.Arch, models.Archs()...))
+	check(oneOf("model.arch", c.Model.Arch, models.Networks()...))
 	if c.Data.Train == "" {
 		errs = append(errs, "data.train: required: the folder of training images, one subfolder per class")
 	}
@@ -329,7 +330,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Sprintf("augment.hue: must be in [0, 0.5], got %v", a.Hue))
 	}
 	t := c.Train
-	check(oneOf("train.batchnorm", t.BatchNorm, "auto", "frozen", "train", "adapt", "legacy"))
+	check(checkBatchNorm(c.Model.Arch, t.BatchNorm))
 	check(oneOf("recipe", c.Recipe, "default", "auto", "linear-probe"))
 	check(oneOf("search", c.Search, "quick", "off"))
 	if c.Recipe == "linear-probe" && len(c.Model.Head.Hidden) > 0 {
@@ -388,7 +389,7 @@ func (c Config) Validate() error {
 		}
 		names[s.Name] = true
 		positive(key+".epochs", float64(s.Epochs))
-		check(oneOf(key+".freeze", s.Freeze, FreezePoints...))
+		check(checkFreeze(c.Model.Arch, key+".freeze", s.Freeze))
 		if !(s.BackboneLRMult >= 0) {
 			errs = append(errs, fmt.Sprintf("%s.backbone_lr_mult: must be 0 or more, got %v", key, s.BackboneLRMult))
 		}

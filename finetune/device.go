@@ -2,12 +2,14 @@ package finetune
 
 import (
 	"fmt"
+	"slices"
 
 	"golang.org/x/sys/cpu"
 
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/amp"
 	"github.com/finetune-go/finetune/torch/nn"
+	"github.com/finetune-go/finetune/vision/models"
 )
 
 // placement is where and how a run computes: the device, the autocast
@@ -52,7 +54,9 @@ func (r *run) placePlan(plan *Plan) error {
 	case c.Train.Precision == "auto":
 		plan.Precision = "fp32"
 		why := "float32: the CPU has no bfloat16 instructions (AMX-BF16, AVX512-BF16)"
-		if isa := cpuBF16(); isa != "" {
+		if isa := cpuBF16(); isa != "" && !slices.Contains(models.Archs(), c.Model.Arch) {
+			why = "float32: on a CPU only a ResNet's frozen backbone computes in bfloat16 (fused), not " + c.Model.Arch + "'s"
+		} else if isa != "" {
 			plan.Precision = "bf16"
 			why = "the CPU has " + isa + ": the frozen backbone runs in bfloat16, the layers that train in float32"
 		}

@@ -11,11 +11,11 @@ import (
 )
 
 // cacheValid reports whether the backbone's output for an image cannot
-// change during the stage: nothing in it trains and its BatchNorm layers
-// use stored statistics.
+// change during the stage: nothing in it trains and its BatchNorm layers,
+// if it has any, use stored statistics.
 func (r *run) cacheValid() bool {
 	mode := r.m.BNMode()
-	return r.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt")
+	return r.m.BackboneFrozen() && (mode == "frozen" || mode == "adapt" || mode == "none")
 }
 
 // stageFeatures holds backbone features that stay valid for a stage.

@@ -19,8 +19,9 @@ type Inspection struct {
 	ImageSize  int    `json:"image_size"`
 	NumClasses int    `json:"num_classes"`
 	Pooling    string `json:"pooling"`
-	// Groups are the model's parts in forward order: the backbone's stem
-	// and layer1..layer4, the pooling and the head.
+	// Groups are the model's parts in forward order: the backbone's freeze
+	// groups (a ResNet's stem and layer1..layer4; Model.FreezePoints), the
+	// pooling and the head.
 	Groups []GroupInfo `json:"groups"`
 	Total  int64       `json:"total"`
 	// HeadInputs is the width of the head's input.
@@ -73,24 +74,36 @@ type BatchNormState struct {
 	Affine bool `json:"affine_trains"`
 }
 
-// groupNames are the groups of Inspection in forward order.
-var groupNames = []string{"stem", "layer1", "layer2", "layer3", "layer4", "pool", "head"}
+// groupNames are the groups of m's Inspection in forward order.
+func groupNames(m *Model) []string {
+	var out []string
+	for _, g := range m.groups {
+		if g.Name != "pool" {
+			out = append(out, g.Name)
+		}
+	}
+	return append(out, "pool", "head")
+}
 
-// groupOf returns the group of a parameter or module path of a Model.
-func groupOf(path string) string {
+// groupOf returns the group of a parameter or module path of m.
+func groupOf(m *Model, path string) string {
 	if strings.HasPrefix(path, "head") {
 		return "head"
 	}
 	rest := strings.TrimPrefix(path, "backbone.")
-	if strings.HasPrefix(rest, "layer") && len(rest) >= 6 {
-		return rest[:6]
+	for _, g := range m.groups {
+		for _, p := range g.Value {
+			if p == rest || strings.HasPrefix(p, rest+".") {
+				return g.Name
+			}
+		}
 	}
-	return "stem"
+	return m.groups[0].Name
 }
 
-func groupIndex(name string) int {
-	for i, g := range groupNames {
-		if g == name {
+func (in *Inspection) groupIndex(name string) int {
+	for i, g := range in.Groups {
+		if g.Name == name {
 			return i
 		}
 	}
@@ -112,28 +125,29 @@ func Inspect(cfg Config, numClasses int) (*Inspection, error) {
 		return nil, err
 	}
 	in := &Inspection{Arch: cfg.Model.Arch, ImageSize: cfg.Data.ImageSize, NumClasses: numClasses, Pooling: m.Pooling}
-	for _, g := range groupNames {
+	for _, g := range groupNames(m) {
 		in.Groups = append(in.Groups, GroupInfo{Name: g})
 	}
 	if err := in.shapes(m); err != nil {
 		return nil, err
 	}
 	for _, p := range nn.NamedParameters(m) {
-		in.Groups[groupIndex(groupOf(p.Name))].Params += p.Value.Numel()
+		in.Groups[in.groupIndex(groupOf(m, p.Name))].Params += p.Value.Numel()
 	}
 	for _, bn := range batchNorms(m) {
-		in.Groups[groupIndex(groupOf(bn.Name))].BatchNorms++
+		in.Groups[in.groupIndex(groupOf(m, bn.Name))].BatchNorms++
 	}
 	in.Total, _ = nn.CountParameters(m)
 	in.HeadParams, _ = nn.CountParameters(m.Head)
 	in.HeadInputs = pooledWidth(m.Pooling, m.FeatureShape[0], m.FeatureShape[1], m.FeatureShape[2])
 	trained := map[string]bool{}
 	for i, st := range cfg.Stages {
+		st.Freeze = m.familyPoint(st.Freeze) // as the plan records it
 		if err := m.Freeze(st.Freeze, cfg.Train.BNAffine); err != nil {
 			return nil, fmt.Errorf("stages[%d].freeze: %w", i, err)
 		}
 		m.Train(true)
-		in.Stages = append(in.Stages, stageInfo(m, st, trained))
+		in.Stages = append(in.Stages, in.stageInfo(m, st, trained))
 	}
 	if in.FullBytes, in.DeltaBytes, err = CheckpointSizes(m, trained); err != nil {
 		return nil, err
@@ -162,20 +176,23 @@ func (in *Inspection) shapes(m *Model) error {
 		return err
 	}
 	return torch.NoGrad(func() error {
-		f, err := m.Backbone.Features(x, "stem", "layer1", "layer2", "layer3", "layer4")
+		names := groupNames(m)
+		f, err := m.Backbone.Features(x, names[:len(names)-1]...)
 		if err != nil {
 			return fmt.Errorf("model at image size %d: %w", in.ImageSize, err)
 		}
-		pooled, err := Pool(m.Pooling, f["layer4"])
-		if err != nil {
-			return err
+		pooled := f["pool"]
+		if m.resnet != nil {
+			if pooled, err = Pool(m.Pooling, f["layer4"]); err != nil {
+				return err
+			}
 		}
 		logits, err := m.Head.Forward(pooled)
 		if err != nil {
 			return fmt.Errorf("head: %w", err)
 		}
 		f["pool"], f["head"] = pooled, logits
-		for i, g := range groupNames {
+		for i, g := range names {
 			in.Groups[i].Shape = f[g].Shape()[1:]
 		}
 		return nil
@@ -195,17 +212,17 @@ func batchNorms(m *Model) []nn.Named[*nn.BatchNorm] {
 
 // stageInfo describes m as frozen and moded for stage st, and adds the
 // parameters that train to trained.
-func stageInfo(m *Model, st Stage, trained map[string]bool) StageInfo {
-	si := StageInfo{Stage: st, GroupTrainable: make([]int64, len(groupNames)), BatchStats: make([]int, len(groupNames))}
+func (in *Inspection) stageInfo(m *Model, st Stage, trained map[string]bool) StageInfo {
+	si := StageInfo{Stage: st, GroupTrainable: make([]int64, len(in.Groups)), BatchStats: make([]int, len(in.Groups))}
 	for _, p := range nn.Trainable(m) {
 		trained[p.Name] = true
 		n := p.Value.Numel()
 		si.Trainable += n
-		si.GroupTrainable[groupIndex(groupOf(p.Name))] += n
+		si.GroupTrainable[in.groupIndex(groupOf(m, p.Name))] += n
 	}
 	for _, bn := range batchNorms(m) {
 		b := bn.Value
-		s := BatchNormState{Path: bn.Name, Group: groupOf(bn.Name), Mode: "frozen"}
+		s := BatchNormState{Path: bn.Name, Group: groupOf(m, bn.Name), Mode: "frozen"}
 		switch {
 		case b.Training() && b.Config.TrackRunningStats:
 			s.Mode = "train"
@@ -216,7 +233,7 @@ func stageInfo(m *Model, st Stage, trained map[string]bool) StageInfo {
 			s.Affine = s.Affine || p.Value.RequiresGrad()
 		}
 		if s.Mode != "frozen" {
-			si.BatchStats[groupIndex(s.Group)]++
+			si.BatchStats[in.groupIndex(s.Group)]++
 		}
 		si.BatchNorms = append(si.BatchNorms, s)
 	}

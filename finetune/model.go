@@ -3,6 +3,7 @@ package finetune
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/finetune-go/finetune/torch"
@@ -13,6 +14,13 @@ import (
 // Model is a pretrained backbone with a new head. Its state-dict keys are
 // "backbone." plus torchvision's keys and "head." plus the head's.
 //
+// The backbone is any network of the zoo (models.Networks). A ResNet's
+// head sees layer4's map pooled as Pooling says, and its frozen prefix
+// can run fused (UseFused) with its activations cached; the other
+// families' head sees their own pooled features (their "pool" stage, as
+// torchvision's classifier does) and their frozen part runs unfused,
+// without autograd since none of its parameters requires a gradient.
+//
 // The mode of its BatchNorm layers is a policy of its own (BNMode), which
 // Train re-applies, so switching the model between training and
 // evaluation never silently undoes it.
@@ -22,15 +30,25 @@ import (
 // LoadCheckpoint, Result.Model) owns it and calls Close when done.
 type Model struct {
 	nn.ModuleBase
-	Backbone *models.ResNet
+	Backbone models.Network
 	Head     *nn.Sequential
 	Pooling  string
 	// FeatureShape is the shape of one pooled feature vector's source:
-	// (C, h, w) of layer4 for the configured image size.
+	// (C, h, w) of a ResNet's layer4 for the configured image size,
+	// (C, 1, 1) of another family's pooled features.
 	FeatureShape [3]int64
 	bnMode       string
 	// fused, when set, computes the backbone's fixed prefix (UseFused).
 	fused *models.Fused
+	// resnet is Backbone when it is a ResNet, whose fast paths (the fused
+	// prefix, the activation cache, Grad-CAM on layer4) follow its layers.
+	resnet *models.ResNet
+	// groups are the backbone's freeze groups in depth order: its stages
+	// with parameters (models.StageParameters), by state-dict name.
+	groups []nn.Named[[]string]
+	// conv is the backbone's first convolution, whose weight tells the
+	// model's device and memory format.
+	conv *nn.Conv2d
 }
 
 // Feature widths of a head's input.
@@ -46,14 +64,22 @@ func pooledWidth(pooling string, c, h, w int64) int64 {
 
 // NewModel builds arch without its classifier and a head of cfg for
 // numClasses, for images of imageSize pixels.
-func NewModel(arch string, cfg HeadConfig, numClasses int64, imageSize int) (*Model, error) {
-	bb, err := models.New(arch, 0)
+func NewModel(arch string, cfg HeadConfig, numClasses int64, imageSize int) (_ *Model, err error) {
+	bb, err := models.Build(arch, 0)
 	if err != nil {
 		return nil, err
 	}
-	side := layer4Side(int64(imageSize))
-	m := &Model{Backbone: bb, Pooling: cfg.Pooling, FeatureShape: [3]int64{bb.FeatureDim(), side, side}, bnMode: "train"}
-	m.Head, err = NewHead(cfg, pooledWidth(cfg.Pooling, bb.FeatureDim(), side, side), numClasses)
+	defer func() {
+		if err != nil {
+			nn.Free(bb)
+		}
+	}()
+	m := &Model{Backbone: bb, Pooling: cfg.Pooling, bnMode: "train"}
+	if err := m.describe(cfg.Pooling, imageSize); err != nil {
+		return nil, err
+	}
+	fs := m.FeatureShape
+	m.Head, err = NewHead(cfg, pooledWidth(cfg.Pooling, fs[0], fs[1], fs[2]), numClasses)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +91,49 @@ func NewModel(arch string, cfg HeadConfig, numClasses int64, imageSize int) (*Mo
 	}
 	m.SetTraining(true)
 	return m, nil
+}
+
+// describe fills in what m's engine needs to know of its backbone: the
+// feature shape, the ResNet fast paths, the freeze groups, the first
+// convolution; it refuses a pooling or image size the family cannot take.
+func (m *Model) describe(pooling string, imageSize int) error {
+	bb := m.Backbone
+	switch b := bb.(type) {
+	case *models.ResNet:
+		m.resnet = b
+		side := layer4Side(int64(imageSize))
+		m.FeatureShape = [3]int64{bb.FeatureDim(), side, side}
+	case *models.ViT:
+		if imageSize != models.ViTImageSize {
+			return fmt.Errorf("data.image_size: %s takes %d×%d images (its position embedding has one entry per patch of them), got %d",
+				bb.ArchName(), models.ViTImageSize, models.ViTImageSize, imageSize)
+		}
+	}
+	if m.resnet == nil {
+		if pooling != "avg" {
+			return fmt.Errorf("model.head.pooling: %s pools a ResNet's layer4; %s pools its features as torchvision does: use avg", pooling, bb.ArchName())
+		}
+		m.FeatureShape = [3]int64{bb.FeatureDim(), 1, 1}
+	}
+	stages, err := models.StageParameters(bb)
+	if err != nil {
+		return err
+	}
+	for _, g := range stages {
+		if len(g.Value) > 0 {
+			m.groups = append(m.groups, g)
+		}
+	}
+	_ = nn.Walk(bb, func(_ string, x nn.Module) error {
+		if c, ok := x.(*nn.Conv2d); ok && m.conv == nil {
+			m.conv = c
+		}
+		return nil
+	})
+	if m.conv == nil {
+		return fmt.Errorf("model: %s has no convolution", bb.ArchName())
+	}
+	return nil
 }
 
 // layer4Side is the side of a ResNet's last feature map for square inputs:
@@ -167,7 +236,7 @@ func Pool(pooling string, fmap *torch.Tensor) (*torch.Tensor, error) {
 // placement returns the device of m's parameters and the memory format
 // of its convolutions.
 func (m *Model) placement() (torch.Device, torch.MemoryFormat) {
-	w := m.Backbone.Conv1.Parameter("weight")
+	w := m.conv.Parameter("weight")
 	if cl, err := w.IsContiguous(torch.ChannelsLast); err == nil && cl {
 		if plain, err := w.IsContiguous(torch.ContiguousFormat); err == nil && !plain {
 			return w.Device(), torch.ChannelsLast
@@ -199,24 +268,29 @@ func (m *Model) checkInput(x *torch.Tensor) error {
 	return nil
 }
 
-// backboneFeatures runs the backbone to layer4 on images x.
+// backboneFeatures runs the backbone on images x to what the head's
+// input is made of: a ResNet's layer4, another family's pooled features.
 func (m *Model) backboneFeatures(x *torch.Tensor) (*torch.Tensor, error) {
 	if err := m.checkInput(x); err != nil {
 		return nil, err
 	}
-	f, err := m.Backbone.Features(x, "layer4")
+	stage := "pool"
+	if m.resnet != nil {
+		stage = "layer4"
+	}
+	f, err := m.Backbone.Features(x, stage)
 	if err != nil {
 		return nil, err
 	}
-	return f["layer4"], nil
+	return f[stage], nil
 }
 
 // Features returns the head's input for images x, which must be on the
 // model's device in its memory format.
 func (m *Model) Features(x *torch.Tensor) (*torch.Tensor, error) {
 	f, err := m.backboneFeatures(x)
-	if err != nil {
-		return nil, err
+	if err != nil || m.resnet == nil {
+		return f, err
 	}
 	return Pool(m.Pooling, f)
 }
@@ -271,7 +345,7 @@ func (m *Model) PrefixActivations(x *torch.Tensor) (*torch.Tensor, error) {
 	// input to contiguous and back in every forward and backward (15
 	// copies a step for ResNet50's layer4, about a tenth more CPU); one
 	// conversion of the prefix's map costs less.
-	if _, format := m.placement(); format != m.fused.Format && m.fused.Depth < len(m.Backbone.Layer) {
+	if _, format := m.placement(); format != m.fused.Format && m.fused.Depth < len(m.resnet.Layer) {
 		return h.ContiguousAs(format)
 	}
 	return h, nil
@@ -289,8 +363,8 @@ func (m *Model) TrainFromPrefix(h *torch.Tensor) (*torch.Tensor, error) {
 		return nil, err
 	}
 	var err error
-	for i := m.fused.Depth; i < len(m.Backbone.Layer); i++ {
-		if h, err = m.Backbone.Layer[i].Forward(h); err != nil {
+	for i := m.fused.Depth; i < len(m.resnet.Layer); i++ {
+		if h, err = m.resnet.Layer[i].Forward(h); err != nil {
 			return nil, fmt.Errorf("model: layer%d: %w", i+1, err)
 		}
 	}
@@ -309,7 +383,7 @@ func (m *Model) prefixShape(n int, side int64) [3]int64 {
 	}
 	c := int64(64)
 	if n >= 2 {
-		c = m.Backbone.FeatureDim() >> (5 - n)
+		c = m.resnet.FeatureDim() >> (5 - n)
 	}
 	return [3]int64{c, side, side}
 }
@@ -328,7 +402,7 @@ func (m *Model) UseFused(format torch.MemoryFormat, dtype torch.DType) error {
 	if n == 0 {
 		return nil
 	}
-	f, err := fuse(m.Backbone, format, dtype, n-1)
+	f, err := fuse(m.resnet, format, dtype, n-1)
 	if err != nil {
 		return err
 	}
@@ -358,7 +432,10 @@ func fuse(b *models.ResNet, format torch.MemoryFormat, dtype torch.DType, depth 
 // frozen stage's features. The caller keeps the model in evaluation mode
 // and its weights unchanged until restore.
 func (m *Model) useFusedForEval(format torch.MemoryFormat, dtype torch.DType) (restore func(), err error) {
-	f, err := fuse(m.Backbone, format, dtype, 4)
+	if m.resnet == nil {
+		return func() {}, nil // only a ResNet fuses
+	}
+	f, err := fuse(m.resnet, format, dtype, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -392,19 +469,29 @@ func (m *Model) Close() {
 // nothing in them trains and their BatchNorm layers use stored statistics
 // (train.batchnorm frozen or adapt). It is 0 when the stem trains or
 // BatchNorm uses batch statistics and 5 when the whole backbone is fixed.
+// Only a ResNet fuses: for the other families it is 0.
 func (m *Model) FixedPrefix() int {
-	if m.bnMode != "frozen" && m.bnMode != "adapt" {
+	if m.resnet == nil || m.bnMode != "frozen" && m.bnMode != "adapt" {
 		return 0
 	}
-	groups := m.backboneGroups()
-	for n, g := range groups {
-		for _, mod := range g.Value {
-			if _, trainable := nn.CountParameters(mod); trainable > 0 {
+	params := m.backboneParams()
+	for n, g := range m.groups {
+		for _, name := range g.Value {
+			if params[name].RequiresGrad() {
 				return n
 			}
 		}
 	}
-	return len(groups)
+	return len(m.groups)
+}
+
+// backboneParams maps the backbone's parameters by state-dict name.
+func (m *Model) backboneParams() map[string]*torch.Tensor {
+	out := map[string]*torch.Tensor{}
+	for _, p := range nn.NamedParameters(m.Backbone) {
+		out[p.Name] = p.Value
+	}
+	return out
 }
 
 // Forward returns logits for images x (N, 3, H, W).
@@ -431,10 +518,15 @@ func (m *Model) backboneBNs() []nn.Named[*nn.BatchNorm] {
 
 // SetBNMode sets the policy of the backbone's BatchNorm layers (see
 // TrainConfig.BatchNorm) and applies it for the model's current mode.
-// "adapt" behaves as "frozen" here: the adaptation pass is AdaptBN.
+// "adapt" behaves as "frozen" here: the adaptation pass is AdaptBN. A
+// backbone without BatchNorm (models.HasBatchNorm) takes only "none".
 func (m *Model) SetBNMode(mode string) error {
-	if err := oneOf("train.batchnorm", mode, "frozen", "train", "adapt", "legacy"); err != nil {
-		return err
+	modes := []string{"frozen", "train", "adapt", "legacy"}
+	if !models.HasBatchNorm(m.Backbone.ArchName()) {
+		modes = []string{"none"}
+	}
+	if err := oneOf("train.batchnorm", mode, modes...); err != nil {
+		return fmt.Errorf("%s: %w", m.Backbone.ArchName(), err)
 	}
 	m.bnMode = mode
 	m.Train(m.Training())
@@ -444,9 +536,11 @@ func (m *Model) SetBNMode(mode string) error {
 // ProvisionalBN is the BatchNorm mode of cfg before a run has seen the
 // data: train.batchnorm, except that auto stands for frozen (stored
 // statistics) until the run measures the shift, and for train without
-// pretrained weights.
+// pretrained weights; for a backbone without BatchNorm it is "none".
 func ProvisionalBN(cfg Config) string {
 	switch {
+	case !models.HasBatchNorm(cfg.Model.Arch):
+		return "none"
 	case cfg.Train.BatchNorm != "auto":
 		return cfg.Train.BatchNorm
 	case cfg.Model.Weights == "none":
@@ -481,20 +575,21 @@ func (m *Model) Train(on bool) {
 // (follow, train or freeze) then overrides BatchNorm's scale and shift.
 // No module's mode changes.
 func (m *Model) Freeze(point, affine string) error {
-	idx := -1
-	for i, p := range FreezePoints {
-		if p == point {
-			idx = i
-		}
-	}
+	point = m.familyPoint(point)
+	points := m.FreezePoints()
+	idx := slices.Index(points, point)
 	if idx < 0 {
-		return fmt.Errorf("freeze: %q is not one of %s", point, strings.Join(FreezePoints, ", "))
+		return fmt.Errorf("freeze: %q is not a freeze point of %s: one of %s%s", point, m.Backbone.ArchName(),
+			strings.Join(points, ", "), suggest(point, points))
 	}
-	groups := m.backboneGroups()
-	for i, g := range groups {
-		frozen := i < idx // FreezePoints[1:] name groups[0:]
-		for _, mod := range g.Value {
-			if err := nn.SetRequiresGrad(mod, !frozen); err != nil {
+	frozen := idx // points[1:] name groups[0:]
+	if point == "all" {
+		frozen = len(m.groups)
+	}
+	params := m.backboneParams()
+	for i, g := range m.groups {
+		for _, name := range g.Value {
+			if err := params[name].SetRequiresGrad(i >= frozen); err != nil {
 				return err
 			}
 		}
@@ -515,21 +610,52 @@ func (m *Model) Freeze(point, affine string) error {
 	return nil
 }
 
-// backboneGroups lists the backbone's layer groups in depth order:
-// stem (conv1, bn1), layer1..layer4.
-func (m *Model) backboneGroups() []nn.Named[[]nn.Module] {
-	b := m.Backbone
-	return []nn.Named[[]nn.Module]{
-		{Name: "stem", Value: []nn.Module{b.Conv1, b.BN1}},
-		{Name: "layer1", Value: []nn.Module{b.Layer[0]}},
-		{Name: "layer2", Value: []nn.Module{b.Layer[1]}},
-		{Name: "layer3", Value: []nn.Module{b.Layer[2]}},
-		{Name: "layer4", Value: []nn.Module{b.Layer[3]}},
+// FreezePoints returns the values a stage's freeze takes for m's
+// backbone, from nothing frozen to all of it: "none", the names of its
+// stages with parameters but the last pooled one (a ResNet's "stem",
+// "layer1".."layer4"; ConvNeXt's, Swin's, MobileNetV3's, EfficientNet's
+// and RegNet's "stem", "stage1".., EfficientNet's and MobileNetV3's
+// "lastconv"; ViT's "embed", "block1".."block12"), then "all". A stage's
+// name freezes it and every stage before it; "all" freezes the pooled
+// features' own parameters too (ConvNeXt's, Swin's and ViT's final
+// LayerNorm, MobileNetV3's hidden layer).
+func (m *Model) FreezePoints() []string {
+	points := []string{"none"}
+	for _, g := range m.groups {
+		if g.Name != "pool" {
+			points = append(points, g.Name)
+		}
 	}
+	return append(points, "all")
 }
+
+// defaultFreeze is the freeze point of the default recipe's fine-tuning
+// stage, a ResNet's name, which means the same on every family.
+var defaultFreeze = Defaults().Stages[1].Freeze
+
+// familyPoint returns the freeze point that point means for m: the
+// default recipe's "layer2", which leaves a ResNet's last two stages
+// training, is the stage before the last two of another family; every
+// other point is itself.
+func (m *Model) familyPoint(point string) string {
+	points := m.FreezePoints()
+	if point != defaultFreeze || slices.Contains(points, point) || len(points) < 5 {
+		return point
+	}
+	return points[len(points)-4] // before the last two stages and "all"
+}
+
+// backboneGroups lists the backbone's freeze groups in depth order, each
+// with the parameters it holds by state-dict name: a ResNet's stem
+// (conv1, bn1) and layer1..layer4, another family's stages (see
+// FreezePoints).
+func (m *Model) backboneGroups() []nn.Named[[]string] { return m.groups }
 
 // BackboneFrozen reports whether no backbone parameter trains.
 func (m *Model) BackboneFrozen() bool {
 	_, trainable := nn.CountParameters(m.Backbone)
 	return trainable == 0
 }
+
+// ResNet returns the backbone when it is a ResNet, else nil.
+func (m *Model) ResNet() *models.ResNet { return m.resnet }

@@ -127,6 +127,9 @@ type TopLossReport struct {
 // scaled to a maximum of 1. It runs m as it is (call m.Train(false)
 // first) and leaves its parameters' gradients as they were.
 func (m *Model) GradCAM(x *torch.Tensor, classes []int) ([]Heatmap, error) {
+	if m.resnet == nil {
+		return nil, fmt.Errorf("grad-cam: the maps are layer4's, a ResNet's; %s has none", m.Backbone.ArchName())
+	}
 	if n, err := x.Size(0); err != nil || n != int64(len(classes)) {
 		return nil, fmt.Errorf("grad-cam: %d classes for images of shape %v", len(classes), x.Shape())
 	}
@@ -358,8 +361,8 @@ func Explain(ctx context.Context, m *Model, meta Meta, files []string) ([]Explan
 // reportTopLosses explains the images with the highest loss of the test
 // set (else validation) and records them as an EventTopLosses.
 func (lp *loop) reportTopLosses(ctx context.Context, res *Result) error {
-	if lp.opts.Recorder == nil || !lp.ev.primary {
-		return nil // nobody keeps it
+	if lp.opts.Recorder == nil || !lp.ev.primary || lp.m.resnet == nil {
+		return nil // nobody keeps it, or no Grad-CAM to explain with (Model.GradCAM)
 	}
 	ev, set, split := res.Test, lp.d.TestSet, "test"
 	if ev == nil {

@@ -115,6 +115,7 @@ func (r *run) resolve(ctx context.Context, plan *Plan) (*resolution, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.familyFreeze(plan)
 	first := stagePlan{PlanStage: plan.Stages[0]}
 	if err := r.m.Freeze(first.Freeze, cfg.Train.BNAffine); err != nil {
 		return nil, fmt.Errorf("stages[0].freeze: %w", err)
@@ -163,6 +164,14 @@ func (res *resolution) free(m *Model) {
 func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freeze string, err error) {
 	cfg := r.cfg
 	plan.BatchNorm = cfg.Train.BatchNorm
+	arch := cfg.Model.Arch
+	if !models.HasBatchNorm(arch) {
+		why := arch + " has no BatchNorm layers: LayerNorm normalises each image by itself, nothing to keep, adapt or measure"
+		plan.BatchNorm = "none"
+		r.decide(plan, "train.batchnorm", "none", why, "train.batchnorm: auto → none: "+why)
+		r.noShiftRecipe(plan, why)
+		return "", nil
+	}
 	if cfg.Train.BatchNorm != "auto" && cfg.Recipe != "auto" {
 		return "", nil
 	}
@@ -172,6 +181,16 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 			r.decide(plan, "train.batchnorm", "train", "no pretrained statistics to keep (model.weights: none)",
 				"train.batchnorm: auto → train: no pretrained statistics to keep (model.weights: none)")
 		}
+		return "", nil
+	}
+	if r.m.resnet == nil {
+		why := "the BatchNorm shift is measured on ResNets only (shift.Measure follows a ResNet's blocks), not on " + arch
+		if cfg.Train.BatchNorm == "auto" {
+			plan.BatchNorm = "frozen"
+			r.decide(plan, "train.batchnorm", "frozen", why+": the pretrained statistics are kept",
+				"train.batchnorm: auto → frozen: "+why+": the pretrained statistics are kept")
+		}
+		r.noShiftRecipe(plan, why)
 		return "", nil
 	}
 	report, err := measureShift(ctx, r.cfg, r.at, r.m, r.d, r.loaderLog, r.skip)
@@ -193,6 +212,30 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 		return point, nil
 	}
 	return "", nil
+}
+
+// noShiftRecipe records, under recipe: auto, that the stages keep their
+// configured freeze points: without a measured shift (why) there is
+// nothing to choose them from.
+func (r *run) noShiftRecipe(plan *Plan, why string) {
+	if r.cfg.Recipe == "auto" {
+		r.decide(plan, "recipe", "default", why, "recipe: auto → the stages as configured: "+why)
+	}
+}
+
+// familyFreeze records, for each of plan's stages whose freeze point
+// means another on this family (Model.familyPoint: the default recipe's
+// layer2 on a network that is not a ResNet), the point it freezes at.
+func (r *run) familyFreeze(plan *Plan) {
+	for i := range plan.Stages {
+		ps := &plan.Stages[i]
+		if p := r.m.familyPoint(ps.Freeze); p != ps.Freeze {
+			why := fmt.Sprintf("the default's %s leaves a ResNet's last two stages training; %s's last two train after %s",
+				ps.Freeze, r.cfg.Model.Arch, p)
+			ps.Freeze = p
+			r.decide(plan, fmt.Sprintf("stages[%d].freeze", i), p, why, fmt.Sprintf("stage %s: freeze: %s: %s", ps.Name, p, why))
+		}
+	}
 }
 
 // measureShift measures the BatchNorm shift of m's backbone on a seeded
@@ -217,7 +260,7 @@ func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Da
 			}
 		}
 	}
-	report, err := shift.Measure(ctx, m.Backbone, images, shiftSample)
+	report, err := shift.Measure(ctx, m.resnet, images, shiftSample)
 	if err != nil {
 		return nil, fmt.Errorf("measuring the BatchNorm shift: %w", err)
 	}
@@ -314,6 +357,12 @@ func (r *run) backbonePath() (path, why string) {
 	case n > 0:
 		return fmt.Sprintf("%s %s; %s unfused with autograd", span(0, n-1), fused, span(n, len(groups)-1)),
 			fmt.Sprintf("%s frozen with stored BatchNorm statistics, %s trains", span(0, n-1), groups[n].Name)
+	case r.m.resnet == nil && r.m.BackboneFrozen():
+		return "unfused, without autograd", "frozen; only a ResNet runs fused"
+	case r.m.resnet == nil && !r.m.backboneParams()[r.m.groups[0].Value[0]].RequiresGrad():
+		return "unfused, the frozen stages without autograd", "only a ResNet runs fused"
+	case r.m.resnet == nil:
+		return "unfused with autograd", "nothing in it is frozen"
 	case r.m.BackboneFrozen():
 		return "unfused, without autograd", fmt.Sprintf("frozen, but BatchNorm uses batch statistics (train.batchnorm: %s)", r.m.BNMode())
 	case r.m.BNMode() == "train" || r.m.BNMode() == "legacy":
@@ -554,6 +603,9 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 		return nil, 0, err
 	}
 	defer m.Close()
+	if m.resnet == nil {
+		return nil, 0, fmt.Errorf("model.arch: %s: the BatchNorm shift is measured on ResNets only (shift.Measure follows a ResNet's blocks)", cfg.Model.Arch)
+	}
 	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples))}
 	if d.Normalize, _, err = normalization(cfg); err != nil {
 		return nil, 0, err

@@ -115,7 +115,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	sets, weights, err := fmtasks.Prepare(ctx, o.dataDir, o.work, o.source)
+	sets, weights, err := fmtasks.Prepare(ctx, o.dataDir, o.work, o.source, "resnet18")
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,16 @@
 // run is the default configuration with only what the data forces
 // changed: 32-pixel images, resnet18 and the source model's weights.
 //
+// -arch trains the source model and every run as another network of the
+// zoo (mobilenet_v3_small, efficientnet_b0, convnext_tiny...), so the
+// recipe's claims are measured beyond ResNets; its source model and runs
+// are cached apart. The settings a family cannot run are left out: the
+// fixed BatchNorm modes and the grid without BatchNorm (ConvNeXt, ViT,
+// Swin), recipe: auto on any network but a ResNet (the shift is measured
+// on ResNets only). For example
+//
+//	go run ./bench/recipes -arch mobilenet_v3_small -only default,probe -seeds 42 -pairs 0-6 -variants original
+//
 // Usage, from the repository root:
 //
 //	go run ./bench/recipes
@@ -48,10 +58,13 @@ import (
 	"github.com/finetune-go/finetune/finetune/demo"
 	"github.com/finetune-go/finetune/finetune/shift"
 	"github.com/finetune-go/finetune/internal/fashionmnist"
+	"github.com/finetune-go/finetune/vision/models"
 )
 
 type options struct {
 	dataDir, work, out string
+	// arch is the source model's and every run's network.
+	arch string
 	// precision is every run's train.precision.
 	precision         string
 	trainPer, testPer int
@@ -79,6 +92,18 @@ type screenTask struct {
 
 // settingNames are the names -only takes.
 var settingNames = []string{"default", "recipe-auto", "frozen", "adapt", "train", "legacy", "probe", "grid"}
+
+// applies returns why the setting called name cannot run on arch, or ""
+// when it can.
+func applies(arch, name string) string {
+	switch {
+	case name == "recipe-auto" && !slices.Contains(models.Archs(), arch):
+		return "the BatchNorm shift recipe: auto chooses from is measured on ResNets only"
+	case (slices.Contains(modes, name) || name == "grid") && !models.HasBatchNorm(arch):
+		return arch + " has no BatchNorm layers"
+	}
+	return ""
+}
 
 // runs reports whether the setting called name is to run.
 func (o options) runs(name string) bool { return len(o.only) == 0 || o.only[name] }
@@ -159,6 +184,8 @@ func main() {
 	flag.StringVar(&o.dataDir, "data", fashionmnist.DefaultDir, "Fashion-MNIST's IDX files")
 	flag.StringVar(&o.work, "work", fmtasks.WorkDir("bnauto"), "image folders, the source model and the runs (shared with bench/bnauto)")
 	flag.StringVar(&o.out, "out", filepath.Join("docs", "recipes.md"), "results (markdown)")
+	flag.StringVar(&o.arch, "arch", "resnet18", "the source model's and every run's network, one of "+strings.Join(models.Networks(), ", ")+
+		" (runs of another than resnet18 are cached apart)")
 	flag.StringVar(&o.precision, "precision", "auto", "train.precision of every run: auto, fp32 or bf16 (runs of an explicit precision are cached apart)")
 	flag.IntVar(&o.trainPer, "train", 300, "training images per class of a task (a fifth is held out for validation)")
 	flag.IntVar(&o.testPer, "test", 1000, "test images per class (from the test split)")
@@ -188,15 +215,11 @@ func main() {
 	if o.seeds, err = fmtasks.ParseSeeds(*seeds); err != nil {
 		log.Fatalf("-seeds: %v", err)
 	}
-	if *only != "" {
-		o.only = map[string]bool{}
-		for _, name := range strings.Split(*only, ",") {
-			name = strings.TrimSpace(name)
-			if !slices.Contains(settingNames, name) {
-				log.Fatalf("-only: %q is not one of %s", name, strings.Join(settingNames, ", "))
-			}
-			o.only[name] = true
-		}
+	if !slices.Contains(models.Networks(), o.arch) {
+		log.Fatalf("-arch: %q is not one of %s", o.arch, strings.Join(models.Networks(), ", "))
+	}
+	if o.only, err = parseOnly(*only, o.arch); err != nil {
+		log.Fatalf("-only: %v", err)
 	}
 	o.variant = strings.Join(o.sets, " ")
 	if *screen != "" {
@@ -208,6 +231,35 @@ func main() {
 		}
 	}
 	fmtasks.Main(func(ctx context.Context) error { return run(ctx, o) })
+}
+
+// parseOnly parses -only: the settings to run, comma separated, each of
+// which must apply to arch; for "" every setting that applies to arch,
+// nil when that is all of them.
+func parseOnly(only, arch string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if only == "" {
+		for _, name := range settingNames {
+			if applies(arch, name) == "" {
+				out[name] = true
+			}
+		}
+		if len(out) == len(settingNames) {
+			return nil, nil
+		}
+		return out, nil
+	}
+	for _, name := range strings.Split(only, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(settingNames, name) {
+			return nil, fmt.Errorf("%q is not one of %s", name, strings.Join(settingNames, ", "))
+		}
+		if why := applies(arch, name); why != "" {
+			return nil, fmt.Errorf("%s does not apply to %s: %s", name, arch, why)
+		}
+		out[name] = true
+	}
+	return out, nil
 }
 
 // setKey sets one key of cfg from "KEY=VALUE", through the parser of
@@ -232,7 +284,7 @@ func setKey(cfg finetune.Config, kv string) (finetune.Config, error) {
 }
 
 func run(ctx context.Context, o options) error {
-	sets, weights, err := fmtasks.Prepare(ctx, o.dataDir, o.work, o.source)
+	sets, weights, err := fmtasks.Prepare(ctx, o.dataDir, o.work, o.source, o.arch)
 	if err != nil {
 		return err
 	}
@@ -381,8 +433,8 @@ func config(o options, task fmtasks.Task, weights string, seed uint64, key strin
 	cfg := finetune.Defaults()
 	cfg.Data.Train, cfg.Data.Test = task.Train(), task.Test()
 	cfg.Data.ImageSize, cfg.Data.Resize = fmtasks.ImageSize, fmtasks.ImageSize
-	cfg.Model.Arch, cfg.Model.Weights = "resnet18", weights
-	cfg.Output.Dir = filepath.Join(o.work, "recipe-runs", filepath.Base(task.Root), fmt.Sprintf("seed%d", seed), key)
+	cfg.Model.Arch, cfg.Model.Weights = o.arch, weights
+	cfg.Output.Dir = filepath.Join(o.work, "recipe-runs", o.archDir(), filepath.Base(task.Root), fmt.Sprintf("seed%d", seed), key)
 	cfg.Output.Checkpoint = "delta"
 	cfg.Device = "cpu"
 	cfg.Train.Precision = o.precision
@@ -417,7 +469,7 @@ func runOnce(ctx context.Context, o options, task fmtasks.Task, weights string, 
 	if o.precision != "auto" {
 		key += "-" + o.precision
 	}
-	dir := filepath.Join(task.Root, "recipes")
+	dir := filepath.Join(task.Root, "recipes", o.archDir())
 	if o.variant != "" {
 		dir = filepath.Join(dir, strings.NewReplacer("/", "_", " ", "+").Replace(o.variant))
 	}
@@ -449,6 +501,15 @@ func runOnce(ctx context.Context, o options, task fmtasks.Task, weights string, 
 	return out, err
 }
 
+// archDir is the folder o's runs are cached in under a task's: none for
+// resnet18, whose runs came first, the network's name for another.
+func (o options) archDir() string {
+	if o.arch == "resnet18" {
+		return ""
+	}
+	return o.arch
+}
+
 // tolerance is how far below the grid's pick the default may land.
 const tolerance = 0.01
 
@@ -473,7 +534,7 @@ func markdown(o options, rows []row) string {
 	fmt.Fprintf(&b, "# Recipes without tuning: the default against fixed BatchNorm modes, the linear probe and a grid search\n\n")
 	fmt.Fprintf(&b, "Written by `%s` (%s, seeds %v; the runs' training times add up to %.0f minutes on CPU).\n\n",
 		command(), time.Now().Format("2006-01-02"), o.seeds, totalMinutes(rows))
-	fmt.Fprintf(&b, "**Source model**: resnet18 trained on Fashion-MNIST classes %v (%d images each, 32 pixels), standing in for ImageNet weights on an offline machine. ", demo.SourceClasses, o.source)
+	fmt.Fprintf(&b, "**Source model**: %s trained on Fashion-MNIST classes %v (%d images each, 32 pixels), standing in for ImageNet weights on an offline machine. ", o.arch, demo.SourceClasses, o.source)
 	fmt.Fprintf(&b, "**Tasks**: two classes, %d training images per class (a fifth held out for validation) and %d test images per class from the test split, as they are or shifted (", o.trainPer, o.testPer)
 	var about []string
 	for _, v := range o.variants {
@@ -481,7 +542,7 @@ func markdown(o options, rows []row) string {
 	}
 	fmt.Fprintf(&b, "%s). ", strings.Join(about, "; "))
 	d := finetune.Defaults()
-	fmt.Fprintf(&b, "**Runs**: finetune's default configuration with only what the data forces changed (image size 32, resnet18, the source weights): ")
+	fmt.Fprintf(&b, "**Runs**: finetune's default configuration with only what the data forces changed (image size 32, %s, the source weights): ", o.arch)
 	fmt.Fprintf(&b, "stages %s:%d:%s then %s:%d:%s at %g× the learning rate, AdamW lr %g, weight decay %g, label smoothing %g, dropout %g, augmentation (crop scale %v), early stopping on %s.",
 		d.Stages[0].Name, d.Stages[0].Epochs, d.Stages[0].Freeze, d.Stages[1].Name, d.Stages[1].Epochs, d.Stages[1].Freeze, d.Stages[1].BackboneLRMult,
 		d.Train.LR, d.Train.WeightDecay, d.Train.LabelSmoothing, d.Model.Head.Dropout, d.Augment.Scale, d.Train.EarlyStopping.Metric)

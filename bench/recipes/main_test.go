@@ -1,11 +1,17 @@
 package main
 
 import (
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/finetune-go/finetune/bench/internal/fmtasks"
 	"github.com/finetune-go/finetune/finetune"
+	"github.com/finetune-go/finetune/finetune/demo"
 )
 
 // TestSetKey: -set parses a value as a config file does, the stages'
@@ -68,4 +74,53 @@ func TestOldDefaultsTrial(t *testing.T) {
 	want.Stages = []finetune.Stage{{Name: "head", Epochs: 5, Freeze: "all", BackboneLRMult: 0.1},
 		{Name: "finetune", Epochs: 15, Freeze: "layer3", BackboneLRMult: 0.1}}
 	require.Equal(t, want, got)
+}
+
+// TestParseOnly: -only defaults to the settings the network can run and
+// refuses one it cannot, saying why.
+func TestParseOnly(t *testing.T) {
+	for _, tc := range []struct {
+		only, arch string
+		want       []string // nil: every setting
+		err        string
+	}{
+		{only: "", arch: "resnet18"},
+		{only: "", arch: "mobilenet_v3_small", want: []string{"adapt", "default", "frozen", "grid", "legacy", "probe", "train"}},
+		{only: "", arch: "convnext_tiny", want: []string{"default", "probe"}},
+		{only: "default, probe", arch: "efficientnet_b0", want: []string{"default", "probe"}},
+		{only: "frozen", arch: "convnext_tiny", err: "frozen does not apply to convnext_tiny: convnext_tiny has no BatchNorm layers"},
+		{only: "recipe-auto", arch: "efficientnet_b0", err: "recipe-auto does not apply to efficientnet_b0: the BatchNorm shift"},
+		{only: "defualt", arch: "resnet18", err: `"defualt" is not one of`},
+	} {
+		t.Run(tc.only+"/"+tc.arch, func(t *testing.T) {
+			got, err := parseOnly(tc.only, tc.arch)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			if tc.want == nil {
+				require.Nil(t, got)
+				return
+			}
+			require.Equal(t, tc.want, slices.Sorted(maps.Keys(got)))
+		})
+	}
+}
+
+// TestConfigArch: -arch's runs and source model are valid
+// configurations of that network, its runs written apart from
+// resnet18's.
+func TestConfigArch(t *testing.T) {
+	task := fmtasks.Task{Root: filepath.Join("work", "data", "0-6-original-300-1000")}
+	for _, arch := range []string{"resnet18", "mobilenet_v3_small", "convnext_tiny"} {
+		o := options{arch: arch, work: "work", precision: "auto"}
+		cfg, err := config(o, task, "source.safetensors", 42, "default")
+		require.NoError(t, err)
+		require.Equal(t, arch, cfg.Model.Arch)
+		require.NoError(t, cfg.Validate())
+		require.Equal(t, arch != "resnet18", strings.Contains(cfg.Output.Dir, arch), cfg.Output.Dir)
+		src := demo.SourceConfig("source", "out", arch, fmtasks.ImageSize, 4, "cpu")
+		require.NoError(t, src.Validate())
+	}
 }

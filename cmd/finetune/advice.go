@@ -73,7 +73,8 @@ func overfitAdvice(cfg finetune.Config, res *finetune.Result) []string {
 		out = append(out, "train.label_smoothing is 0: try 0.1")
 	}
 	for i, s := range cfg.Stages {
-		if slices.Index(finetune.FreezePoints, s.Freeze) < slices.Index(finetune.FreezePoints, "layer3") {
+		// A ResNet's points only: the other families name their own.
+		if at := slices.Index(finetune.FreezePoints, s.Freeze); at >= 0 && at < slices.Index(finetune.FreezePoints, "layer3") {
 			out = append(out, fmt.Sprintf("stages[%d] (%s) freezes up to %s: on a small dataset freeze more (layer3 or all)", i, s.Name, s.Freeze))
 		}
 	}

@@ -92,6 +92,11 @@
 // 'finetune init' writes them all to a file, and 'finetune config' shows
 // what a run would use. Lists take commas: --model.head.hidden 512,256,
 // --stages head:5:all,finetune:15:layer3:0.1 (NAME:EPOCHS:FREEZE[:MULT]).
+// FREEZE is none, all or a stage of the network, frozen with those before
+// it: a ResNet's stem and layer1..layer4; ConvNeXt's, Swin's, RegNet's,
+// EfficientNet's and MobileNetV3's stem, stage1.. (and lastconv for the
+// last two); ViT's embed and block1..block12. The default's layer2 means
+// on every network the stage before the last two, which train.
 // Booleans take --key or --key=false. An unknown key in the file, or a
 // FINETUNE_ variable a typo away from a key's, is an error naming the key
 // meant.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -202,37 +203,7 @@ func printInspection(w io.Writer, cfg finetune.Config, in *finetune.Inspection) 
 	printTable(w, append(rows, total, frozen))
 	fmt.Fprintf(w, "(the columns after parameters count those that train in each stage of the recipe)\n")
 
-	fmt.Fprintf(w, "\nBatchNorm layers while training (train.batchnorm: %s, train.bn_affine: %s):\n", cfg.Train.BatchNorm, cfg.Train.BNAffine)
-	rows = [][]string{{"part", "layers"}}
-	for _, s := range in.Stages {
-		rows[0] = append(rows[0], s.Name)
-	}
-	for _, g := range in.Groups {
-		if g.BatchNorms == 0 {
-			continue
-		}
-		row := []string{g.Name, fmt.Sprint(g.BatchNorms)}
-		for _, s := range in.Stages {
-			row = append(row, bnCell(s, g.Name))
-		}
-		rows = append(rows, row)
-	}
-	printTable(w, rows)
-	fmt.Fprintln(w, "(train: batch statistics, running ones updated; frozen: stored statistics; legacy: batch statistics, stored ones unused until inference)")
-	if verbose {
-		for _, s := range in.Stages {
-			fmt.Fprintf(w, "\nstage %s, every BatchNorm:\n", s.Name)
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			for _, bn := range s.BatchNorms {
-				affine := "scale and shift frozen"
-				if bn.Affine {
-					affine = "scale and shift train"
-				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\n", bn.Path, bn.Mode, affine)
-			}
-			tw.Flush()
-		}
-	}
+	printBatchNorms(w, cfg, in)
 
 	h := cfg.Model.Head
 	fmt.Fprintf(w, "\nhead: %s pooling -> %s features -> hidden %v -> %d classes: %s parameters (%s as float32, %s with Adam's two moments)\n",
@@ -288,4 +259,44 @@ func dims(shape []int64) string {
 		parts[i] = fmt.Sprint(d)
 	}
 	return strings.Join(parts, "x")
+}
+
+// printBatchNorms prints the modes of in's BatchNorm layers in each stage,
+// or that the network has none.
+func printBatchNorms(w io.Writer, cfg finetune.Config, in *finetune.Inspection) {
+	if !slices.ContainsFunc(in.Groups, func(g finetune.GroupInfo) bool { return g.BatchNorms > 0 }) {
+		fmt.Fprintf(w, "\nno BatchNorm layers: %s normalises with LayerNorm, each image by itself\n", in.Arch)
+		return
+	}
+	fmt.Fprintf(w, "\nBatchNorm layers while training (train.batchnorm: %s, train.bn_affine: %s):\n", cfg.Train.BatchNorm, cfg.Train.BNAffine)
+	rows := [][]string{{"part", "layers"}}
+	for _, s := range in.Stages {
+		rows[0] = append(rows[0], s.Name)
+	}
+	for _, g := range in.Groups {
+		if g.BatchNorms == 0 {
+			continue
+		}
+		row := []string{g.Name, fmt.Sprint(g.BatchNorms)}
+		for _, s := range in.Stages {
+			row = append(row, bnCell(s, g.Name))
+		}
+		rows = append(rows, row)
+	}
+	printTable(w, rows)
+	fmt.Fprintln(w, "(train: batch statistics, running ones updated; frozen: stored statistics; legacy: batch statistics, stored ones unused until inference)")
+	if verbose {
+		for _, s := range in.Stages {
+			fmt.Fprintf(w, "\nstage %s, every BatchNorm:\n", s.Name)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			for _, bn := range s.BatchNorms {
+				affine := "scale and shift frozen"
+				if bn.Affine {
+					affine = "scale and shift train"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", bn.Path, bn.Mode, affine)
+			}
+			tw.Flush()
+		}
+	}
 }

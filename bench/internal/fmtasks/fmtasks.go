@@ -117,11 +117,11 @@ func ReadSets(dir string) (Sets, error) {
 	return Sets{train, test}, nil
 }
 
-// SourceModel trains the demo's source model (resnet18 on
-// demo.SourceClasses, perClass images each, 4 epochs at 32 pixels) into
-// work, or finds it there, and returns its path.
-func SourceModel(ctx context.Context, work string, train *fashionmnist.Set, perClass int) (string, error) {
-	path := filepath.Join(work, fmt.Sprintf("source-resnet18-%d.safetensors", perClass))
+// SourceModel trains the demo's source model (arch, resnet18 in the
+// demo, on demo.SourceClasses, perClass images each, 4 epochs at 32
+// pixels) into work, or finds it there, and returns its path.
+func SourceModel(ctx context.Context, work string, train *fashionmnist.Set, perClass int, arch string) (string, error) {
+	path := filepath.Join(work, fmt.Sprintf("source-%s-%d.safetensors", arch, perClass))
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
@@ -132,8 +132,8 @@ func SourceModel(ctx context.Context, work string, train *fashionmnist.Set, perC
 	if _, err := train.WriteFolder(dir, demo.SourceClasses, perClass); err != nil {
 		return "", err
 	}
-	log.Printf("training the source model on %s", dir)
-	cfg := demo.SourceConfig(dir, filepath.Join(work, "source-run"), "resnet18", ImageSize, 4, "cpu")
+	log.Printf("training the source model (%s) on %s", arch, dir)
+	cfg := demo.SourceConfig(dir, filepath.Join(work, "source-run-"+arch), arch, ImageSize, 4, "cpu")
 	acc, err := demo.TrainSource(ctx, cfg, path, nil)
 	if err != nil {
 		return "", fmt.Errorf("source model: %w", err)
@@ -263,14 +263,14 @@ func Main(run func(ctx context.Context) error) {
 	}
 }
 
-// Prepare reads Fashion-MNIST from dataDir and trains the source model
-// on sourcePer images per class, or finds it in work; it returns the
-// splits and the model's path.
-func Prepare(ctx context.Context, dataDir, work string, sourcePer int) (Sets, string, error) {
+// Prepare reads Fashion-MNIST from dataDir and trains the source model,
+// an arch, on sourcePer images per class, or finds it in work; it
+// returns the splits and the model's path.
+func Prepare(ctx context.Context, dataDir, work string, sourcePer int, arch string) (Sets, string, error) {
 	sets, err := ReadSets(dataDir)
 	if err != nil {
 		return sets, "", err
 	}
-	weights, err := SourceModel(ctx, work, sets.Train, sourcePer)
+	weights, err := SourceModel(ctx, work, sets.Train, sourcePer, arch)
 	return sets, weights, err
 }
