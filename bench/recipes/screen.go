@@ -40,11 +40,10 @@ var (
 )
 
 // trialResult is a trial's fine-tuned test accuracy minus the probe's on
-// each screening task, averaged over the screening seeds, without and
-// with probe_fallback.
+// each screening task, averaged over the screening seeds.
 type trialResult struct {
 	trial
-	diff, withFallback []float64
+	diff []float64
 }
 
 func parseScreen(s string) ([]screenTask, error) {
@@ -87,7 +86,7 @@ func screenTrials(ctx context.Context, o options, sets fmtasks.Sets, weights str
 		tried.variant = "trial-" + t.key
 		r := trialResult{trial: t}
 		for _, task := range tasks {
-			var diff, withFallback float64
+			var diff float64
 			for _, seed := range o.screenSeeds {
 				ft, err := runOnce(ctx, tried, task, weights, seed, setting{"default", func(*finetune.Config) {}})
 				if err != nil {
@@ -97,17 +96,10 @@ func screenTrials(ctx context.Context, o options, sets fmtasks.Sets, weights str
 				if err != nil {
 					return nil, err
 				}
-				d := ft.TestAccuracy - probe.TestAccuracy
-				diff += d
-				// probe_fallback: the probe's model when its validation
-				// accuracy beats the best epoch's, which the run ends with.
-				if ft.ProbeVal <= ft.ValAccuracy {
-					withFallback += d
-				}
+				diff += ft.TestAccuracy - probe.TestAccuracy
 			}
 			n := float64(len(o.screenSeeds))
 			r.diff = append(r.diff, diff/n)
-			r.withFallback = append(r.withFallback, withFallback/n)
 		}
 		out = append(out, r)
 	}
@@ -132,7 +124,7 @@ func screenMarkdown(o options, results []trialResult) string {
 		names = append(names, st.pair.Name()+" "+st.variant.Name)
 	}
 	fmt.Fprintf(&b, "The trials, on %s (seeds %v), each with `probe_fallback: false` so that its own fine-tuned model is measured; "+
-		"the test accuracy minus the probe's, in points, and in brackets what `probe_fallback` (the probe's model when its validation accuracy beats the best epoch's) would have ended with:\n\n",
+		"the test accuracy minus the probe's, in points:\n\n",
 		strings.Join(names, ", "), o.screenSeeds)
 	fmt.Fprintf(&b, "| trial | what it tests | keys over the new defaults |")
 	for _, n := range names {
@@ -146,11 +138,10 @@ func screenMarkdown(o options, results []trialResult) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |", r.name, r.tests, keys)
 		for i := range r.diff {
-			fmt.Fprintf(&b, " %+.1f (%+.1f) |", 100*r.diff[i], 100*r.withFallback[i])
+			fmt.Fprintf(&b, " %+.1f |", 100*r.diff[i])
 		}
 		mean, worst := meanWorst(r.diff)
-		fmean, fworst := meanWorst(r.withFallback)
-		fmt.Fprintf(&b, " %+.1f (%+.1f) | %+.1f (%+.1f) |\n", 100*mean, 100*fmean, 100*worst, 100*fworst)
+		fmt.Fprintf(&b, " %+.1f | %+.1f |\n", 100*mean, 100*worst)
 	}
 	return b.String()
 }
