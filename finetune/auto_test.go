@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/finetune-go/finetune/finetune/shift"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,8 +16,12 @@ import (
 // pretrained writes the backbone of a resnet18 whose BatchNorm statistics
 // describe writeShapes images at 32 pixels, as pretrained weights do for
 // their source data, and returns the file.
-func pretrained(t *testing.T, data string) string {
+func pretrained(t *testing.T, data string) string { return pretrainedNet(t, data, "resnet18") }
+
+// pretrainedNet is pretrained for a network of another family.
+func pretrainedNet(t *testing.T, data, arch string) string {
 	cfg := tinyConfig(t, data)
+	cfg.Model.Arch = arch
 	cfg.Data.ValSplit = 0.5
 	cfg.Train.BatchNorm = "train"
 	cfg.Stages = []Stage{{Name: "source", Epochs: 1, Freeze: "none", BackboneLRMult: 1}}
@@ -75,6 +80,51 @@ func TestAutoBatchNormAndBaselines(t *testing.T) {
 		require.FileExists(t, filepath.Join(cfg.Output.Dir, "search.json"))
 		nn.Free(res.Model)
 	}
+}
+
+// TestShiftBeyondResNets: train.batchnorm: auto on a pretrained network
+// of another BatchNorm family decides from the shift measured on it,
+// summarised by the network's own stages, and inverted images shift it
+// more than the source's.
+func TestShiftBeyondResNets(t *testing.T) {
+	source := shapes(t, 12)
+	weights := pretrainedNet(t, source, "mobilenet_v3_small")
+	negatives := t.TempDir()
+	writeShapes(t, negatives, 12, 40, 1)
+	invertFolder(t, negatives)
+	var shifts []float64
+	for _, data := range []string{source, negatives} {
+		cfg := tinyConfig(t, data)
+		cfg.Model.Arch, cfg.Model.Weights = "mobilenet_v3_small", weights
+		cfg.Train.BatchNorm = "auto"
+		cfg.Stages = []Stage{{Name: "head", Epochs: 1, Freeze: "all"}}
+		res, err := Train(context.Background(), cfg, Options{})
+		require.NoError(t, err)
+		defer res.Model.Close()
+		var why string
+		for _, d := range res.Plan.Decisions {
+			if d.Key == "train.batchnorm" {
+				why = d.Reason
+			}
+		}
+		require.Contains(t, why, "BatchNorm shift", "decided from the measurement")
+		report, n, err := MeasureShift(context.Background(), cfg, data, nil)
+		require.NoError(t, err)
+		require.Equal(t, 24, n)
+		var names []string
+		for _, st := range report.Stages {
+			names = append(names, st.Name)
+			require.Positive(t, st.Layers)
+		}
+		require.Equal(t, []string{"stem", "stage1", "stage2", "stage3", "stage4", "lastconv"}, names)
+		for _, l := range report.Layers {
+			require.Contains(t, names, l.Stage, "%s", l.Path)
+		}
+		mode, _ := shift.ChooseBN(report)
+		require.Equal(t, mode, res.BatchNorm)
+		shifts = append(shifts, report.Shift())
+	}
+	require.Greater(t, shifts[1], shifts[0], "inverted images shift the statistics more than the source's")
 }
 
 func invertFolder(t *testing.T, root string) {

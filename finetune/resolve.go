@@ -183,16 +183,6 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 		}
 		return "", nil
 	}
-	if r.m.resnet == nil {
-		why := "the BatchNorm shift is measured on ResNets only (shift.Measure follows a ResNet's blocks), not on " + arch
-		if cfg.Train.BatchNorm == "auto" {
-			plan.BatchNorm = "frozen"
-			r.decide(plan, "train.batchnorm", "frozen", why+": the pretrained statistics are kept",
-				"train.batchnorm: auto → frozen: "+why+": the pretrained statistics are kept")
-		}
-		r.noShiftRecipe(plan, why)
-		return "", nil
-	}
 	report, err := measureShift(ctx, r.cfg, r.at, r.m, r.d, r.loaderLog, r.skip)
 	if err != nil {
 		return "", err
@@ -205,6 +195,11 @@ func (r *run) resolveBN(ctx context.Context, plan *Plan, res *resolution) (freez
 		mode, why := shift.ChooseBN(report)
 		plan.BatchNorm = mode
 		r.decide(plan, "train.batchnorm", mode, why, fmt.Sprintf("train.batchnorm: auto → %s: %s", mode, why))
+	}
+	if cfg.Recipe == "auto" && r.m.resnet == nil {
+		// SuggestFreeze's rule names and was measured on a ResNet's stages.
+		r.noShiftRecipe(plan, "recipe: auto's freeze rule is a ResNet's (shift.SuggestFreeze), not "+arch+"'s")
+		return "", nil
 	}
 	if cfg.Recipe == "auto" {
 		point, why := shift.SuggestFreeze(report, len(r.d.Train))
@@ -260,7 +255,7 @@ func measureShift(ctx context.Context, cfg Config, at placement, m *Model, d *Da
 			}
 		}
 	}
-	report, err := shift.Measure(ctx, m.resnet, images, shiftSample)
+	report, err := shift.Measure(ctx, m.Backbone, images, shiftSample)
 	if err != nil {
 		return nil, fmt.Errorf("measuring the BatchNorm shift: %w", err)
 	}
@@ -598,14 +593,14 @@ func MeasureShift(ctx context.Context, cfg Config, dir string, hub *models.Hub) 
 	if cfg.Model.Weights == "none" {
 		return nil, 0, fmt.Errorf("model.weights: none: there are no stored statistics to compare with")
 	}
+	if !models.HasBatchNorm(cfg.Model.Arch) {
+		return nil, 0, fmt.Errorf("model.arch: %s has no BatchNorm layers: LayerNorm normalises each image by itself, there are no stored statistics to compare with", cfg.Model.Arch)
+	}
 	m, err := buildModel(ctx, cfg, int64(len(set.Classes)), hub, func(string, ...any) {})
 	if err != nil {
 		return nil, 0, err
 	}
 	defer m.Close()
-	if m.resnet == nil {
-		return nil, 0, fmt.Errorf("model.arch: %s: the BatchNorm shift is measured on ResNets only (shift.Measure follows a ResNet's blocks)", cfg.Model.Arch)
-	}
 	d := &Data{TrainSet: set, Train: allIndices(len(set.Samples))}
 	if d.Normalize, _, err = normalization(cfg); err != nil {
 		return nil, 0, err

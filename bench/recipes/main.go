@@ -15,8 +15,8 @@
 // recipe's claims are measured beyond ResNets; its source model and runs
 // are cached apart. The settings a family cannot run are left out: the
 // fixed BatchNorm modes and the grid without BatchNorm (ConvNeXt, ViT,
-// Swin), recipe: auto on any network but a ResNet (the shift is measured
-// on ResNets only). For example
+// Swin), recipe: auto on any network but a ResNet (its freeze rule names
+// a ResNet's stages). For example
 //
 //	go run ./bench/recipes -arch mobilenet_v3_small -only default,probe -seeds 42 -pairs 0-6 -variants original
 //
@@ -98,7 +98,7 @@ var settingNames = []string{"default", "recipe-auto", "frozen", "adapt", "train"
 func applies(arch, name string) string {
 	switch {
 	case name == "recipe-auto" && !slices.Contains(models.Archs(), arch):
-		return "the BatchNorm shift recipe: auto chooses from is measured on ResNets only"
+		return "recipe: auto's freeze rule (shift.SuggestFreeze) names a ResNet's stages"
 	case (slices.Contains(modes, name) || name == "grid") && !models.HasBatchNorm(arch):
 		return arch + " has no BatchNorm layers"
 	}

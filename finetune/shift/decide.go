@@ -3,7 +3,6 @@ package shift
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 )
 
@@ -20,23 +19,33 @@ import (
 // a point either way.
 const Threshold = 0.176
 
-// decisive are the stages whose shift Report.Shift averages. layer4 is
-// left out: its statistics change with the classes themselves (the last
-// stage encodes them), so a task of images like the source's but of
-// other classes shifts it as much as a change of the images shifts the
-// earlier stages.
-var decisive = Stages[:4]
+// decisive returns the stages whose shift Report.Shift averages: all
+// but the last that holds BatchNorm layers (a ResNet's stem to layer3).
+// The last is left out: its statistics change with the classes
+// themselves (the last stage encodes them), so a task of images like the
+// source's but of other classes shifts it as much as a change of the
+// images shifts the earlier stages.
+func (r *Report) decisive() []StageShift {
+	var out []StageShift
+	for _, s := range r.Stages {
+		if s.Layers > 0 {
+			out = append(out, s)
+		}
+	}
+	if len(out) > 1 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
 
 // Shift returns the dataset's shift: the mean of the stage shifts of the
 // stem and layer1 to layer3. It is the statistic ChooseBN compares with
 // Threshold.
 func (r *Report) Shift() float64 {
 	sum, n := 0.0, 0
-	for _, s := range r.Stages {
-		if slices.Contains(decisive, s.Name) && s.Layers > 0 {
-			sum += s.Divergence
-			n++
-		}
+	for _, s := range r.decisive() {
+		sum += s.Divergence
+		n++
 	}
 	if n == 0 {
 		return 0
@@ -47,8 +56,8 @@ func (r *Report) Shift() float64 {
 // onset returns the first stage whose shift reaches Threshold, or "" when
 // none does.
 func (r *Report) onset() string {
-	for _, s := range r.Stages {
-		if slices.Contains(decisive, s.Name) && s.Layers > 0 && s.Divergence >= Threshold {
+	for _, s := range r.decisive() {
+		if s.Divergence >= Threshold {
 			return s.Name
 		}
 	}
@@ -75,10 +84,8 @@ func ChooseBN(r *Report) (mode, why string) {
 // come from what the images show. "" when it fits.
 func (r *Report) Normalization() string {
 	stem := -1.0
-	for _, s := range r.Stages {
-		if s.Name == "stem" && s.Layers > 0 {
-			stem = s.Divergence
-		}
+	if len(r.Stages) > 0 && r.Stages[0].Layers > 0 {
+		stem = r.Stages[0].Divergence // the first stage sees the images
 	}
 	if stem < Threshold {
 		return ""
@@ -118,7 +125,12 @@ func (r *Report) Table() string {
 	for _, s := range r.Stages {
 		fmt.Fprintf(&b, "%-8s %6d  %.4f\n", s.Name, s.Layers, s.Divergence)
 	}
-	fmt.Fprintf(&b, "shift %.4f (mean of stem to layer3; threshold %.3g), %d images\n", r.Shift(), Threshold, r.Images)
+	d := r.decisive()
+	span := ""
+	if len(d) > 0 {
+		span = d[0].Name + " to " + d[len(d)-1].Name
+	}
+	fmt.Fprintf(&b, "shift %.4f (mean of %s; threshold %.3g), %d images\n", r.Shift(), span, Threshold, r.Images)
 	return b.String()
 }
 

@@ -21,16 +21,11 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/finetune-go/finetune/torch"
 	"github.com/finetune-go/finetune/torch/nn"
 	"github.com/finetune-go/finetune/vision/models"
 )
-
-// Stages are the parts of a ResNet a Report summarises, in depth order;
-// their names are those of finetune's freeze points.
-var Stages = []string{"stem", "layer1", "layer2", "layer3", "layer4"}
 
 // Layer is the shift measured at one BatchNorm layer.
 type Layer struct {
@@ -98,6 +93,9 @@ func Measure(ctx context.Context, net models.Network, images func(yield func(*to
 		return nil, err
 	}
 	defer w.detach()
+	if err := w.stages(net); err != nil {
+		return nil, err
+	}
 	params := nn.NamedParameters(net)
 	if len(params) == 0 {
 		return nil, errors.New("shift: the network has no parameters")
@@ -185,9 +183,10 @@ func (m *moments) record(x *torch.Tensor) error {
 // bnLayer is a BatchNorm layer of the network with its path and what has
 // been measured at its input.
 type bnLayer struct {
-	path string
-	bn   *nn.BatchNorm
-	acc  moments
+	path  string
+	stage string
+	bn    *nn.BatchNorm
+	acc   moments
 }
 
 // walker measures the input of every BatchNorm layer of a network as the
@@ -200,6 +199,8 @@ type walker struct {
 	// the measurement.
 	modules []*nn.ModuleBase
 	was     []bool
+	// stageNames are the network's stages, in depth order.
+	stageNames []string
 }
 
 func newWalker(net nn.Module) (*walker, error) {
@@ -291,9 +292,9 @@ func (w *walker) report(images int) (*Report, error) {
 			// otherwise turn into advice from a NaN.
 			return nil, fmt.Errorf("shift: %s: the divergence from the stored statistics is %v: its running_var or the images' activations are not usable", l.path, div)
 		}
-		r.Layers = append(r.Layers, Layer{Path: l.path, Stage: stageOf(l.path), Divergence: div})
+		r.Layers = append(r.Layers, Layer{Path: l.path, Stage: l.stage, Divergence: div})
 	}
-	for _, name := range Stages {
+	for _, name := range w.stageNames {
 		st := StageShift{Name: name}
 		for _, l := range r.Layers {
 			if l.Stage == name {
@@ -301,19 +302,38 @@ func (w *walker) report(images int) (*Report, error) {
 				st.Layers++
 			}
 		}
-		if st.Layers > 0 {
-			st.Divergence /= float64(st.Layers)
+		if st.Layers == 0 {
+			continue // a ResNet's pool, a ViT's blocks: no BatchNorm to measure
 		}
+		st.Divergence /= float64(st.Layers)
 		r.Stages = append(r.Stages, st)
 	}
 	return r, nil
 }
 
-// stageOf returns the stage of a backbone path: layerN for the residual
-// stages, stem for conv1 and bn1.
-func stageOf(path string) string {
-	if head, _, _ := strings.Cut(path, "."); strings.HasPrefix(head, "layer") {
-		return head
+// stages assigns each BatchNorm layer to the stage of net that holds
+// its parameters (models.StageParameters): the stages a Report
+// summarises are the network's own.
+func (w *walker) stages(net models.Network) error {
+	groups, err := models.StageParameters(net)
+	if err != nil {
+		return fmt.Errorf("shift: %w", err)
 	}
-	return "stem"
+	stageOf := map[string]string{}
+	for _, g := range groups {
+		w.stageNames = append(w.stageNames, g.Name)
+		for _, p := range g.Value {
+			stageOf[p] = g.Name
+		}
+	}
+	for _, l := range w.layers {
+		// Every BatchNorm of torchvision's networks is affine; its
+		// weight names the stage.
+		st, ok := stageOf[l.path+".weight"]
+		if !ok {
+			return fmt.Errorf("shift: BatchNorm %s belongs to no stage of the network", l.path)
+		}
+		l.stage = st
+	}
+	return nil
 }

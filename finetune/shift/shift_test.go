@@ -180,6 +180,9 @@ func adapted(t *testing.T, x *torch.Tensor) *models.ResNet {
 
 // TestChooseBN checks the decision on images like those the statistics
 // come from and on transformed ones.
+// resnetStages are the stages of a ResNet's report, in depth order.
+var resnetStages = []string{"stem", "layer1", "layer2", "layer3", "layer4"}
+
 func TestChooseBN(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()
@@ -215,8 +218,8 @@ func TestChooseBN(t *testing.T) {
 func report(shifts ...float64) *Report {
 	r := &Report{Images: 100}
 	for i, d := range shifts {
-		r.Layers = append(r.Layers, Layer{Path: Stages[i], Stage: Stages[i], Divergence: d})
-		r.Stages = append(r.Stages, StageShift{Name: Stages[i], Divergence: d, Layers: 1})
+		r.Layers = append(r.Layers, Layer{Path: resnetStages[i], Stage: resnetStages[i], Divergence: d})
+		r.Stages = append(r.Stages, StageShift{Name: resnetStages[i], Divergence: d, Layers: 1})
 	}
 	return r
 }
