@@ -89,7 +89,7 @@ func TestParseOnly(t *testing.T) {
 		{only: "", arch: "convnext_tiny", want: []string{"default", "probe"}},
 		{only: "default, probe", arch: "efficientnet_b0", want: []string{"default", "probe"}},
 		{only: "frozen", arch: "convnext_tiny", err: "frozen does not apply to convnext_tiny: convnext_tiny has no BatchNorm layers"},
-		{only: "recipe-auto", arch: "efficientnet_b0", err: "recipe-auto does not apply to efficientnet_b0: the BatchNorm shift"},
+		{only: "recipe-auto", arch: "efficientnet_b0", err: "recipe-auto does not apply to efficientnet_b0: recipe: auto's freeze rule"},
 		{only: "defualt", arch: "resnet18", err: `"defualt" is not one of`},
 	} {
 		t.Run(tc.only+"/"+tc.arch, func(t *testing.T) {
